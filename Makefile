@@ -1,0 +1,69 @@
+# vaelab: `make demo` trains and evaluates the default VAE; `make test` runs the whole suite.
+# Both create .venv and install what they need; nothing is downloaded at run time.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check --quiet
+TORCH  := torch==2.13.0
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test bench lint format data install install-test clean
+
+demo: install data
+	$(PY) -m vaelab train --config configs/vae-mlp.yaml $(ARGS)
+
+test: install-test
+	-@$(MAKE) --no-print-directory data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install data
+	$(PY) bench/train_throughput.py
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: install-test
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	@touch $@
+
+# torch first, pinned: it takes the CPU wheel on this machine's disk (plain `torch` pulls a CUDA build)
+$(VENV)/.torch: $(VENV)/.created
+	$(PIP) install $(TORCH)
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.torch pyproject.toml
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e '.[test]'
+	@touch $@
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist (installed when we are root), or $VAELAB_DATA
+data:
+	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ] || [ -n "$$VAELAB_DATA" ]; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian package dataset-fashion-mnist (Fashion-MNIST IDX files)"; \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) || \
+		{ echo "error: apt-get could not install dataset-fashion-mnist"; exit 1; }; \
+	else \
+		echo "error: Fashion-MNIST is missing: $(FASHION_DIR)/ has no IDX files and we are not root."; \
+		echo "  fix: sudo apt-get install dataset-fashion-mnist"; \
+		echo "   or: put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,"; \
+		echo "       t10k-labels-idx1-ubyte.gz in a folder and export VAELAB_DATA=that/folder"; \
+		exit 1; \
+	fi
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,138 @@
+"""Crash-safe files in a run folder: atomic writes, safetensors weights, resumable trainer state.
+
+Every file is written to a temporary name in the same folder, fsynced, then renamed over the old one,
+so a reader sees either the old or the new file, never a torn one. Weights are safetensors; the
+trainer state (optimizer, RNG states, counters, metrics history) is a plain dict read back with
+``torch.load(weights_only=True)``: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from .errors import RunError
+
+CHECKPOINT_DIR = "checkpoint"
+WEIGHTS_FILE = "model.safetensors"
+TRAINER_FILE = "trainer.pt"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def weights_bytes(model: torch.nn.Module, metadata: dict[str, Any]) -> bytes:
+    """The model's state dict as safetensors bytes; ``metadata`` values are stored as JSON strings."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    return save_safetensors_bytes(state, metadata={k: json.dumps(v) for k, v in metadata.items()})
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a safetensors file, with a RunError if it is missing or damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path} is missing: the run folder has no saved weights (was training started?)")
+    data = path.read_bytes()
+    try:
+        tensors = load_safetensors_bytes(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_len])
+    except (SafetensorError, ValueError, UnicodeDecodeError) as err:
+        raise RunError(f"{path} is damaged ({err}); resume from a checkpoint in {CHECKPOINT_DIR}/") from None
+    metadata = {k: json.loads(v) for k, v in header.get("__metadata__", {}).items()}
+    return tensors, metadata
+
+
+def trainer_state_bytes(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def read_trainer_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # torch raises many types for damaged files
+        raise RunError(f"{path} is damaged: {err}") from None
+
+
+def save_checkpoint(run_dir: Path, epoch: int, weights: bytes, trainer_state: dict[str, Any], keep: int) -> Path:
+    """Write ``checkpoint/epoch-NNNN/`` atomically (a temp folder renamed into place); keep the newest ``keep``."""
+    root = run_dir / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"epoch-{epoch:04d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".epoch-{epoch:04d}.", suffix=".tmp"))
+    for name, data in [(WEIGHTS_FILE, weights), (TRAINER_FILE, trainer_state_bytes(trainer_state))]:
+        with open(tmp / name, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    if final.exists():  # a rerun of an epoch after resume: replace it
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoint folders, oldest first (temporary folders of interrupted writes are ignored)."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("epoch-"))
+
+
+def load_latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any], list[str]]:
+    """The newest checkpoint that loads: (folder, weights, trainer state, messages about skipped ones)."""
+    skipped: list[str] = []
+    for folder in reversed(list_checkpoints(run_dir)):
+        try:
+            weights, _ = read_weights(folder / WEIGHTS_FILE)
+            state = read_trainer_state(folder / TRAINER_FILE)
+        except RunError as err:
+            skipped.append(f"skipped damaged checkpoint {folder.name}: {err}")
+            continue
+        return folder, weights, state, skipped
+    raise RunError(
+        f"{run_dir} has no loadable checkpoint in {CHECKPOINT_DIR}/; start a new run without --resume"
+        + (f" ({'; '.join(skipped)})" if skipped else "")
+    )

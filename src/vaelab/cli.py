@@ -1,0 +1,154 @@
+"""The ``vaelab`` command: one entry point, a subcommand per task. User errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import VaelabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Autoencoders from PCA to VAEs: train, evaluate and look at them.",
+)
+RunArg = Annotated[Path, typer.Argument(help="A run folder made by `vaelab train`, e.g. runs/vae-fashion-mnist-...")]
+_debug = {"on": False}
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False) -> None:
+    _debug["on"] = debug
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        typer.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@app.command()
+def datasets(
+    data_dir: Annotated[str | None, typer.Option(help="Folder with IDX files (also $VAELAB_DATA).")] = None,
+) -> None:
+    """List the datasets, whether they are available here, their sizes and where they were looked for."""
+    from .data import available_datasets
+
+    rows = []
+    for info in available_datasets(data_dir):
+        shape = "x".join(map(str, info.shape)) if info.shape else "-"
+        counts = f"{info.n_train}/{info.n_test}" if info.available else "-"
+        rows.append([info.name, "yes" if info.available else "no", counts, shape, info.where])
+    _print_table(rows, ["dataset", "here", "train/test", "shape", "where"])
+
+
+@app.command()
+def models() -> None:
+    """List the registered models with their config keys."""
+    from .models import registered_models
+
+    for entry in registered_models():
+        typer.echo(f"{entry.name:<12} {entry.description}")
+        typer.echo(f"{'':<12} keys: model.{', model.'.join(entry.config_keys())}")
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def train(
+    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides: key.sub=value ...")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config, e.g. configs/vae-mlp.yaml")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its newest checkpoint.")] = None,
+) -> None:
+    """Train a model; writes a run folder (config, weights, checkpoints, metrics, images)."""
+    from .trainer import train as run_training
+
+    run = run_training(config, overrides or [], resume=resume)
+    typer.echo(f"run folder: {run.path}")
+    for name in ("samples", "reconstructions"):
+        typer.echo(f"{name}: {run.images_dir / (name + '.png')}")
+
+
+@app.command(name="eval")
+def evaluate(
+    run: RunArg,
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    batch_size: Annotated[int, typer.Option(min=1)] = 1024,
+) -> None:
+    """Test -ELBO and its terms per image in nats; writes eval.json in the run folder."""
+    from .evaluate import evaluate_run, write_eval
+    from .run import load_run
+
+    loaded = load_run(run)
+    results = evaluate_run(loaded, split, batch_size)
+    write_eval(loaded, results)
+    rows = [[name, f"{results[name]['mean']:.2f}", f"{results[name]['stderr']:.2f}"]
+            for name in ("neg_elbo", "recon", "kl")]  # fmt: skip
+    typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
+    _print_table(rows, ["term (nats/image)", "mean", "stderr"])
+    typer.echo(f"written: {loaded.path / 'eval.json'}")
+
+
+@app.command()
+def sample(
+    run: RunArg,
+    n: Annotated[int, typer.Option("-n", min=1, max=4096, help="How many images.")] = 64,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the prior draws.")] = 0,
+    scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
+) -> None:
+    """Draw images from the model's prior into a grid PNG."""
+    from .run import load_run
+    from .viz import image_grid, save_png
+
+    loaded = load_run(run)
+    path = save_png(image_grid(loaded.sample(n, seed)), output or loaded.images_dir / "samples.png", scale)
+    typer.echo(f"written: {path}")
+
+
+@app.command()
+def reconstruct(
+    run: RunArg,
+    n: Annotated[int, typer.Option("-n", min=1, max=1024, help="How many images.")] = 32,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
+) -> None:
+    """Originals (one row) above their reconstructions (the next row), for the first n images of a split."""
+    import torch
+
+    from .data import to_float
+    from .errors import ConfigError
+    from .run import load_run
+    from .viz import reconstruction_grid, save_png
+
+    loaded = load_run(run)
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"--split must be train, val or test; got {split!r}")
+    x_uint8, _ = loaded.data.split(split)
+    x = to_float(x_uint8[:n], loaded.data.binarize, torch.Generator().manual_seed(0))
+    grid = reconstruction_grid(x, loaded.reconstruct(x))
+    path = save_png(grid, output or loaded.images_dir / "reconstructions.png", scale)
+    typer.echo(f"written: {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors print ``error: ...`` in one line and exit 2 (tracebacks with --debug)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, prog_name="vaelab")
+    except VaelabError as err:
+        if "--debug" in args:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Configs as dataclasses: YAML files plus ``key.sub=value`` overrides; unknown keys and bad values are errors.
+
+A config resolves in three steps: read the YAML into a dict, apply the overrides to that dict, then
+build the dataclasses, checking every key and value. The ``model`` section's class is chosen by
+``model.name`` from the model registry, so each model declares its own keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"
+    data_dir: str | None = None
+    binarize: Literal["none", "static", "dynamic"] = "dynamic"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1  # only for datasets without an official test split
+    limit: int | None = None  # keep the first N training images (quick runs)
+
+
+@dataclass
+class ModelConfig:
+    """Keys every neural model shares; a model's own config class inherits and adds to it."""
+
+    name: str = "vae"
+    net: Literal["mlp", "conv"] = "mlp"
+    latent_dim: int = 32
+    hidden: list[int] = field(default_factory=lambda: [512, 512])  # MLP widths, encoder order
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # conv channels, encoder order
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    early_stopping: int = 0  # stop after this many epochs without a better val loss; 0 = off
+    threads: int = 0  # torch threads; 0 = the cores this process may use
+    out_dir: str = "runs"
+    name: str | None = None  # run folder name; default <model>-<data>-<timestamp>
+    progress: Literal["auto", "always", "never"] = "auto"  # auto: a bar only on a terminal
+    keep: int = 2  # epoch checkpoints kept for resume
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or start from defaults), apply ``key.sub=value`` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; the shipped ones are in configs/")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a mapping of config sections, not {type(raw).__name__}")
+    return config_from_dict(apply_overrides(raw, overrides or []))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b=value`` set; values are parsed as YAML scalars/lists."""
+    raw = _deep_copy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like key.sub=value, e.g. train.epochs=5")
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a Config from nested dicts (as read from YAML)."""
+    from .models import model_config_class  # the registry imports the models, which import this module
+
+    raw = dict(raw)
+    model_raw = raw.get("model") or {}
+    if not isinstance(model_raw, dict):
+        raise ConfigError("config section 'model' must be a mapping")
+    model_cls = model_config_class(model_raw.get("name", ModelConfig.name))
+    config = _build(Config, raw, prefix="", section_classes={"model": model_cls})
+    _check_ranges(config)
+    return config
+
+
+def _build(cls: type, raw: Any, prefix: str, section_classes: dict[str, type] | None = None) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping of keys, not {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(_unknown_key_message(prefix + str(key), [prefix + name for name in fields]))
+    values = {}
+    for name in fields:
+        if name not in raw:
+            continue
+        sub_cls = (section_classes or {}).get(name, hints[name])
+        if dataclasses.is_dataclass(sub_cls):
+            values[name] = _build(sub_cls, raw[name] or {}, prefix + name + ".")
+        else:
+            values[name] = _check_value(prefix + name, raw[name], hints[name])
+    for name, sub_cls in (section_classes or {}).items():
+        values.setdefault(name, sub_cls())
+    return cls(**values)
+
+
+def _unknown_key_message(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else f"; valid keys here: {', '.join(valid)}"
+    return f"Unknown config key: {key}{hint}"
+
+
+def _check_value(key: str, value: Any, hint: Any) -> Any:
+    """Return ``value`` converted to the annotated type, or raise a ConfigError naming the key."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_value(key, value, inner)
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint_text = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, args))}; got {value!r}{hint_text}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list like [512, 256]; got {value!r}")
+        return [_check_value(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is bool or hint is str:
+        if isinstance(value, hint):
+            return value
+    else:
+        raise TypeError(f"config type {hint} of {key} is not supported")  # a bug in a config class
+    raise ConfigError(f"{key} must be {hint.__name__}; got {value!r}")
+
+
+def _check_ranges(config: Config) -> None:
+    """Range checks the type system cannot express."""
+    rules = [
+        ("model.latent_dim", config.model.latent_dim >= 1),
+        ("train.epochs", config.train.epochs >= 1),
+        ("train.batch_size", config.train.batch_size >= 1),
+        ("train.lr", config.train.lr > 0),
+        ("train.keep", config.train.keep >= 1),
+        ("model.gaussian_std", config.model.gaussian_std > 0),
+        ("model.hidden", all(h >= 1 for h in config.model.hidden)),
+        ("model.channels", all(c >= 1 for c in config.model.channels)),
+    ]
+    for key, ok in rules:
+        if not ok:
+            raise ConfigError(f"{key} must be positive; got {_get(config, key)!r}")
+    if not 0 <= config.data.val_fraction < 1 or not 0 <= config.data.test_fraction < 1:
+        raise ConfigError("data.val_fraction and data.test_fraction must lie in [0, 1)")
+
+
+def _get(config: Config, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}

@@ -1,0 +1,170 @@
+"""The in-memory dataset: uint8 images and int64 labels split into train / val / test, optionally binarised.
+
+Images stay uint8 (N, C, H, W) in memory; `to_float` turns a batch into float32 in [0, 1] inside the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vaelab.data.sources import SOURCES, DatasetInfo, load_source
+from vaelab.errors import ConfigError, DataError
+
+BINARIZE_MODES = ("none", "static", "dynamic")
+SPLITS = ("train", "val", "test")
+_TEST_SEED = 0  # a carved test split never depends on the run's seed: every run tests on the same images
+_STATIC_SEED = 0
+_CHUNK = 8192  # images binarised at a time, bounding the float32 temporary
+
+
+@dataclass(repr=False)
+class ImageData:
+    """A dataset in memory: per split, uint8 images (N, C, H, W) and int64 labels (N,) or None."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor | None
+    val_x: torch.Tensor
+    val_y: torch.Tensor | None
+    test_x: torch.Tensor
+    test_y: torch.Tensor | None
+    class_names: list[str] | None
+    binarize: str  # "none" | "static" (images hold 0/255 only) | "dynamic" (resampled by to_float each batch)
+    description: str = ""  # what was loaded from where, for logs
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W)."""
+        c, h, w = self.train_x.shape[1:]
+        return c, h, w
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.class_names is None else len(self.class_names)
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images, labels) of the split "train", "val" or "test"."""
+        if name not in SPLITS:
+            raise ConfigError(f"Unknown split: {name}; choose one of {', '.join(SPLITS)}")
+        return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+
+    def __repr__(self) -> str:
+        c, h, w = self.image_shape
+        classes = f"{self.num_classes} classes" if self.class_names else "unlabelled"
+        sizes = ", ".join(f"{s} {len(self.split(s)[0])}" for s in SPLITS)
+        return f"ImageData({self.name}: {sizes}; {c}x{h}x{w}, {classes}, binarize={self.binarize})"
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    binarize: str = "none",
+    limit: int | None = None,
+) -> ImageData:
+    """Load a named dataset and split it.
+
+    Without an official test split, `test_fraction` of the images is carved out with the fixed seed 0; then
+    `val_fraction` of what remains is carved out with `seed`. A fraction of 0 gives an empty split; a positive
+    fraction gives at least one image. `test_fraction` is ignored when the source has a test split. `limit`
+    keeps the first `limit` (shuffled) training images. `binarize="static"` draws Bernoulli(x / 255) once with
+    seed 0, per source split and before splitting, so an image's binarisation is the same for every seed.
+    """
+    _check_options(val_fraction, test_fraction, binarize, limit)
+    raw = load_source(name, data_dir)
+    x, y = _images(raw.train_x, binarize), _tensor(raw.train_y)
+    if raw.test_x is None:
+        _check_sizes(name, len(x), test_fraction, val_fraction)
+        test_x, test_y, x, y = _carve(x, y, test_fraction, _TEST_SEED)
+    else:
+        _check_sizes(name, len(x), 0.0, val_fraction)
+        test_x, test_y = _images(raw.test_x, binarize), _tensor(raw.test_y)
+    val_x, val_y, x, y = _carve(x, y, val_fraction, seed)
+    if limit is not None:
+        x, y = x[:limit].clone(), None if y is None else y[:limit].clone()
+    return ImageData(name, x, y, val_x, val_y, test_x, test_y, raw.class_names, binarize, raw.description)
+
+
+def to_float(x_uint8: torch.Tensor, binarize: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """float32 in [0, 1]: x / 255, or with binarize="dynamic" a fresh draw of Bernoulli(x / 255) in {0, 1}.
+
+    For one fixed binarisation (evaluation) pass `torch.Generator().manual_seed(0)`, on x's device.
+    """
+    if x_uint8.dtype != torch.uint8:
+        raise TypeError(f"to_float expects uint8 images, got {x_uint8.dtype}")
+    _check_binarize(binarize)
+    x = x_uint8.float().div_(255)
+    return torch.bernoulli(x, generator=generator) if binarize == "dynamic" else x
+
+
+def available_datasets(data_dir: str | None = None) -> list[DatasetInfo]:
+    """Every registered source: can it be loaded, its sizes, where it is; from file headers only."""
+    return [
+        DatasetInfo(f"{name}:PATH", source.description, where=f"give a path: --data {name}:PATH")
+        if source.probe is None
+        else source.probe(DatasetInfo(name, source.description), data_dir)
+        for name, source in SOURCES.items()
+    ]
+
+
+def _images(array: np.ndarray, binarize: str) -> torch.Tensor:
+    """A fresh uint8 tensor of a (cached, shared) source array; binarised once here when static."""
+    x = torch.from_numpy(array)
+    return _binarize_static(x) if binarize == "static" else x.clone()
+
+
+def _tensor(labels: np.ndarray | None) -> torch.Tensor | None:
+    return None if labels is None else torch.from_numpy(labels).clone()
+
+
+def _count(n: int, fraction: float) -> int:
+    """Images a split of `fraction` takes out of n: none for 0, else round(fraction * n) but at least one."""
+    return 0 if fraction == 0 else max(1, round(fraction * n))
+
+
+def _check_sizes(name: str, n: int, test_fraction: float, val_fraction: float) -> None:
+    n_rest = n - _count(n, test_fraction)
+    if n_rest - _count(n_rest, val_fraction) < 1:
+        raise DataError(
+            f"{name} has only {n} training images, too few to carve test_fraction={test_fraction} and "
+            f"val_fraction={val_fraction} and keep one for training; lower the fractions or use more images"
+        )
+
+
+def _carve(
+    x: torch.Tensor, y: torch.Tensor | None, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    """(part_x, part_y, rest_x, rest_y): a random `fraction` of the images and the rest, both shuffled."""
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    take, keep = perm[: _count(len(x), fraction)], perm[_count(len(x), fraction) :]
+    return x[take], None if y is None else y[take], x[keep], None if y is None else y[keep]
+
+
+def _binarize_static(x: torch.Tensor) -> torch.Tensor:
+    """One fixed draw of Bernoulli(x / 255) with seed 0, stored as uint8 0 / 255."""
+    generator = torch.Generator().manual_seed(_STATIC_SEED)
+    out = torch.empty_like(x)
+    for i in range(0, len(x), _CHUNK):
+        p = x[i : i + _CHUNK] / 255
+        out[i : i + _CHUNK] = torch.bernoulli(p, generator=generator).mul_(255).to(torch.uint8)
+    return out
+
+
+def _check_binarize(binarize: str) -> None:
+    if binarize not in BINARIZE_MODES:
+        raise ConfigError(f"Unknown binarize mode: {binarize}; choose one of {', '.join(BINARIZE_MODES)}")
+
+
+def _check_options(val_fraction: float, test_fraction: float, binarize: str, limit: int | None) -> None:
+    _check_binarize(binarize)
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value <= 0.9:
+            raise ConfigError(f"{key} must be between 0 and 0.9, got {value}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be a positive number of training images, got {limit}")

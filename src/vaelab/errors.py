@@ -1,0 +1,21 @@
+"""User-facing errors: each names what is wrong and what to do. The CLI prints them in one line and exits 2."""
+
+
+class VaelabError(Exception):
+    """Base class for errors caused by the user's input, data or environment (not by a bug)."""
+
+
+class DataError(VaelabError):
+    """A dataset is missing, corrupt, truncated or of the wrong shape."""
+
+
+class ConfigError(VaelabError):
+    """A config file, key or value is invalid."""
+
+
+class RunError(VaelabError):
+    """A run folder is missing, incomplete or inconsistent."""
+
+
+class TrainingError(VaelabError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""

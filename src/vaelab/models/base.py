@@ -1,0 +1,102 @@
+"""The interface every neural model shares: encode, decode, per-image loss terms, sample, reconstruct.
+
+Loss terms are per image, in nats: summed over pixels and latent dimensions, averaged over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..distributions import make_likelihood
+from ..nets import build_decoder, build_encoder
+
+
+@dataclass
+class ImageTerms:
+    """Per-image terms, each (B,), in nats: -ELBO = recon + kl."""
+
+    recon: torch.Tensor
+    kl: torch.Tensor
+
+    @property
+    def neg_elbo(self) -> torch.Tensor:
+        return self.recon + self.kl
+
+
+@dataclass
+class LossTerms:
+    """Batch means of the terms; ``total`` is what the optimiser minimises."""
+
+    total: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def named(self) -> dict[str, torch.Tensor]:
+        return {"loss": self.total, "recon": self.recon, "kl": self.kl, **self.extras}
+
+
+class Autoencoder(nn.Module):
+    """Encoder -> latent -> decoder with a likelihood; subclasses define the posterior and the prior."""
+
+    registry_name = "base"
+
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], num_classes: int | None = None):
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes
+        self.latent_dim = config.latent_dim
+        self.likelihood = make_likelihood(config.likelihood, config.gaussian_std)
+        net_args = (config.hidden, config.channels)
+        self.encoder = build_encoder(config.net, self.image_shape, *net_args, self.encoder_outputs())
+        self.decoder = build_decoder(config.net, self.latent_dim, *net_args, self.image_shape)
+
+    def encoder_outputs(self) -> int:
+        """Width of the encoder's output layer."""
+        return self.latent_dim
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """Posterior q(z|x) for images x (B, C, H, W) in [0, 1]; has ``.mean`` and ``.rsample()``."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder outputs (B, C, H, W): Bernoulli logits or pre-sigmoid Gaussian means."""
+        return self.decoder(z)
+
+    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The likelihood's mean image in [0, 1], (B, C, H, W)."""
+        return self.likelihood.mean(self.decode(z, y))
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, generator=None) -> ImageTerms:
+        """Single-sample per-image reconstruction NLL and KL, each (B,)."""
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossTerms:
+        """The training objective at optimisation step ``step``; the base objective is the -ELBO."""
+        t = self.terms(x, y)
+        recon, kl = t.recon.mean(), t.kl.mean()
+        return LossTerms(recon + kl, recon, kl)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) in [0, 1]: the likelihood means of latents drawn from the prior."""
+        return self.decode_mean(self.prior_sample(n, generator), y)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode the posterior mean of each image: (B, C, H, W) in [0, 1]."""
+        return self.decode_mean(self.encode(x, y).mean, y)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

@@ -1,0 +1,120 @@
+"""A run folder and the trained model in it: ``load_run(path)`` gives a Run to encode, decode and sample with."""
+
+from __future__ import annotations
+
+import csv
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .checkpoint import WEIGHTS_FILE, read_weights
+from .config import Config, config_from_dict
+from .errors import ConfigError, RunError
+from .models import Autoencoder, build_model
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.csv"
+EVAL_FILE = "eval.json"
+IMAGES_DIR = "images"
+
+
+def read_run_config(path: Path) -> Config:
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise RunError(f"{path} is not a run folder: {CONFIG_FILE} is missing (runs are made by `vaelab train`)")
+    try:
+        return config_from_dict(yaml.safe_load(config_path.read_text()) or {})
+    except (yaml.YAMLError, ConfigError) as err:
+        raise RunError(f"{config_path} is not a valid vaelab config: {err}") from None
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """Rows of metrics.csv as dicts of floats (empty if training has not finished an epoch)."""
+    metrics_path = path / METRICS_FILE
+    if not metrics_path.is_file():
+        return []
+    with open(metrics_path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+class Run:
+    """A trained model with its config, metrics and data description; the model is in eval mode."""
+
+    def __init__(self, path: Path, config: Config, model: Autoencoder, metadata: dict[str, Any]):
+        self.path = path
+        self.config = config
+        self.model = model.eval()
+        self.metadata = metadata
+        self.class_names: list[str] | None = metadata.get("class_names")
+
+    @property
+    def metrics(self) -> list[dict[str, float]]:
+        return read_metrics(self.path)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.path / IMAGES_DIR
+
+    @cached_property
+    def data(self):
+        """The run's dataset with the run's splits (loaded on first use)."""
+        from .data import load_dataset
+
+        d = self.config.data
+        return load_dataset(
+            d.name, d.data_dir, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+            seed=self.config.seed, binarize=d.binarize, limit=d.limit,
+        )  # fmt: skip
+
+    def as_images(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Images as float (N, C, H, W) in [0, 1] on the model's device; accepts uint8 or float,
+        flat (N, C*H*W) or image-shaped."""
+        x = torch.as_tensor(x)
+        shape = self.model.image_shape
+        if x.ndim == 2 and x.shape[1] == np.prod(shape):
+            x = x.reshape(-1, *shape)
+        elif x.ndim == 3 and shape[0] == 1 and tuple(x.shape[1:]) == shape[1:]:
+            x = x.unsqueeze(1)
+        if tuple(x.shape[1:]) != shape:
+            raise ValueError(f"expected images of shape (N, {', '.join(map(str, shape))}); got {tuple(x.shape)}")
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        return x.to(self.model.device)
+
+    @torch.no_grad()
+    def encode(self, x, y=None) -> torch.Tensor:
+        """Posterior means (N, latent_dim) of images."""
+        return self.model.encode(self.as_images(x), y).mean
+
+    @torch.no_grad()
+    def decode(self, z, y=None) -> torch.Tensor:
+        """Mean images (N, C, H, W) in [0, 1] of latents z (N, latent_dim)."""
+        return self.model.decode_mean(torch.as_tensor(z, dtype=torch.float32, device=self.model.device), y)
+
+    def sample(self, n: int, seed: int = 0, y=None) -> torch.Tensor:
+        """n images drawn from the model's prior, reproducible by ``seed``."""
+        return self.model.sample(n, y, generator=torch.Generator(self.model.device).manual_seed(seed))
+
+    def reconstruct(self, x, y=None) -> torch.Tensor:
+        return self.model.reconstruct(self.as_images(x), y)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, model={self.config.model.name}, data={self.config.data.name})"
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Rebuild the model of a run folder from its config.yaml and model.safetensors."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunError(f"run folder {path} does not exist; `ls runs/` lists the runs made here")
+    config = read_run_config(path)
+    tensors, metadata = read_weights(path / WEIGHTS_FILE)
+    model = build_model(config.model, tuple(metadata["image_shape"]), metadata.get("num_classes"))
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as err:
+        raise RunError(f"{path / WEIGHTS_FILE} does not match {CONFIG_FILE}: {err}") from None
+    return Run(path, config, model.to(device), metadata)

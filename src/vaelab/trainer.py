@@ -1,0 +1,315 @@
+"""The training loop: in-memory batches by index, Adam, per-epoch validation, crash-safe checkpoints, resume.
+
+Determinism: the data order of epoch e is a permutation drawn from a generator seeded by (seed, e);
+dynamic binarisation draws from its own generator and the reparameterisation noise from torch's
+global RNG, and both states are saved in every checkpoint. So resuming from the checkpoint of epoch
+e replays epochs e+1.. exactly as an uninterrupted run would (same thread count, same machine).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import random
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import WEIGHTS_FILE, atomic_write_bytes, atomic_write_text, load_latest_checkpoint, save_checkpoint
+from .checkpoint import weights_bytes as make_weights_bytes
+from .config import Config, apply_overrides, config_from_dict, load_config
+from .data import ImageData, load_dataset, to_float
+from .errors import ConfigError, TrainingError
+from .models import Autoencoder, build_model
+from .run import CONFIG_FILE, IMAGES_DIR, METRICS_FILE, Run, load_run, read_run_config
+from .viz import image_grid, reconstruction_grid, save_png
+
+EVAL_BATCH = 1024
+VAL_NOISE_SEED = 1234  # fixed noise for validation, so val losses compare across epochs
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def seed_everything(seed: int) -> None:
+    """One seed drives Python's, NumPy's and torch's RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(threads: int) -> int:
+    """Use ``threads`` torch threads, or all cores this process may run on when 0."""
+    n = threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+    return n
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch, a pure function of (seed, epoch)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam on its fused kernel (one pass over all parameters) where the device supports it."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+def model_metadata(data: ImageData) -> dict[str, Any]:
+    """What loading a run needs besides its config: the image shape and the labels."""
+    return {
+        "image_shape": list(data.image_shape),
+        "num_classes": data.num_classes,
+        "class_names": data.class_names,
+        "dataset": data.name,
+    }
+
+
+def new_run_dir(config: Config) -> Path:
+    name = config.train.name or f"{config.model.name}-{config.data.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = name.replace("/", "_").replace(":", "_")
+    root = Path(config.train.out_dir)
+    path, n = root / name, 1
+    while path.exists():
+        n += 1
+        path = root / f"{name}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` into ``run_dir``; ``fit()`` runs the remaining epochs."""
+
+    def __init__(self, config: Config, data: ImageData, model: Autoencoder, run_dir: Path):
+        self.config, self.data, self.model, self.run_dir = config, data, model, run_dir
+        self.optimizer = make_optimizer(model, config.train.lr)
+        self.binarize_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimisation steps completed
+        self.history: list[dict[str, float]] = []
+        self.best_val = math.inf
+        self.epochs_since_best = 0
+        self.metadata = model_metadata(data)
+        self.val_x = to_float(data.val_x, data.binarize, torch.Generator().manual_seed(0))
+
+    # -- state -------------------------------------------------------------------------------------------
+    def trainer_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "binarize_rng": self.binarize_generator.get_state(),
+            "history": self.history,
+            "best_val": self.best_val,
+            "epochs_since_best": self.epochs_since_best,
+        }
+
+    def restore(self) -> None:
+        """Load the newest loadable checkpoint of ``run_dir``."""
+        folder, weights, state, skipped = load_latest_checkpoint(self.run_dir)
+        for message in skipped:
+            log(message)
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.binarize_generator.set_state(state["binarize_rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.history = list(state["history"])
+        self.best_val, self.epochs_since_best = state["best_val"], state["epochs_since_best"]
+        self.write_metrics()  # drop rows of epochs after the checkpoint
+        log(f"resuming {self.run_dir} from {folder.name} (step {self.step})")
+
+    # -- loop --------------------------------------------------------------------------------------------
+    def batches(self, epoch: int):
+        """(x, y) float batches of one epoch in its seeded order; uint8 -> float happens per batch."""
+        x_all, y_all = self.data.train_x, self.data.train_y
+        order = epoch_permutation(len(x_all), self.config.seed, epoch)
+        for idx in order.split(self.config.train.batch_size):
+            x = to_float(x_all[idx], self.data.binarize, self.binarize_generator)
+            yield x, (None if y_all is None else y_all[idx])
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training data; returns the mean loss terms per image."""
+        self.model.train()
+        n_batches = math.ceil(len(self.data.train_x) / self.config.train.batch_size)
+        sums: dict[str, torch.Tensor] = {}
+        seen = 0
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.config.train.epochs}", leave=False,
+                   disable=not self.show_progress(), unit="batch")  # fmt: skip
+        for i, (x, y) in enumerate(self.batches(epoch)):
+            terms = self.model.loss(x, y, self.step)
+            self.check_finite(terms.named(), epoch, i)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            self.optimizer.step()
+            self.step += 1
+            with torch.no_grad():
+                for name, value in terms.named().items():
+                    sums[name] = sums.get(name, 0.0) + value.detach() * len(x)
+            seen += len(x)
+            if i % 25 == 0:
+                bar.set_postfix({k: f"{v.item() / seen:.2f}" for k, v in sums.items()}, refresh=False)
+            bar.update()
+        bar.close()
+        return {name: value.item() / seen for name, value in sums.items()}
+
+    def check_finite(self, named: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
+        """Stop with a message naming the non-finite term; the last checkpoint is left as it is."""
+        if torch.isfinite(named["loss"]):
+            return
+        bad = [k for k, v in named.items() if k != "loss" and not torch.isfinite(v)] or ["loss"]
+        kept = f"the last good checkpoint (epoch {self.epoch}) is kept" if self.epoch else "no epoch had finished"
+        raise TrainingError(
+            f"non-finite {' and '.join(bad)} {'term' if len(bad) == 1 else 'terms'} at step {self.step + 1} (epoch {epoch}, batch {batch}); "
+            f"{kept} in {self.run_dir}. Check the data for NaN or lower train.lr (now {self.config.train.lr})"
+        )
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean -ELBO terms per image on the validation split, with fixed noise."""
+        if len(self.val_x) == 0:
+            return {}
+        self.model.eval()
+        generator = torch.Generator().manual_seed(VAL_NOISE_SEED)
+        y_all = self.data.val_y
+        recon = kl = 0.0
+        for start in range(0, len(self.val_x), EVAL_BATCH):
+            y = None if y_all is None else y_all[start : start + EVAL_BATCH]
+            t = self.model.terms(self.val_x[start : start + EVAL_BATCH], y, generator)
+            recon, kl = recon + t.recon.sum().item(), kl + t.kl.sum().item()
+        n = len(self.val_x)
+        return {"loss": (recon + kl) / n, "recon": recon / n, "kl": kl / n}
+
+    def show_progress(self) -> bool:
+        mode = self.config.train.progress
+        return mode == "always" or (mode == "auto" and sys.stderr.isatty())
+
+    def fit(self) -> None:
+        """Train the remaining epochs, checkpointing after each; stop early if configured."""
+        cfg = self.config.train
+        while self.epoch < cfg.epochs:
+            epoch = self.epoch + 1
+            start = time.perf_counter()
+            train_terms = self.train_epoch(epoch)
+            seconds = time.perf_counter() - start
+            val_terms = self.validate()
+            self.epoch = epoch
+            row = {"epoch": epoch, "step": self.step}
+            row |= {f"train_{k}": v for k, v in train_terms.items()}
+            row |= {f"val_{k}": v for k, v in val_terms.items()}
+            row |= {"seconds": seconds, "samples_per_s": len(self.data.train_x) / seconds, "lr": cfg.lr}
+            row |= {"batch_size": cfg.batch_size}
+            self.history.append(row)
+            self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
+            self.save()
+            log(self.epoch_line(row))
+            if cfg.early_stopping and self.epochs_since_best >= cfg.early_stopping:
+                log(f"early stopping: no better val loss for {cfg.early_stopping} epochs")
+                break
+
+    def update_early_stopping(self, val_loss: float) -> None:
+        if val_loss < self.best_val:
+            self.best_val, self.epochs_since_best = val_loss, 0
+        else:
+            self.epochs_since_best += 1
+
+    def epoch_line(self, row: dict[str, float]) -> str:
+        val = f" | val -ELBO {row['val_loss']:.2f}" if "val_loss" in row else ""
+        return (
+            f"epoch {row['epoch']:>3}/{self.config.train.epochs}  train loss {row['train_loss']:.2f} "
+            f"(recon {row['train_recon']:.2f}, kl {row['train_kl']:.2f}){val} | "
+            f"{row['seconds']:.1f} s, {row['samples_per_s']:.0f} img/s"
+        )
+
+    # -- files -------------------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Checkpoint folder first, then the run's model.safetensors and metrics.csv, each atomically."""
+        weights = make_weights_bytes(self.model, self.metadata)
+        save_checkpoint(self.run_dir, self.epoch, weights, self.trainer_state(), self.config.train.keep)
+        atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
+        self.write_metrics()
+
+    def write_metrics(self) -> None:
+        if not self.history:
+            return
+        columns = list(dict.fromkeys(k for row in self.history for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write_text(self.run_dir / METRICS_FILE, buffer.getvalue())
+
+
+def write_preview_images(run: Run, n: int = 64) -> dict[str, Path]:
+    """Prior samples and test reconstructions of a trained run, in its images/ folder."""
+    data = run.data
+    x = to_float(data.test_x[:32], data.binarize, torch.Generator().manual_seed(0))
+    paths = {
+        "samples": save_png(image_grid(run.sample(n)), run.images_dir / "samples.png", scale=2),
+        "reconstructions": save_png(
+            reconstruction_grid(x, run.reconstruct(x)), run.images_dir / "reconstructions.png", scale=2
+        ),
+    }
+    return paths
+
+
+RESUMABLE_SECTIONS = ("train.",)
+
+
+def resolve_config(config: Config | str | Path | None, overrides: list[str], resume: str | Path | None) -> Config:
+    """The config of a new run (a Config or YAML path plus overrides) or of a resumed one (its saved
+    config; only train.* may change, e.g. train.epochs to train longer)."""
+    if resume is not None:
+        if config is not None:
+            raise ConfigError("--resume reads the config saved in the run folder; do not pass --config too")
+        frozen = [o for o in overrides if not o.startswith(RESUMABLE_SECTIONS)]
+        if frozen:
+            raise ConfigError(f"on resume only train.* keys may change (e.g. train.epochs=30); got {frozen}")
+        config = read_run_config(Path(resume))
+    if isinstance(config, Config):
+        return config_from_dict(apply_overrides(config.to_dict(), overrides)) if overrides else config
+    return load_config(config, overrides)
+
+
+def train(
+    config: Config | str | Path | None = None,
+    overrides: list[str] | None = None,
+    resume: str | Path | None = None,
+) -> Run:
+    """Train a model and return its Run. ``config`` is a Config or a YAML path (defaults if None);
+    ``overrides`` are ``key.sub=value`` strings; ``resume`` is a run folder to continue."""
+    config = resolve_config(config, list(overrides or []), resume)
+    threads = set_threads(config.train.threads)
+    seed_everything(config.seed)
+    d = config.data
+    data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+                        seed=config.seed, binarize=d.binarize, limit=d.limit)  # fmt: skip
+    model = build_model(config.model, data.image_shape, data.num_classes)
+    run_dir = new_run_dir(config) if resume is None else Path(resume)
+    trainer = Trainer(config, data, model, run_dir)
+    if resume is not None:
+        trainer.restore()
+    atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
+    (run_dir / IMAGES_DIR).mkdir(exist_ok=True)
+    log(
+        f"training {config.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
+        f"{data.name}: {len(data.train_x)} train / {len(data.val_x)} val images of "
+        f"{'x'.join(map(str, data.image_shape))}, {threads} threads -> {run_dir}"
+    )
+    trainer.fit()
+    run = load_run(run_dir)
+    write_preview_images(run)
+    return run

@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny datasets generated in tmp dirs, and tiny training configs."""
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    """120 labelled 10x10 images of bars (3 classes: horizontal, vertical, diagonal), with noise."""
+    rng = np.random.default_rng(0)
+    n, size = 120, 10
+    y = np.arange(n) % 3
+    x = np.zeros((n, size, size), dtype=np.float64)
+    pos = rng.integers(1, size - 2, n)
+    for i in range(n):  # building a fixture, not a hot path
+        if y[i] == 0:
+            x[i, pos[i], :] = 1
+        elif y[i] == 1:
+            x[i, :, pos[i]] = 1
+        else:
+            np.fill_diagonal(x[i], 1)
+    x = np.clip(x + rng.uniform(0, 0.2, x.shape), 0, 1)
+    path = tmp_path / "bars.npz"
+    np.savez(path, x=(x * 255).astype(np.uint8), y=y)
+    return path
+
+
+@pytest.fixture
+def tiny_overrides(tiny_npz, tmp_path):
+    """Config overrides for a fast run on the tiny npz data, writing under tmp_path/runs."""
+    return [
+        f"data.name=npz:{tiny_npz}",
+        "model.latent_dim=3",
+        "model.hidden=[32]",
+        "train.batch_size=16",
+        "train.epochs=3",
+        "train.progress=never",
+        f"train.out_dir={tmp_path / 'runs'}",
+        "train.name=tiny",
+    ]

@@ -1,0 +1,89 @@
+"""The trainer: run folder contents, exact resume, NaN handling, early stopping."""
+
+import csv
+
+import pytest
+import torch
+
+import vaelab.trainer as train_module
+from vaelab import TrainingError, load_run, train
+from vaelab.checkpoint import list_checkpoints, read_weights
+
+
+def weights(run_dir):
+    return read_weights(run_dir / "model.safetensors")[0]
+
+
+def test_training_writes_a_complete_run_folder(tiny_overrides):
+    run = train(None, tiny_overrides)
+    names = {p.name for p in run.path.iterdir()}
+    assert {"config.yaml", "model.safetensors", "metrics.csv", "checkpoint", "images"} <= names
+    rows = list(csv.DictReader(open(run.path / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for column in ["train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "seconds", "samples_per_s"]:
+        assert float(rows[-1][column]) == float(rows[-1][column])  # present and not NaN
+    assert float(rows[-1]["train_loss"]) == pytest.approx(float(rows[-1]["train_recon"]) + float(rows[-1]["train_kl"]), rel=1e-5)
+    assert len(list_checkpoints(run.path)) == 2  # train.keep=2
+
+
+def test_loss_goes_down(tiny_overrides):
+    run = train(None, tiny_overrides + ["train.epochs=6"])
+    losses = [row["val_loss"] for row in run.metrics]
+    assert losses[-1] < losses[0]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_overrides, tmp_path):
+    full = train(None, tiny_overrides + ["train.name=full", "data.binarize=dynamic"])
+    part = train(None, tiny_overrides + ["train.name=part", "data.binarize=dynamic", "train.epochs=1"])
+    resumed = train(None, ["train.epochs=3"], resume=part.path)
+    assert resumed.path == part.path
+    a, b = weights(full.path), weights(resumed.path)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3]
+    assert [r["train_loss"] for r in resumed.metrics] == [r["train_loss"] for r in full.metrics]
+
+
+def test_resume_refuses_to_change_the_model(tiny_overrides):
+    run = train(None, tiny_overrides + ["train.epochs=1"])
+    with pytest.raises(Exception, match="only train.\\* keys may change"):
+        train(None, ["model.latent_dim=5"], resume=run.path)
+
+
+def test_a_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(tiny_overrides, monkeypatch):
+    run = train(None, tiny_overrides + ["train.epochs=1"])
+    before = weights(run.path)
+    original = train_module.Trainer.batches
+
+    def poisoned(self, epoch):
+        for i, (x, y) in enumerate(original(self, epoch)):
+            if i == 2:
+                x = x.clone()
+                x[0, 0, 0, 0] = float("nan")
+            yield x, y
+
+    monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
+    with pytest.raises(TrainingError, match=r"non-finite recon and kl terms at step \d+ \(epoch 2, batch 2\).*last good checkpoint \(epoch 1\) is kept"):
+        train(None, ["train.epochs=2"], resume=run.path)
+    after = weights(run.path)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.name for p in list_checkpoints(run.path)] == ["epoch-0001"]
+    assert len(load_run(run.path).metrics) == 1
+
+
+def test_early_stopping_stops_when_val_loss_stalls(tiny_overrides):
+    run = train(None, tiny_overrides + ["train.epochs=30", "train.early_stopping=1", "train.lr=0.5"])
+    assert len(run.metrics) < 30
+
+
+def test_run_api_encodes_decodes_and_samples(tiny_overrides):
+    run = train(None, tiny_overrides)
+    x, _ = run.data.split("test")
+    z = run.encode(x[:5])
+    assert z.shape == (5, 3)
+    assert run.decode(z).shape == (5, 1, 10, 10)
+    assert run.reconstruct(x[:5].reshape(5, -1)).shape == (5, 1, 10, 10)
+    assert run.sample(4).shape == (4, 1, 10, 10)
+    with pytest.raises(ValueError, match="expected images of shape"):
+        run.encode(torch.zeros(2, 7))
