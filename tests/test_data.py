@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from vaelab.data import available_datasets, load_dataset, read_idx, sources, to_float, write_idx
+from vaelab.data.dataset import bernoulli_pixels
 from vaelab.errors import ConfigError, DataError
 
 IDX_NAMES = [
@@ -382,3 +383,16 @@ def test_repeated_loads_reuse_the_files_read_first(tmp_path):
     first = load_dataset(name)
     (tmp_path / "a.npz").unlink()
     assert torch.equal(load_dataset(name).train_x, first.train_x)
+
+
+def test_bernoulli_pixels_are_exact_at_0_and_255_and_unbiased_between():
+    levels = torch.arange(256, dtype=torch.uint8).repeat(4000)  # every grey level 4000 times
+    ones = torch.zeros(256)
+    for seed in range(10):
+        draw = bernoulli_pixels(levels, torch.Generator().manual_seed(seed)).view(4000, 256)
+        ones += draw.float().sum(0)
+    freq = ones / 40_000
+    assert freq[0] == 0 and freq[255] == 1
+    expected = torch.arange(256) / 255
+    stderr = (expected * (1 - expected) / 40_000).sqrt()
+    assert ((freq - expected).abs() <= 5 * stderr + 1e-6).all()

@@ -42,7 +42,7 @@ def datasets(
     rows = []
     for info in available_datasets(data_dir):
         shape = "x".join(map(str, info.shape)) if info.shape else "-"
-        counts = f"{info.n_train}/{info.n_test}" if info.available else "-"
+        counts = f"{info.n_train}/{info.n_test if info.n_test is not None else '-'}" if info.available else "-"
         rows.append([info.name, "yes" if info.available else "no", counts, shape, info.where])
     _print_table(rows, ["dataset", "here", "train/test", "shape", "where"])
 

@@ -203,8 +203,9 @@ def _check_ranges(config: Config) -> None:
     for key, ok in rules:
         if not ok:
             raise ConfigError(f"{key} must be positive; got {_get(config, key)!r}")
-    if not 0 <= config.data.val_fraction < 1 or not 0 <= config.data.test_fraction < 1:
-        raise ConfigError("data.val_fraction and data.test_fraction must lie in [0, 1)")
+    for key in ("val_fraction", "test_fraction"):
+        if not 0 <= getattr(config.data, key) <= 0.9:
+            raise ConfigError(f"data.{key} must lie in [0, 0.9]; got {getattr(config.data, key)}")
 
 
 def _get(config: Config, key: str) -> Any:

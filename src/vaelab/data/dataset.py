@@ -99,8 +99,25 @@ def to_float(x_uint8: torch.Tensor, binarize: str, generator: torch.Generator | 
     if x_uint8.dtype != torch.uint8:
         raise TypeError(f"to_float expects uint8 images, got {x_uint8.dtype}")
     _check_binarize(binarize)
-    x = x_uint8.float().div_(255)
-    return torch.bernoulli(x, generator=generator) if binarize == "dynamic" else x
+    if binarize == "dynamic":
+        return bernoulli_pixels(x_uint8, generator).float()
+    return x_uint8.float().div_(255)
+
+
+def bernoulli_pixels(x_uint8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A draw of Bernoulli(x / 255) per pixel, as a bool tensor of x's shape.
+
+    Each pixel takes 16 random bits r, uniform on 0..65535, and is 1 when r < 257 x (+1 for x = 255):
+    p = 257 x / 65536, within 1.6e-5 of x / 255 and exact at 0 and 255. Written by hand because one
+    64-bit draw serves four pixels, which makes it about 4x faster than ``torch.bernoulli`` on a CPU,
+    where the draw otherwise costs as much as the network's activations.
+    """
+    n = x_uint8.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x_uint8.device)
+    bits.random_(-(2**63), None, generator=generator)
+    r = bits.view(torch.int16)[:n].view(x_uint8.shape)  # r - 32768, signed
+    threshold = x_uint8.to(torch.int32).mul_(257).sub_(32768).add_(x_uint8 == 255)
+    return r < threshold
 
 
 def available_datasets(data_dir: str | None = None) -> list[DatasetInfo]:
@@ -151,8 +168,7 @@ def _binarize_static(x: torch.Tensor) -> torch.Tensor:
     generator = torch.Generator().manual_seed(_STATIC_SEED)
     out = torch.empty_like(x)
     for i in range(0, len(x), _CHUNK):
-        p = x[i : i + _CHUNK] / 255
-        out[i : i + _CHUNK] = torch.bernoulli(p, generator=generator).mul_(255).to(torch.uint8)
+        out[i : i + _CHUNK] = bernoulli_pixels(x[i : i + _CHUNK], generator).to(torch.uint8).mul_(255)
     return out
 
 

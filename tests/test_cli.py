@@ -1,0 +1,90 @@
+"""The vaelab command end to end, in real subprocesses: outputs, exit codes and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def vaelab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_user_error(result, *fragments):
+    """Exit code 2, one line on stderr naming the problem, no traceback."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def assert_picture(path, min_std=5.0):
+    image = np.asarray(Image.open(path))
+    assert image.ndim == 2 and min(image.shape) > 20
+    assert image.std() > min_std  # not blank, not constant
+    return image
+
+
+def test_train_eval_sample_reconstruct(tiny_overrides, tmp_path):
+    result = vaelab("train", *tiny_overrides)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "tiny"
+    assert f"run folder: {run}" in result.stdout
+
+    result = vaelab("eval", run)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run / "eval.json").read_text())["test"]
+    assert report["n_images"] == 12  # 10% of 120, carved with a fixed seed
+    assert report["neg_elbo"]["mean"] == pytest.approx(report["recon"]["mean"] + report["kl"]["mean"])
+    assert "neg_elbo" in result.stdout
+
+    result = vaelab("sample", run, "-n", 16, "-o", tmp_path / "s.png", "--scale", 3)
+    assert result.returncode == 0, result.stderr
+    samples = assert_picture(tmp_path / "s.png")
+    assert samples.shape == (3 * (4 * 12 + 2), 3 * (4 * 12 + 2))  # 4x4 tiles of 10 px + 2 px borders
+
+    result = vaelab("reconstruct", run, "-n", 8, "-o", tmp_path / "r.png", "--scale", 1)
+    assert result.returncode == 0, result.stderr
+    recon = assert_picture(tmp_path / "r.png")
+    assert recon.shape == (2 * 12 + 2, 16 * 12 + 2)  # a row of originals over a row of reconstructions
+
+
+def test_models_lists_the_registry():
+    result = vaelab("models")
+    assert result.returncode == 0
+    assert "vae" in result.stdout and "ae" in result.stdout and "model.latent_dim" in result.stdout
+
+
+def test_datasets_lists_availability():
+    result = vaelab("datasets")
+    assert result.returncode == 0, result.stderr
+    for name in ["fashion-mnist", "mnist", "mnist-5k", "digits"]:
+        assert name in result.stdout
+
+
+def test_unknown_config_key_is_one_line_with_a_suggestion(tmp_path):
+    result = vaelab("train", "model.lattent_dim=4", f"train.out_dir={tmp_path}")
+    assert_user_error(result, "Unknown config key: model.lattent_dim", "did you mean model.latent_dim?")
+
+
+def test_missing_run_folder(tmp_path):
+    assert_user_error(vaelab("eval", tmp_path / "nope"), "does not exist")
+
+
+def test_folder_that_is_not_a_run(tmp_path):
+    assert_user_error(vaelab("sample", tmp_path), "not a run folder", "config.yaml is missing")
+
+
+def test_corrupt_data_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    assert_user_error(vaelab("train", f"data.name=npz:{bad}", f"train.out_dir={tmp_path}"), "bad.npz")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = vaelab("--debug", "eval", tmp_path / "nope")
+    assert result.returncode != 0 and "Traceback" in result.stderr
