@@ -61,13 +61,24 @@ def models() -> None:
 def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides: key.sub=value ...")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config, e.g. configs/vae-mlp.yaml")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset name (data.name), e.g. mnist-5k, npz:PATH")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files (data.data_dir)")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its newest checkpoint.")] = None,
+    evaluate: Annotated[bool, typer.Option(help="Evaluate the test -ELBO when training ends.")] = True,
 ) -> None:
-    """Train a model; writes a run folder (config, weights, checkpoints, metrics, images)."""
+    """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
+    from .evaluate import evaluate_run, write_eval
     from .trainer import train as run_training
 
-    run = run_training(config, overrides or [], resume=resume)
+    shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
+    run = run_training(config, shortcuts + (overrides or []), resume=resume)
     typer.echo(f"run folder: {run.path}")
+    if evaluate:
+        results = evaluate_run(run, "test")
+        write_eval(run, results)
+        neg_elbo = results["neg_elbo"]
+        typer.echo(f"test -ELBO: {neg_elbo['mean']:.2f} ± {neg_elbo['stderr']:.2f} nats per image "
+                   f"(recon {results['recon']['mean']:.2f}, KL {results['kl']['mean']:.2f}; {results['n_images']} images)")  # fmt: skip
     for name in ("samples", "reconstructions"):
         typer.echo(f"{name}: {run.images_dir / (name + '.png')}")
 

@@ -141,30 +141,32 @@ class Trainer:
             x = to_float(x_all[idx], self.data.binarize, self.binarize_generator)
             yield x, (None if y_all is None else y_all[idx])
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training data; returns the mean loss terms per image."""
+    def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
+        """One pass over the training data (or its first ``max_steps`` batches); returns the mean loss
+        terms per image."""
         self.model.train()
         n_batches = math.ceil(len(self.data.train_x) / self.config.train.batch_size)
-        sums: dict[str, torch.Tensor] = {}
-        seen = 0
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.config.train.epochs}", leave=False,
-                   disable=not self.show_progress(), unit="batch")  # fmt: skip
+        sums, names, seen = None, [], 0
+        bar = tqdm(total=min(n_batches, max_steps or n_batches), desc=f"epoch {epoch}/{self.config.train.epochs}",
+                   leave=False, disable=not self.show_progress(), unit="batch")  # fmt: skip
         for i, (x, y) in enumerate(self.batches(epoch)):
+            if i == max_steps:
+                break
             terms = self.model.loss(x, y, self.step)
-            self.check_finite(terms.named(), epoch, i)
+            named = terms.named()
+            self.check_finite(named, epoch, i)
             self.optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             self.optimizer.step()
             self.step += 1
-            with torch.no_grad():
-                for name, value in terms.named().items():
-                    sums[name] = sums.get(name, 0.0) + value.detach() * len(x)
-            seen += len(x)
-            if i % 25 == 0:
-                bar.set_postfix({k: f"{v.item() / seen:.2f}" for k, v in sums.items()}, refresh=False)
+            values = torch.stack([v.detach() for v in named.values()]) * len(x)  # one tensor for all terms
+            sums = values if sums is None else sums.add_(values)
+            names, seen = list(named), seen + len(x)
+            if i % 25 == 0 and not bar.disable:
+                bar.set_postfix(dict(zip(names, (f"{v:.2f}" for v in (sums / seen).tolist()))), refresh=False)
             bar.update()
         bar.close()
-        return {name: value.item() / seen for name, value in sums.items()}
+        return dict(zip(names, (sums / seen).tolist()))
 
     def check_finite(self, named: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
         """Stop with a message naming the non-finite term; the last checkpoint is left as it is."""
