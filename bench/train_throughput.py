@@ -83,8 +83,10 @@ def main() -> None:
     args = parser.parse_args()
 
     threads = set_threads(0)
-    config = load_config(Path(__file__).parent.parent / "configs" / "vae-mlp.yaml", ["train.progress=never"]
-                         + ([f"train.batch_size={args.batch_size}"] if args.batch_size else []))
+    config = load_config(
+        Path(__file__).parent.parent / "configs" / "vae-mlp.yaml",
+        ["train.progress=never"] + ([f"train.batch_size={args.batch_size}"] if args.batch_size else []),
+    )
     d = config.data
     data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, seed=config.seed, binarize=d.binarize)
     torch.manual_seed(0)
@@ -95,7 +97,7 @@ def main() -> None:
     step_best = gemm_best = float("inf")
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, data, model, Path(tmp))
-        trainer.train_epoch(1, max_steps=20)  # warm-up
+        trainer.train_epoch(1)  # a full epoch first: the steady state, not the first steps, is measured
         for r in range(args.rounds):  # interleaved, so that both see the same machine load
             start = time.perf_counter()
             trainer.train_epoch(2 + r, max_steps=args.steps)

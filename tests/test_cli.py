@@ -10,7 +10,13 @@ from PIL import Image
 
 
 def vaelab(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vaelab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def assert_user_error(result, *fragments):

@@ -39,7 +39,10 @@ def test_wrong_type_names_the_key():
 
 
 def test_bad_choice_lists_the_choices():
-    with pytest.raises(ConfigError, match=r"data.binarize must be one of none, static, dynamic; got 'dynamc' \(did you mean dynamic\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.binarize must be one of none, static, dynamic; got 'dynamc' \(did you mean dynamic\?\)",
+    ):
         load_config(None, ["data.binarize=dynamc"])
 
 

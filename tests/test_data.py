@@ -27,9 +27,7 @@ def _no_vaelab_data(monkeypatch):
     monkeypatch.delenv("VAELAB_DATA", raising=False)
 
 
-def write_idx_set(
-    folder: Path, n_train: int = 12, n_test: int = 5, size: int = 6, suffix: str = ".gz"
-) -> dict:
+def write_idx_set(folder: Path, n_train: int = 12, n_test: int = 5, size: int = 6, suffix: str = ".gz") -> dict:
     """A tiny MNIST-like set of the four IDX files; returns the arrays written."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,9 +82,7 @@ def test_truncated_idx_says_expected_and_found_bytes(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte"
     write_idx(path, np.zeros((10, 4, 4), np.uint8))
     path.write_bytes(path.read_bytes()[:-30])
-    with pytest.raises(
-        DataError, match=r"train-images-idx3-ubyte is truncated: .*10 items of 4x4.*160 bytes.*130"
-    ):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte is truncated: .*10 items of 4x4.*160 bytes.*130"):
         read_idx(path)
 
 

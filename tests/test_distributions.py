@@ -57,7 +57,10 @@ def test_gaussian_nll_matches_torch_distributions():
 
 
 def test_rsample_has_the_posterior_moments():
-    q = DiagonalGaussian(torch.tensor([[1.0, -2.0]]).expand(200_000, 2), torch.tensor([[0.0, math.log(4.0)]]).expand(200_000, 2))
+    q = DiagonalGaussian(
+        torch.tensor([[1.0, -2.0]]).expand(200_000, 2),
+        torch.tensor([[0.0, math.log(4.0)]]).expand(200_000, 2),
+    )
     z = q.rsample(torch.Generator().manual_seed(1))
     torch.testing.assert_close(z.mean(0), torch.tensor([1.0, -2.0]), atol=0.02, rtol=0)
     torch.testing.assert_close(z.std(0), torch.tensor([1.0, 2.0]), atol=0.02, rtol=0)

@@ -18,11 +18,23 @@ def test_training_writes_a_complete_run_folder(tiny_overrides):
     run = train(None, tiny_overrides)
     names = {p.name for p in run.path.iterdir()}
     assert {"config.yaml", "model.safetensors", "metrics.csv", "checkpoint", "images"} <= names
-    rows = list(csv.DictReader(open(run.path / "metrics.csv")))
+    with open(run.path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    for column in ["train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "seconds", "samples_per_s"]:
+    for column in [
+        "train_loss",
+        "train_recon",
+        "train_kl",
+        "val_loss",
+        "val_recon",
+        "val_kl",
+        "seconds",
+        "samples_per_s",
+    ]:
         assert float(rows[-1][column]) == float(rows[-1][column])  # present and not NaN
-    assert float(rows[-1]["train_loss"]) == pytest.approx(float(rows[-1]["train_recon"]) + float(rows[-1]["train_kl"]), rel=1e-5)
+    assert float(rows[-1]["train_loss"]) == pytest.approx(
+        float(rows[-1]["train_recon"]) + float(rows[-1]["train_kl"]), rel=1e-5
+    )
     assert len(list_checkpoints(run.path)) == 2  # train.keep=2
 
 
@@ -64,7 +76,10 @@ def test_a_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(tiny_over
             yield x, y
 
     monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
-    with pytest.raises(TrainingError, match=r"non-finite recon and kl terms at step \d+ \(epoch 2, batch 2\).*last good checkpoint \(epoch 1\) is kept"):
+    with pytest.raises(
+        TrainingError,
+        match=r"non-finite recon and kl terms at step \d+ \(epoch 2, batch 2\).*checkpoint \(epoch 1\) is kept",
+    ):
         train(None, ["train.epochs=2"], resume=run.path)
     after = weights(run.path)
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -1,8 +1,8 @@
 """vaelab: autoencoders from PCA to VAEs, trained, evaluated and understood on a CPU.
 
-    from vaelab import train, load_run
-    run = train("configs/vae-mlp.yaml", ["train.epochs=5"])
-    z = run.encode(run.data.test_x[:10])
+from vaelab import train, load_run
+run = train("configs/vae-mlp.yaml", ["train.epochs=5"])
+z = run.encode(run.data.test_x[:10])
 """
 
 from .config import Config, load_config

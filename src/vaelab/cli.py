@@ -22,14 +22,16 @@ _debug = {"on": False}
 
 
 @app.callback()
-def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False) -> None:
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
     _debug["on"] = debug
 
 
 def _print_table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
-        typer.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+        typer.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @app.command()
@@ -60,7 +62,9 @@ def models() -> None:
 @app.command(context_settings={"ignore_unknown_options": True})
 def train(
     overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides: key.sub=value ...")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config, e.g. configs/vae-mlp.yaml")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config, e.g. configs/vae-mlp.yaml")
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Dataset name (data.name), e.g. mnist-5k, npz:PATH")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files (data.data_dir)")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its newest checkpoint.")] = None,
@@ -76,9 +80,11 @@ def train(
     if evaluate:
         results = evaluate_run(run, "test")
         write_eval(run, results)
-        neg_elbo = results["neg_elbo"]
-        typer.echo(f"test -ELBO: {neg_elbo['mean']:.2f} ± {neg_elbo['stderr']:.2f} nats per image "
-                   f"(recon {results['recon']['mean']:.2f}, KL {results['kl']['mean']:.2f}; {results['n_images']} images)")  # fmt: skip
+        elbo, recon, kl = (results[k] for k in ("neg_elbo", "recon", "kl"))
+        typer.echo(
+            f"test -ELBO: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
+            f"(recon {recon['mean']:.2f}, KL {kl['mean']:.2f}; {results['n_images']} images)"
+        )
     for name in ("samples", "reconstructions"):
         typer.echo(f"{name}: {run.images_dir / (name + '.png')}")
 

@@ -15,7 +15,7 @@ def mlp_encoder(image_shape: tuple[int, int, int], hidden: list[int], out_featur
     """Flatten, then Linear+ReLU for each hidden width, then a linear head."""
     widths = [math.prod(image_shape), *hidden]
     layers: list[nn.Module] = [nn.Flatten()]
-    for w_in, w_out in zip(widths[:-1], widths[1:]):
+    for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
         layers += [nn.Linear(w_in, w_out), nn.ReLU()]
     layers.append(nn.Linear(widths[-1], out_features))
     return nn.Sequential(*layers)
@@ -25,7 +25,7 @@ def mlp_decoder(in_features: int, hidden: list[int], image_shape: tuple[int, int
     """The mirror of ``mlp_encoder``: hidden widths reversed, a linear output reshaped to the image."""
     widths = [in_features, *reversed(hidden)]
     layers: list[nn.Module] = []
-    for w_in, w_out in zip(widths[:-1], widths[1:]):
+    for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
         layers += [nn.Linear(w_in, w_out), nn.ReLU()]
     layers += [nn.Linear(widths[-1], math.prod(image_shape)), nn.Unflatten(1, image_shape)]
     return nn.Sequential(*layers)
@@ -49,7 +49,7 @@ def conv_encoder(
     c, h, w = image_shape
     sizes = _conv_sizes(h, w, len(channels))
     layers: list[nn.Module] = []
-    for c_in, c_out in zip([c, *channels[:-1]], channels):
+    for c_in, c_out in zip([c, *channels[:-1]], channels, strict=True):
         layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
     h_last, w_last = sizes[-1]
     layers += [
@@ -77,7 +77,7 @@ def conv_decoder(
         nn.Unflatten(1, (channels[-1], h_last, w_last)),
     ]
     outs = [*reversed(channels[:-1]), c]
-    for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
+    for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs, strict=True)):
         target_h, target_w = sizes[len(channels) - 1 - i]
         padding = (target_h % 2, target_w % 2)
         layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=padding))
@@ -102,5 +102,3 @@ def build_decoder(kind: str, in_features: int, hidden: list[int], channels: list
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-

@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import WEIGHTS_FILE, atomic_write_bytes, atomic_write_text, load_latest_checkpoint, save_checkpoint
+from .checkpoint import (
+    WEIGHTS_FILE,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
 from .checkpoint import weights_bytes as make_weights_bytes
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import ImageData, load_dataset, to_float
@@ -48,9 +54,12 @@ def seed_everything(seed: int) -> None:
 
 
 def set_threads(threads: int) -> int:
-    """Use ``threads`` torch threads, or all cores this process may run on when 0."""
+    """Use ``threads`` torch threads (all cores this process may run on when 0), and flush denormal
+    floats to zero: as a VAE trains, tiny gradients and Adam moments turn denormal and, without this,
+    slow every CPU epoch after the second by 1.6x (measured: 3.2 s -> 5.3 s per Fashion-MNIST epoch)."""
     n = threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(n)
+    torch.set_flush_denormal(True)
     return n
 
 
@@ -163,10 +172,12 @@ class Trainer:
             sums = values if sums is None else sums.add_(values)
             names, seen = list(named), seen + len(x)
             if i % 25 == 0 and not bar.disable:
-                bar.set_postfix(dict(zip(names, (f"{v:.2f}" for v in (sums / seen).tolist()))), refresh=False)
+                bar.set_postfix(
+                    {n: f"{v:.2f}" for n, v in zip(names, (sums / seen).tolist(), strict=True)}, refresh=False
+                )
             bar.update()
         bar.close()
-        return dict(zip(names, (sums / seen).tolist()))
+        return dict(zip(names, (sums / seen).tolist(), strict=True))
 
     def check_finite(self, named: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
         """Stop with a message naming the non-finite term; the last checkpoint is left as it is."""
@@ -174,8 +185,9 @@ class Trainer:
             return
         bad = [k for k, v in named.items() if k != "loss" and not torch.isfinite(v)] or ["loss"]
         kept = f"the last good checkpoint (epoch {self.epoch}) is kept" if self.epoch else "no epoch had finished"
+        terms = f"{' and '.join(bad)} {'term' if len(bad) == 1 else 'terms'}"
         raise TrainingError(
-            f"non-finite {' and '.join(bad)} {'term' if len(bad) == 1 else 'terms'} at step {self.step + 1} (epoch {epoch}, batch {batch}); "
+            f"non-finite {terms} at step {self.step + 1} (epoch {epoch}, batch {batch}); "
             f"{kept} in {self.run_dir}. Check the data for NaN or lower train.lr (now {self.config.train.lr})"
         )
 

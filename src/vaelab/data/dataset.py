@@ -123,7 +123,11 @@ def bernoulli_pixels(x_uint8: torch.Tensor, generator: torch.Generator | None = 
 def available_datasets(data_dir: str | None = None) -> list[DatasetInfo]:
     """Every registered source: can it be loaded, its sizes, where it is; from file headers only."""
     return [
-        DatasetInfo(f"{name}:PATH", source.description, where=f"give a path: --data {name}:PATH (or data.name={name}:PATH)")
+        DatasetInfo(
+            f"{name}:PATH",
+            source.description,
+            where=f"give a path: --data {name}:PATH (or data.name={name}:PATH)",
+        )
         if source.probe is None
         else source.probe(DatasetInfo(name, source.description), data_dir)
         for name, source in SOURCES.items()

@@ -34,9 +34,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     dtype, shape, offset = _parse_header(path, data)
     expected, found = math.prod(shape) * dtype.itemsize, len(data) - offset
     if found < expected:
-        raise DataError(
-            f"{path} is truncated: {_says(shape, dtype)}, file holds {found} bytes of data; re-fetch it"
-        )
+        raise DataError(f"{path} is truncated: {_says(shape, dtype)}, file holds {found} bytes of data; re-fetch it")
     if found > expected:
         raise DataError(
             f"{path} has {found - expected} unexpected bytes after the data: {_says(shape, dtype)}, "
@@ -82,9 +80,7 @@ def _read_bytes(path: str | Path, size: int = -1) -> bytes:
                 return g.read(size)
     except (OSError, EOFError, zlib.error) as e:
         if not compressed:
-            raise DataError(
-                f"cannot read {path}: {getattr(e, 'strerror', None) or e}; check the path"
-            ) from None
+            raise DataError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}; check the path") from None
         raise DataError(f"{path} is a corrupt gzip file ({e}); re-fetch or re-create it") from None
 
 
@@ -102,16 +98,12 @@ def _parse_header(path: str | Path, data: bytes) -> tuple[np.dtype, tuple[int, .
         raise DataError(f"{path} declares {ndim} dimensions in its IDX header; expected 1 to {_MAX_NDIM}")
     offset = 4 + 4 * ndim
     if len(data) < offset:
-        raise DataError(
-            f"{path} is truncated inside its IDX header ({len(data)} of {offset} bytes); re-fetch it"
-        )
+        raise DataError(f"{path} is truncated inside its IDX header ({len(data)} of {offset} bytes); re-fetch it")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     return _DTYPES[code], shape, offset
 
 
 def _says(shape: tuple[int, ...], dtype: np.dtype) -> str:
     """'header says 60000 items of 28x28 uint8 (47040000 bytes)', the expectation in an error message."""
-    items = (
-        f"{shape[0]} items of {'x'.join(map(str, shape[1:]))}" if len(shape) > 1 else f"{shape[0]} values,"
-    )
+    items = f"{shape[0]} items of {'x'.join(map(str, shape[1:]))}" if len(shape) > 1 else f"{shape[0]} values,"
     return f"header says {items} {dtype.name} ({math.prod(shape) * dtype.itemsize} bytes)"

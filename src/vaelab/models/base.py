@@ -86,9 +86,7 @@ class Autoencoder(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def sample(
-        self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1]: the likelihood means of latents drawn from the prior."""
         return self.decode_mean(self.prior_sample(n, generator), y)
 
