@@ -103,3 +103,17 @@ def test_vae_loss_is_the_mean_negative_elbo_in_nats_per_image():
     terms = model.terms(x)
     torch.testing.assert_close(loss.total, terms.neg_elbo.mean())
     torch.testing.assert_close(loss.recon, terms.recon.mean())
+
+
+def test_one_importance_weight_averages_to_the_elbo():
+    """E_q[log w] with k=1 is the ELBO: the mean of many single weights matches -terms().neg_elbo."""
+    model = make_model("vae").eval()
+    x = batch(4)
+    with torch.no_grad():
+        log_w = model.log_importance_weights(x, k=20_000, generator=torch.Generator().manual_seed(0))
+        kl = model.terms(x).kl
+        posterior = model.encode(x)
+        z = posterior.rsample(torch.Generator().manual_seed(1), 20_000)
+        recon = model.likelihood.nll(model.decode(z.flatten(0, 1)), x.repeat(20_000, 1, 1, 1)).view(20_000, 4)
+    assert log_w.shape == (20_000, 4)
+    torch.testing.assert_close(log_w.mean(0), -(recon.mean(0) + kl), atol=0.3, rtol=0)

@@ -34,9 +34,11 @@ class DiagonalGaussian:
     def mean(self) -> torch.Tensor:
         return self.mu
 
-    def rsample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reparameterised sample z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) (Kingma & Welling 2014, eq. 10)."""
-        eps = torch.randn(self.mu.shape, generator=generator, dtype=self.mu.dtype, device=self.mu.device)
+    def rsample(self, generator: torch.Generator | None = None, k: int | None = None) -> torch.Tensor:
+        """Reparameterised sample z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) (Kingma & Welling 2014,
+        eq. 10): (B, D), or (k, B, D) with ``k`` samples per image."""
+        shape = self.mu.shape if k is None else (k, *self.mu.shape)
+        eps = torch.randn(shape, generator=generator, dtype=self.mu.dtype, device=self.mu.device)
         return self.mu + torch.exp(0.5 * self.logvar) * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
