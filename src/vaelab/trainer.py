@@ -179,6 +179,19 @@ class Trainer:
         bar.close()
         return dict(zip(names, (sums / seen).tolist(), strict=True))
 
+    @torch.no_grad()
+    def fit_closed_form(self) -> dict[str, float]:
+        """Fit a model that has a closed-form solution (e.g. PCA) on all training images at once; returns
+        its mean training loss terms per image."""
+        x = to_float(self.data.train_x, self.data.binarize, self.binarize_generator)
+        self.model.fit_closed_form(x, self.data.train_y)
+        self.model.eval()
+        recon = kl = 0.0
+        for start in range(0, len(x), EVAL_BATCH):
+            t = self.model.terms(x[start : start + EVAL_BATCH])
+            recon, kl = recon + t.recon.sum().item(), kl + t.kl.sum().item()
+        return {"loss": (recon + kl) / len(x), "recon": recon / len(x), "kl": kl / len(x)}
+
     def check_finite(self, named: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
         """Stop with a message naming the non-finite term; the last checkpoint is left as it is."""
         if torch.isfinite(named["loss"]):
@@ -217,7 +230,7 @@ class Trainer:
         while self.epoch < cfg.epochs:
             epoch = self.epoch + 1
             start = time.perf_counter()
-            train_terms = self.train_epoch(epoch)
+            train_terms = self.fit_closed_form() if self.model.closed_form else self.train_epoch(epoch)
             seconds = time.perf_counter() - start
             val_terms = self.validate()
             self.epoch = epoch
@@ -230,6 +243,8 @@ class Trainer:
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
             self.save()
             log(self.epoch_line(row))
+            if self.model.closed_form:
+                break  # one fit is the whole training
             if cfg.early_stopping and self.epochs_since_best >= cfg.early_stopping:
                 log(f"early stopping: no better val loss for {cfg.early_stopping} epochs")
                 break

@@ -44,6 +44,7 @@ class Autoencoder(nn.Module):
     """Encoder -> latent -> decoder with a likelihood; subclasses define the posterior and the prior."""
 
     registry_name = "base"
+    closed_form = False  # True: trained by one call of fit_closed_form(x, y) instead of gradient steps
 
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], num_classes: int | None = None):
         super().__init__()
@@ -59,6 +60,10 @@ class Autoencoder(nn.Module):
     def encoder_outputs(self) -> int:
         """Width of the encoder's output layer."""
         return self.latent_dim
+
+    def fit_closed_form(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """Set the parameters from all training images x (N, C, H, W) at once (closed-form models only)."""
+        raise NotImplementedError(f"{type(self).__name__} is trained by gradient steps")
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """Posterior q(z|x) for images x (B, C, H, W) in [0, 1]; has ``.mean`` and ``.rsample()``."""
