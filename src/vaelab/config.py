@@ -41,6 +41,7 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])  # conv channels, encoder order
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood
+    conditional: bool = False  # condition encoder and decoder on the one-hot label
 
 
 @dataclass

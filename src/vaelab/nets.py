@@ -1,7 +1,8 @@
 """Encoder and decoder builders, sized from the image shape: MLPs and strided convolutions.
 
-An encoder maps images (B, C, H, W) to a flat vector (B, out_features); a decoder maps latents
-(B, in_features) to image-shaped decoder outputs (B, C, H, W) (logits or pre-sigmoid means).
+An encoder body maps images (B, C, H, W) to features (B, width); the model puts its own linear head
+on top (so a conditional model can append a one-hot label to the features first). A decoder maps
+latents (B, in_features) to image-shaped decoder outputs (B, C, H, W) (logits or pre-sigmoid means).
 """
 
 from __future__ import annotations
@@ -10,24 +11,26 @@ import math
 
 from torch import nn
 
-
-def mlp_encoder(image_shape: tuple[int, int, int], hidden: list[int], out_features: int) -> nn.Sequential:
-    """Flatten, then Linear+ReLU for each hidden width, then a linear head."""
-    widths = [math.prod(image_shape), *hidden]
-    layers: list[nn.Module] = [nn.Flatten()]
-    for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
-    layers.append(nn.Linear(widths[-1], out_features))
-    return nn.Sequential(*layers)
+CONV_DENSE_DEFAULT = 256  # the conv nets' dense width when model.hidden is empty
 
 
-def mlp_decoder(in_features: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
-    """The mirror of ``mlp_encoder``: hidden widths reversed, a linear output reshaped to the image."""
-    widths = [in_features, *reversed(hidden)]
+def _dense_stack(widths: list[int]) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
         layers += [nn.Linear(w_in, w_out), nn.ReLU()]
-    layers += [nn.Linear(widths[-1], math.prod(image_shape)), nn.Unflatten(1, image_shape)]
+    return layers
+
+
+def mlp_encoder_body(image_shape: tuple[int, int, int], hidden: list[int]) -> tuple[nn.Sequential, int]:
+    """Flatten, then Linear+ReLU for each hidden width; returns the body and its output width."""
+    widths = [math.prod(image_shape), *hidden]
+    return nn.Sequential(nn.Flatten(), *_dense_stack(widths)), widths[-1]
+
+
+def mlp_decoder(in_features: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
+    """The mirror of the MLP encoder: hidden widths reversed, a linear output reshaped to the image."""
+    widths = [in_features, *reversed(hidden)]
+    layers = _dense_stack(widths) + [nn.Linear(widths[-1], math.prod(image_shape)), nn.Unflatten(1, image_shape)]
     return nn.Sequential(*layers)
 
 
@@ -42,38 +45,31 @@ def _conv_sizes(height: int, width: int, n_layers: int) -> list[tuple[int, int]]
     return sizes
 
 
-def conv_encoder(
-    image_shape: tuple[int, int, int], channels: list[int], hidden: int, out_features: int
-) -> nn.Sequential:
-    """Stride-2 convs (kernel 4) halving the size each layer, then Linear(hidden) and a linear head."""
+def conv_encoder_body(
+    image_shape: tuple[int, int, int], channels: list[int], hidden: list[int]
+) -> tuple[nn.Sequential, int]:
+    """Stride-2 convs (kernel 4) halving the size each layer, then one dense ReLU layer."""
     c, h, w = image_shape
-    sizes = _conv_sizes(h, w, len(channels))
+    h_last, w_last = _conv_sizes(h, w, len(channels))[-1]
+    dense = hidden[0] if hidden else CONV_DENSE_DEFAULT
     layers: list[nn.Module] = []
     for c_in, c_out in zip([c, *channels[:-1]], channels, strict=True):
         layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
-    h_last, w_last = sizes[-1]
-    layers += [
-        nn.Flatten(),
-        nn.Linear(channels[-1] * h_last * w_last, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, out_features),
-    ]
-    return nn.Sequential(*layers)
+    layers += [nn.Flatten(), nn.Linear(channels[-1] * h_last * w_last, dense), nn.ReLU()]
+    return nn.Sequential(*layers), dense
 
 
 def conv_decoder(
-    in_features: int, channels: list[int], hidden: int, image_shape: tuple[int, int, int]
+    in_features: int, channels: list[int], hidden: list[int], image_shape: tuple[int, int, int]
 ) -> nn.Sequential:
-    """Mirror of ``conv_encoder``; each transposed conv doubles the size, and output_padding = the size
+    """Mirror of the conv encoder; each transposed conv doubles the size, and output_padding = the size
     lost to the encoder's floor division, so any H x W comes back exactly."""
     c, h, w = image_shape
     sizes = _conv_sizes(h, w, len(channels))
     h_last, w_last = sizes[-1]
+    dense = hidden[0] if hidden else CONV_DENSE_DEFAULT
     layers: list[nn.Module] = [
-        nn.Linear(in_features, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, channels[-1] * h_last * w_last),
-        nn.ReLU(),
+        *_dense_stack([in_features, dense, channels[-1] * h_last * w_last]),
         nn.Unflatten(1, (channels[-1], h_last, w_last)),
     ]
     outs = [*reversed(channels[:-1]), c]
@@ -86,19 +82,15 @@ def conv_decoder(
     return nn.Sequential(*layers)
 
 
-def build_encoder(kind: str, image_shape, hidden: list[int], channels: list[int], out_features: int):
-    """The encoder named by ``model.net``; conv nets use the first hidden width for their dense layer."""
+def build_encoder_body(kind: str, image_shape, hidden: list[int], channels: list[int]) -> tuple[nn.Sequential, int]:
+    """The encoder body named by ``model.net`` and its output width."""
     if kind == "conv":
-        return conv_encoder(image_shape, channels, hidden[0] if hidden else 256, out_features)
-    return mlp_encoder(image_shape, hidden, out_features)
+        return conv_encoder_body(image_shape, channels, hidden)
+    return mlp_encoder_body(image_shape, hidden)
 
 
-def build_decoder(kind: str, in_features: int, hidden: list[int], channels: list[int], image_shape):
-    """The decoder named by ``model.net``, mirroring ``build_encoder``."""
+def build_decoder(kind: str, in_features: int, hidden: list[int], channels: list[int], image_shape) -> nn.Sequential:
+    """The decoder named by ``model.net``, mirroring ``build_encoder_body``."""
     if kind == "conv":
-        return conv_decoder(in_features, channels, hidden[0] if hidden else 256, image_shape)
+        return conv_decoder(in_features, channels, hidden, image_shape)
     return mlp_decoder(in_features, hidden, image_shape)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

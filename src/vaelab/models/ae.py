@@ -37,11 +37,11 @@ class AE(Autoencoder):
         self.register_buffer("code_var", torch.ones(self.latent_dim))
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> PointPosterior:
-        return PointPosterior(self.encoder(x))
+        return PointPosterior(self.encoder_params(x, y))
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, generator=None) -> ImageTerms:
         """Reconstruction NLL per image; no KL (the code is a point)."""
-        z = self.encoder(x)  # (B, D)
+        z = self.encoder_params(x, y)  # (B, D)
         if self.training:
             self._track_codes(z.detach())
         recon = self.likelihood.nll(self.decode(z, y), x)

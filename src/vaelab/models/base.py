@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
 from ..distributions import make_likelihood
-from ..nets import build_decoder, build_encoder
+from ..errors import ConfigError
+from ..nets import build_decoder, build_encoder_body
 
 
 @dataclass
@@ -53,13 +55,35 @@ class Autoencoder(nn.Module):
         self.num_classes = num_classes
         self.latent_dim = config.latent_dim
         self.likelihood = make_likelihood(config.likelihood, config.gaussian_std)
+        if config.conditional and not num_classes:
+            raise ConfigError("model.conditional=true needs a labelled dataset; this one has no labels")
+        self.n_conditions = num_classes if config.conditional else 0
         net_args = (config.hidden, config.channels)
-        self.encoder = build_encoder(config.net, self.image_shape, *net_args, self.encoder_outputs())
-        self.decoder = build_decoder(config.net, self.latent_dim, *net_args, self.image_shape)
+        self.encoder, width = build_encoder_body(config.net, self.image_shape, *net_args)
+        self.encoder_head = nn.Linear(width + self.n_conditions, self.encoder_outputs())
+        self.decoder = build_decoder(config.net, self.code_size() + self.n_conditions, *net_args, self.image_shape)
 
     def encoder_outputs(self) -> int:
-        """Width of the encoder's output layer."""
+        """Width of the encoder's output layer (the posterior's parameters)."""
         return self.latent_dim
+
+    def code_size(self) -> int:
+        """Width of the decoder's latent input."""
+        return self.latent_dim
+
+    def with_condition(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Append the one-hot label to features or latents (B, F) -> (B, F + classes) if conditional."""
+        if not self.n_conditions:
+            return h
+        if y is None:
+            raise ConfigError("this model is conditional: pass labels y (e.g. vaelab sample RUN --label 3)")
+        if y.min() < 0 or y.max() >= self.n_conditions:
+            raise ConfigError(f"label out of range: this model knows labels 0..{self.n_conditions - 1}")
+        return torch.cat([h, F.one_hot(y.long(), self.n_conditions).to(h.dtype)], dim=-1)
+
+    def encoder_params(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The posterior's raw parameters (B, encoder_outputs()) for images x."""
+        return self.encoder_head(self.with_condition(self.encoder(x), y))
 
     def fit_closed_form(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """Set the parameters from all training images x (N, C, H, W) at once (closed-form models only)."""
@@ -71,7 +95,7 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder outputs (B, C, H, W): Bernoulli logits or pre-sigmoid Gaussian means."""
-        return self.decoder(z)
+        return self.decoder(self.with_condition(z, y))
 
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's mean image in [0, 1], (B, C, H, W)."""

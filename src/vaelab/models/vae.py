@@ -23,7 +23,7 @@ class VAE(Autoencoder):
         return 2 * self.latent_dim  # mu and logvar
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
-        return DiagonalGaussian.from_params(self.encoder(x))  # (B, D) each
+        return DiagonalGaussian.from_params(self.encoder_params(x, y))  # (B, D) each
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, generator=None) -> ImageTerms:
         """-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || p(z)) (Kingma & Welling 2014, eq. 10), one z per image."""
