@@ -94,3 +94,22 @@ def test_corrupt_data_file_is_one_line(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = vaelab("--debug", "eval", tmp_path / "nope")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_conditional_sampling_by_label(tiny_overrides, tmp_path):
+    result = vaelab("train", *tiny_overrides, "model.conditional=true", "train.epochs=1", "--no-evaluate")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "tiny"
+    result = vaelab("sample", run, "--label", 1, "-n", 4, "-o", tmp_path / "one.png", "--scale", 1)
+    assert result.returncode == 0, result.stderr
+    assert_picture(tmp_path / "one.png").shape == (2 * 12 + 2, 2 * 12 + 2)
+    result = vaelab("sample", run, "--grid-by-label", "-n", 5, "-o", tmp_path / "grid.png", "--scale", 1)
+    assert result.returncode == 0, result.stderr
+    assert assert_picture(tmp_path / "grid.png").shape == (3 * 12 + 2, 5 * 12 + 2)  # one row per class
+    assert_user_error(vaelab("sample", run, "--label", 7), "--label 7 is out of range", "0..2")
+    assert_user_error(vaelab("sample", run), "is a conditional model", "--label")
+
+
+def test_label_on_an_unconditional_run_is_an_error(tiny_overrides, tmp_path):
+    assert vaelab("train", *tiny_overrides, "train.epochs=1", "--no-evaluate").returncode == 0
+    assert_user_error(vaelab("sample", tmp_path / "runs" / "tiny", "--label", 1), "is not a conditional model")

@@ -112,17 +112,22 @@ def evaluate(
 @app.command()
 def sample(
     run: RunArg,
-    n: Annotated[int, typer.Option("-n", min=1, max=4096, help="How many images.")] = 64,
+    n: Annotated[int, typer.Option("-n", min=1, max=4096, help="How many images (per class with --grid-by-label).")] = 64,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
+    label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
+    grid_by_label: Annotated[bool, typer.Option(help="Conditional models: one row per class.")] = False,
 ) -> None:
     """Draw images from the model's prior into a grid PNG."""
     from .run import load_run
     from .viz import image_grid, save_png
 
     loaded = load_run(run)
-    path = save_png(image_grid(loaded.sample(n, seed)), output or loaded.images_dir / "samples.png", scale)
+    labels = loaded.sampling_labels(n, label, grid_by_label)
+    images = loaded.sample(len(labels) if labels is not None else n, seed, labels)
+    ncols = n if grid_by_label else None
+    path = save_png(image_grid(images, ncols), output or loaded.images_dir / "samples.png", scale)
     typer.echo(f"written: {path}")
 
 
@@ -145,9 +150,9 @@ def reconstruct(
     loaded = load_run(run)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test; got {split!r}")
-    x_uint8, _ = loaded.data.split(split)
+    x_uint8, y = loaded.data.split(split)
     x = to_float(x_uint8[:n], loaded.data.binarize, torch.Generator().manual_seed(0))
-    grid = reconstruction_grid(x, loaded.reconstruct(x))
+    grid = reconstruction_grid(x, loaded.reconstruct(x, y[:n] if loaded.conditional else None))
     path = save_png(grid, output or loaded.images_dir / "reconstructions.png", scale)
     typer.echo(f"written: {path}")
 

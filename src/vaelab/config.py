@@ -43,6 +43,9 @@ class ModelConfig:
     gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood
     conditional: bool = False  # condition encoder and decoder on the one-hot label
 
+    def validate(self) -> None:
+        """Checks of a model's own keys beyond their types (a model's config class may add some)."""
+
 
 @dataclass
 class TrainConfig:
@@ -204,6 +207,7 @@ def _check_ranges(config: Config) -> None:
     for key, ok in rules:
         if not ok:
             raise ConfigError(f"{key} must be positive; got {_get(config, key)!r}")
+    config.model.validate()
     for key in ("val_fraction", "test_fraction"):
         if not 0 <= getattr(config.data, key) <= 0.9:
             raise ConfigError(f"data.{key} must lie in [0, 0.9]; got {getattr(config.data, key)}")

@@ -100,3 +100,23 @@ class GaussianLikelihood:
 def make_likelihood(name: str, gaussian_std: float) -> BernoulliLikelihood | GaussianLikelihood:
     """The likelihood named in the model config."""
     return GaussianLikelihood(gaussian_std) if name == "gaussian" else BernoulliLikelihood()
+
+
+def gumbel_softmax_sample(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A relaxed one-hot sample softmax((logits + g) / tau), g ~ Gumbel(0, 1) (Jang et al. 2017; Maddison
+    et al. 2017), (B, K) on the simplex; its argmax is an exact draw from Categorical(softmax(logits))."""
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
+    return torch.softmax((logits + gumbel) / tau, dim=-1)
+
+
+def categorical_sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """An exact draw from Categorical(softmax(logits)) as indices (..., ) via the Gumbel-max trick."""
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    return (logits - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))).argmax(-1)
+
+
+def categorical_kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    """KL(Cat(pi) || Uniform(K)) per row in nats, (B,): sum_k pi_k log pi_k + log K."""
+    log_pi = torch.log_softmax(logits, dim=-1)
+    return (log_pi.exp() * log_pi).sum(-1) + math.log(logits.shape[-1])

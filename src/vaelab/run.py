@@ -84,22 +84,47 @@ class Run:
         x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
         return x.to(self.model.device)
 
+    def as_labels(self, y) -> torch.Tensor | None:
+        return None if y is None else torch.as_tensor(y).to(self.model.device)
+
     @torch.no_grad()
     def encode(self, x, y=None) -> torch.Tensor:
-        """Posterior means (N, latent_dim) of images."""
-        return self.model.encode(self.as_images(x), y).mean
+        """Posterior means (N, code size) of images (labels y for conditional models)."""
+        return self.model.encode(self.as_images(x), self.as_labels(y)).mean
 
     @torch.no_grad()
     def decode(self, z, y=None) -> torch.Tensor:
         """Mean images (N, C, H, W) in [0, 1] of latents z (N, latent_dim)."""
-        return self.model.decode_mean(torch.as_tensor(z, dtype=torch.float32, device=self.model.device), y)
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.model.device)
+        return self.model.decode_mean(z, self.as_labels(y))
 
     def sample(self, n: int, seed: int = 0, y=None) -> torch.Tensor:
         """n images drawn from the model's prior, reproducible by ``seed``."""
-        return self.model.sample(n, y, generator=torch.Generator(self.model.device).manual_seed(seed))
+        return self.model.sample(n, self.as_labels(y), generator=torch.Generator(self.model.device).manual_seed(seed))
+
+    @property
+    def conditional(self) -> bool:
+        return self.config.model.conditional
+
+    def sampling_labels(self, n: int, label: int | None, grid_by_label: bool) -> torch.Tensor | None:
+        """Labels for drawing n images: None for an unconditional model, n copies of ``label``, or n of
+        each class in turn (``grid_by_label``); a clear error for a missing or out-of-range label."""
+        classes = self.model.num_classes if self.conditional else 0
+        if (label is not None or grid_by_label) and not classes:
+            raise ConfigError(f"{self.path} is not a conditional model: train one with model.conditional=true")
+        if not classes:
+            return None
+        if grid_by_label:
+            return torch.arange(classes).repeat_interleave(n)
+        if label is None:
+            raise ConfigError(f"{self.path} is a conditional model: choose a class with --label 0..{classes - 1}")
+        if not 0 <= label < classes:
+            names = f" ({', '.join(self.class_names)})" if self.class_names else ""
+            raise ConfigError(f"--label {label} is out of range: this model knows labels 0..{classes - 1}{names}")
+        return torch.full((n,), label)
 
     def reconstruct(self, x, y=None) -> torch.Tensor:
-        return self.model.reconstruct(self.as_images(x), y)
+        return self.model.reconstruct(self.as_images(x), self.as_labels(y))
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, model={self.config.model.name}, data={self.config.data.name})"

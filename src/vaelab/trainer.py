@@ -286,13 +286,20 @@ def write_preview_images(run: Run, n: int = 64) -> dict[str, Path]:
     """Prior samples and test reconstructions of a trained run, in its images/ folder."""
     data = run.data
     x = to_float(data.test_x[:32], data.binarize, torch.Generator().manual_seed(0))
-    paths = {
-        "samples": save_png(image_grid(run.sample(n)), run.images_dir / "samples.png", scale=2),
+    y = None if data.test_y is None else data.test_y[:32]
+    per_class = 8
+    labels = run.sampling_labels(per_class, None, grid_by_label=True) if run.conditional else None
+    samples = run.sample(n if labels is None else len(labels), y=labels)
+    return {
+        "samples": save_png(
+            image_grid(samples, per_class if labels is not None else None), run.images_dir / "samples.png", scale=2
+        ),
         "reconstructions": save_png(
-            reconstruction_grid(x, run.reconstruct(x)), run.images_dir / "reconstructions.png", scale=2
+            reconstruction_grid(x, run.reconstruct(x, y if run.conditional else None)),
+            run.images_dir / "reconstructions.png",
+            scale=2,
         ),
     }
-    return paths
 
 
 RESUMABLE_SECTIONS = ("train.",)

@@ -23,6 +23,7 @@ class ImageTerms:
 
     recon: torch.Tensor
     kl: torch.Tensor
+    kl_parts: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. JointVAE's kl_cont, kl_disc
 
     @property
     def neg_elbo(self) -> torch.Tensor:

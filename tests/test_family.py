@@ -1,0 +1,162 @@
+"""The VAE family's formulas against independent computations: categorical KL, Gumbel-softmax,
+schedules, beta / capacity / free-bits objectives, the IWAE bound and JointVAE's parts."""
+
+import math
+
+import pytest
+import torch
+from scipy.stats import chisquare
+from torch.distributions import Categorical, kl_divergence
+
+from vaelab.config import load_config
+from vaelab.distributions import categorical_kl_to_uniform, categorical_sample, gumbel_softmax_sample
+from vaelab.errors import ConfigError
+from vaelab.models import build_model
+from vaelab.schedules import capacity, kl_warmup, linear_ramp
+
+SHAPE = (1, 8, 8)
+
+
+def make(name, *overrides):
+    config = load_config(None, [f"model.name={name}", "model.hidden=[32]", "model.latent_dim=3", *overrides])
+    torch.manual_seed(0)
+    return build_model(config.model, SHAPE, num_classes=3)
+
+
+def batch(n=32):
+    return torch.bernoulli(torch.rand(n, *SHAPE, generator=torch.Generator().manual_seed(0)))
+
+
+def test_categorical_kl_to_uniform_matches_torch_distributions():
+    logits = torch.randn(6, 5) * 2
+    uniform = Categorical(probs=torch.full((6, 5), 0.2))
+    torch.testing.assert_close(categorical_kl_to_uniform(logits), kl_divergence(Categorical(logits=logits), uniform))
+
+
+def test_gumbel_softmax_samples_lie_on_the_simplex():
+    samples = gumbel_softmax_sample(torch.randn(100, 7), tau=0.5, generator=torch.Generator().manual_seed(0))
+    assert (samples >= 0).all()
+    torch.testing.assert_close(samples.sum(-1), torch.ones(100))
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.67, 5.0])
+def test_gumbel_softmax_argmax_frequencies_match_the_softmax(tau):
+    probs = torch.tensor([0.05, 0.15, 0.3, 0.5])
+    logits = probs.log().expand(20_000, 4)
+    draws = gumbel_softmax_sample(logits, tau, torch.Generator().manual_seed(1)).argmax(-1)
+    observed = torch.bincount(draws, minlength=4).numpy()
+    assert chisquare(observed, (probs * 20_000).numpy()).pvalue > 1e-3
+    exact = torch.bincount(categorical_sample(logits, torch.Generator().manual_seed(2)), minlength=4).numpy()
+    assert chisquare(exact, (probs * 20_000).numpy()).pvalue > 1e-3
+
+
+def test_schedules_values():
+    assert [linear_ramp(s, 2.0, 6.0, 4) for s in (0, 1, 2, 4, 100)] == [2.0, 3.0, 4.0, 6.0, 6.0]
+    assert [capacity(s, 0.0, 5.0, 25_000) for s in (0, 12_500, 25_000, 50_000)] == [0.0, 2.5, 5.0, 5.0]
+    assert [kl_warmup(s, 10) for s in (0, 5, 10, 20)] == [0.0, 0.5, 1.0, 1.0]
+    assert kl_warmup(0, 0) == 1.0
+
+
+def loss_with_fixed_noise(model, x, step=0):
+    torch.manual_seed(3)
+    return model.loss(x, step=step)
+
+
+def test_beta_vae_weights_the_kl_by_beta():
+    model = make("beta-vae", "model.beta=4")
+    loss = loss_with_fixed_noise(model, batch())
+    torch.testing.assert_close(loss.total, loss.recon + 4 * loss.kl)
+
+
+def test_kl_warmup_scales_the_kl_by_step():
+    model = make("vae", "model.kl_warmup_steps=100")
+    x = batch()
+    at_25 = loss_with_fixed_noise(model, x, step=25)
+    torch.testing.assert_close(at_25.total, at_25.recon + 0.25 * at_25.kl)
+    at_500 = loss_with_fixed_noise(model, x, step=500)
+    torch.testing.assert_close(at_500.total, at_500.recon + at_500.kl)
+
+
+def test_free_bits_floor_each_dimensions_kl():
+    model = make("vae", "model.free_bits=2.0")  # far above an untrained model's per-dimension KL
+    loss = loss_with_fixed_noise(model, batch())
+    torch.testing.assert_close(loss.total, loss.recon + torch.tensor(3 * 2.0))
+
+
+def test_capacity_objective_is_gamma_times_distance_to_the_schedule():
+    model = make("capacity-vae", "model.gamma=10", "model.c_max=8", "model.c_steps=100")
+    loss = loss_with_fixed_noise(model, batch(), step=50)
+    torch.testing.assert_close(loss.total, loss.recon + 10 * (loss.kl - 4.0).abs())
+    assert loss.extras["capacity"].item() == 4.0
+
+
+def iw_bound(model, x, k, seed):
+    log_w = model.log_importance_weights(x, k=k, generator=torch.Generator().manual_seed(seed))
+    return (torch.logsumexp(log_w.double(), 0) - math.log(k)).mean().item()
+
+
+def test_iwae_bound_with_one_sample_is_the_elbo():
+    """With k=1 the IWAE objective is the single-sample ELBO (its KL estimated by log q - log p); over many
+    draws it averages to recon + analytic KL."""
+    model = make("iwae", "model.k=1")
+    x = batch(8).repeat(4000, 1, 1, 1)
+    with torch.no_grad():
+        loss = loss_with_fixed_noise(model, x)
+    torch.testing.assert_close(loss.total, loss.recon + loss.kl, atol=0.02, rtol=0)
+
+
+def test_iwae_bound_does_not_decrease_with_k_on_average():
+    model = make("iwae").eval()
+    x = batch(16)
+    with torch.no_grad():
+        bounds = {k: sum(iw_bound(model, x, k, seed) for seed in range(20)) / 20 for k in (1, 5, 50)}
+    assert bounds[1] <= bounds[5] + 0.05 <= bounds[50] + 0.1
+
+
+def test_iwae_trains_on_the_k_sample_bound():
+    model = make("iwae", "model.k=5")
+    x = batch()
+    torch.manual_seed(3)
+    loss = model.loss(x)
+    torch.manual_seed(3)
+    log_px_z, log_pz, log_qz, _ = model.k_sample_terms(x, None, 5)
+    expected = -(torch.logsumexp(log_px_z + log_pz - log_qz, 0) - math.log(5)).mean()
+    torch.testing.assert_close(loss.total, expected)
+
+
+def test_joint_vae_kl_is_continuous_plus_discrete():
+    model = make("joint-vae", "model.discrete=[4, 2]").eval()
+    x = batch()
+    terms = model.terms(x, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(terms.kl, terms.kl_parts["kl_cont"] + terms.kl_parts["kl_disc"])
+    posterior = model.encode(x)
+    uniform = [Categorical(probs=torch.full((32, k), 1 / k)) for k in (4, 2)]
+    reference = sum(kl_divergence(Categorical(logits=lg), u) for lg, u in zip(posterior.logits, uniform, strict=True))
+    torch.testing.assert_close(terms.kl_parts["kl_disc"], reference)
+    assert posterior.codes.shape == (32, 2)
+    assert posterior.mean.shape == (32, 3 + 4 + 2)
+
+
+def test_joint_vae_discrete_capacity_is_capped_at_sum_log_k():
+    model = make("joint-vae", "model.discrete=[2]", "model.disc_c_max=50", "model.disc_c_steps=10", "model.gamma=1")
+    x = batch()
+    loss = loss_with_fixed_noise(model, x, step=10)
+    c_cont = 5.0 * 10 / 25_000
+    expected = loss.recon + (loss.extras["kl_cont"] - c_cont).abs() + (loss.extras["kl_disc"] - math.log(2)).abs()
+    torch.testing.assert_close(loss.total, expected)
+
+
+def test_joint_vae_importance_weights_average_to_its_elbo():
+    model = make("joint-vae", "model.discrete=[3]").eval()
+    x = batch(4)
+    with torch.no_grad():
+        log_w = model.log_importance_weights(x, k=20_000, generator=torch.Generator().manual_seed(0))
+        samples = [model.terms(x, generator=torch.Generator().manual_seed(s)) for s in range(400)]
+    elbo = -torch.stack([t.recon + t.kl for t in samples]).mean(0)
+    torch.testing.assert_close(log_w.mean(0), elbo, atol=0.5, rtol=0)
+
+
+@pytest.mark.parametrize("bad", ["model.tau=0", "model.discrete=[1]", "model.discrete=[]"])
+def test_joint_vae_rejects_bad_latent_specs(bad):
+    with pytest.raises(ConfigError):
+        load_config(None, ["model.name=joint-vae", bad])
