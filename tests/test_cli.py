@@ -102,7 +102,7 @@ def test_conditional_sampling_by_label(tiny_overrides, tmp_path):
     run = tmp_path / "runs" / "tiny"
     result = vaelab("sample", run, "--label", 1, "-n", 4, "-o", tmp_path / "one.png", "--scale", 1)
     assert result.returncode == 0, result.stderr
-    assert_picture(tmp_path / "one.png").shape == (2 * 12 + 2, 2 * 12 + 2)
+    assert assert_picture(tmp_path / "one.png").shape == (2 * 12 + 2, 2 * 12 + 2)
     result = vaelab("sample", run, "--grid-by-label", "-n", 5, "-o", tmp_path / "grid.png", "--scale", 1)
     assert result.returncode == 0, result.stderr
     assert assert_picture(tmp_path / "grid.png").shape == (3 * 12 + 2, 5 * 12 + 2)  # one row per class

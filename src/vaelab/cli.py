@@ -112,7 +112,7 @@ def evaluate(
 @app.command()
 def sample(
     run: RunArg,
-    n: Annotated[int, typer.Option("-n", min=1, max=4096, help="How many images (per class with --grid-by-label).")] = 64,
+    n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Images (per class with --grid-by-label).")] = 64,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from ..schedules import capacity
 from .registry import register
 from .vae import VAE, VAEConfig
@@ -16,6 +17,11 @@ from .vae import VAE, VAEConfig
 class BetaVAEConfig(VAEConfig):
     name: str = "beta-vae"
     beta: float = 4.0  # multiplies the per-image KL
+
+    def validate(self) -> None:
+        super().validate()
+        if self.beta < 0:
+            raise ConfigError(f"model.beta must be >= 0; got {self.beta}")
 
 
 @register("beta-vae", BetaVAEConfig, "beta-VAE: recon + beta * KL (Higgins et al. 2017)")
@@ -33,6 +39,11 @@ class CapacityVAEConfig(VAEConfig):
     c_min: float = 0.0  # capacity in nats at step 0
     c_max: float = 25.0  # capacity in nats after c_steps
     c_steps: int = 100_000
+
+    def validate(self) -> None:
+        super().validate()
+        if self.gamma < 0 or self.c_min < 0 or self.c_max < 0 or self.c_steps < 0:
+            raise ConfigError("model.gamma, model.c_min, model.c_max and model.c_steps must be >= 0")
 
 
 @register(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from .base import LossTerms
 from .registry import register
 from .vae import VAE, VAEConfig
@@ -16,6 +17,11 @@ from .vae import VAE, VAEConfig
 class IWAEConfig(VAEConfig):
     name: str = "iwae"
     k: int = 5  # importance samples per image
+
+    def validate(self) -> None:
+        super().validate()
+        if self.k < 1:
+            raise ConfigError(f"model.k must be >= 1 (importance samples per image); got {self.k}")
 
 
 @register("iwae", IWAEConfig, "IWAE: trains on the k-sample importance-weighted bound (Burda et al. 2016)")

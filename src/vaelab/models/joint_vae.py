@@ -43,6 +43,8 @@ class JointVAEConfig(ModelConfig):
     disc_c_steps: int = 25_000
 
     def validate(self) -> None:
+        if min(self.gamma, self.cont_c_max, self.cont_c_steps, self.disc_c_max, self.disc_c_steps) < 0:
+            raise ConfigError("model.gamma and the capacity keys (cont_c_*, disc_c_*) must be >= 0")
         if not self.tau > 0:
             raise ConfigError(f"model.tau must be > 0 (the Gumbel-softmax temperature); got {self.tau}")
         if not self.discrete or any(k < 2 for k in self.discrete):

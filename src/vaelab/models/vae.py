@@ -12,6 +12,7 @@ import torch
 
 from ..config import ModelConfig
 from ..distributions import DiagonalGaussian, standard_normal_log_prob
+from ..errors import ConfigError
 from ..schedules import kl_warmup
 from .base import Autoencoder, ImageTerms, LossTerms
 from .registry import register
@@ -22,6 +23,10 @@ class VAEConfig(ModelConfig):
     name: str = "vae"
     kl_warmup_steps: int = 0  # KL weight rises linearly 0 -> 1 over these steps; 0 = off
     free_bits: float = 0.0  # per-dimension KL floor in nats (Kingma et al. 2016); 0 = off
+
+    def validate(self) -> None:
+        if self.kl_warmup_steps < 0 or self.free_bits < 0:
+            raise ConfigError("model.kl_warmup_steps and model.free_bits must be >= 0")
 
 
 @register("vae", VAEConfig, "Variational autoencoder: Gaussian posterior, reparameterisation, analytic KL")

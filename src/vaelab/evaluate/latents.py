@@ -1,0 +1,169 @@
+"""What the latent space holds: KL per dimension, active units, linear and k-NN probes, clustering of
+discrete codes. All on the evaluation images of ``likelihood.evaluation_batches`` (the fixed binarisation)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models import Autoencoder
+from ..run import Run
+from .likelihood import BLOCK, EVAL_SEED, evaluation_batches, split_images
+
+ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016, section 5.2: a unit is active if Cov_x(E_q[z_j]) > 0.01
+COLLAPSE_FRACTION = 0.25  # warn when fewer than this fraction of the units are active
+KNN_K = 5
+PROBE_MAX_ITER = 300  # L-BFGS iterations of the logistic regression: bounded so a probe takes seconds
+
+
+@dataclass
+class Latents:
+    """One encoder pass over a split: the evaluation codes (posterior means; JointVAE: [mu, one-hot argmax]),
+    the Gaussian part's means and mean KL per dimension (None for point codes), and the argmax category of
+    each discrete latent (None without one)."""
+
+    codes: np.ndarray  # (N, D_code) float32
+    gaussian_means: np.ndarray | None  # (N, D) float64
+    kl_per_dim: np.ndarray | None  # (D,) nats, mean over images
+    discrete: np.ndarray | None  # (N, n_discrete) int64
+
+
+def _gaussian_part(posterior):
+    """The diagonal-Gaussian part of a posterior (itself for a VAE, ``.gaussian`` for JointVAE), or None."""
+    if hasattr(posterior, "kl_per_dim"):
+        return posterior
+    return getattr(posterior, "gaussian", None)
+
+
+@torch.no_grad()
+def encode_split(
+    model: Autoencoder, x_uint8: torch.Tensor, y: torch.Tensor | None, binarize: str, batch_size: int = BLOCK
+) -> Latents:
+    """Encode all images of a split in batches (one pass) and collect what the diagnostics need."""
+    model.eval()
+    codes, means, kls, discrete = [], [], [], []
+    for x, yb in evaluation_batches(x_uint8, y, binarize, batch_size, EVAL_SEED, model.device):
+        posterior = model.encode(x, yb)
+        codes.append(posterior.mean.float().cpu())
+        gaussian = _gaussian_part(posterior)
+        if gaussian is not None:
+            means.append(gaussian.mean.double().cpu())
+            kls.append(gaussian.kl_per_dim().double().sum(0).cpu())
+        if hasattr(posterior, "codes"):
+            discrete.append(posterior.codes.cpu())
+    n = len(x_uint8)
+    return Latents(
+        codes=torch.cat(codes).numpy(),
+        gaussian_means=torch.cat(means).numpy() if means else None,
+        kl_per_dim=(torch.stack(kls).sum(0) / n).numpy() if kls else None,
+        discrete=torch.cat(discrete).numpy() if discrete else None,
+    )
+
+
+def active_units(means: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> tuple[int, np.ndarray]:
+    """(number of active units, per-dimension variance): A_u = Cov_x(E_{q(z|x)}[z]) per dimension over the
+    data, a unit active if A_u > threshold (Burda et al. 2016). ``means`` are posterior means (N, D)."""
+    variances = np.asarray(means, dtype=np.float64).var(axis=0)  # (D,)
+    return int((variances > threshold).sum()), variances
+
+
+def probe_accuracy(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Test accuracy of a linear probe (multinomial logistic regression, L2, C=1, on standardised features,
+    at most ``PROBE_MAX_ITER`` L-BFGS steps) and of a k-NN classifier (k=5, Euclidean, on the same standardised
+    features), both fitted on the training features; with the seconds each took."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_features)
+    train = scaler.transform(train_features).astype(np.float32)
+    test = scaler.transform(test_features).astype(np.float32)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the iteration cap is deliberate
+        linear = LogisticRegression(max_iter=PROBE_MAX_ITER, random_state=seed).fit(train, train_labels)
+    linear_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    knn = KNeighborsClassifier(n_neighbors=KNN_K, algorithm="brute", n_jobs=1).fit(train, train_labels)
+    knn_accuracy = float((knn.predict(test) == test_labels).mean())
+    return {
+        "linear": float((linear.predict(test) == test_labels).mean()),
+        "knn": knn_accuracy,
+        "linear_seconds": linear_seconds,
+        "knn_seconds": time.perf_counter() - start,
+        "n_train": len(train),
+        "n_test": len(test),
+        "features": int(train.shape[1]),
+    }
+
+
+def hungarian_accuracy(codes: np.ndarray, labels: np.ndarray) -> float:
+    """Clustering accuracy: the fraction of images whose cluster, mapped one-to-one to a label by the
+    assignment that maximises the matches (Hungarian algorithm, Kuhn 1955), is their label. Clusters left
+    without a label (more clusters than labels) count as wrong."""
+    from scipy.optimize import linear_sum_assignment
+
+    codes, labels = np.asarray(codes).ravel(), np.asarray(labels).ravel()
+    _, code_idx = np.unique(codes, return_inverse=True)
+    _, label_idx = np.unique(labels, return_inverse=True)
+    counts = np.zeros((code_idx.max() + 1, label_idx.max() + 1), dtype=np.int64)  # (clusters, labels)
+    np.add.at(counts, (code_idx, label_idx), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / len(codes))
+
+
+def clustering_scores(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Hungarian clustering accuracy and normalised mutual information (arithmetic mean normalisation) of
+    integer cluster codes (N,) against labels (N,)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return {
+        "accuracy": hungarian_accuracy(codes, labels),
+        "nmi": float(normalized_mutual_info_score(labels, codes)),
+        "clusters_used": int(len(np.unique(codes))),
+    }
+
+
+def evaluate_latents(run: Run, split: str = "test", probes: bool = True) -> dict[str, Any]:
+    """The latent diagnostics of a run on ``split``: KL per dimension, active units, probes fitted on the
+    training split's codes, and clustering scores of each discrete latent. Returns the eval.json keys."""
+    model, binarize = run.model, run.data.binarize
+    x, y = split_images(run, split)
+    latents = encode_split(model, x, y, binarize)
+    means = latents.gaussian_means if latents.gaussian_means is not None else latents.codes
+    n_active, variances = active_units(means)
+    dims = means.shape[1]
+    results: dict[str, Any] = {
+        "split": split,
+        "latent": {
+            "dims": dims,
+            "active_units": n_active,
+            "active_threshold": ACTIVE_THRESHOLD,
+            "mean_variance_per_dim": variances.tolist(),
+            "kl_per_dim": None if latents.kl_per_dim is None else latents.kl_per_dim.tolist(),
+            "collapse_warning": n_active < COLLAPSE_FRACTION * dims,
+        },
+    }
+    if probes and y is not None:
+        train_x, train_y = split_images(run, "train")
+        train_codes = encode_split(model, train_x, train_y, binarize).codes
+        results["probes"] = probe_accuracy(train_codes, train_y.numpy(), latents.codes, y.numpy())
+    if getattr(model, "discrete_sizes", []) and latents.discrete is not None and y is not None:
+        results["clustering"] = [
+            {"categories": int(size), **clustering_scores(latents.discrete[:, i], y.numpy())}
+            for i, size in enumerate(model.discrete_sizes)
+        ]
+    return results
