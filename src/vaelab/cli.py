@@ -93,20 +93,74 @@ def train(
 def evaluate(
     run: RunArg,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    iw_samples: Annotated[
+        int, typer.Option(min=0, help="Samples per image of the importance-weighted NLL (Burda et al.: 5000); 0 skips.")
+    ] = 1000,
+    probes: Annotated[bool, typer.Option(help="Linear and kNN probes of the latent means.")] = True,
+    fid: Annotated[bool, typer.Option(help="Fréchet distance of prior samples (small-classifier features).")] = True,
     batch_size: Annotated[int, typer.Option(min=1)] = 1024,
 ) -> None:
-    """Test -ELBO and its terms per image in nats; writes eval.json in the run folder."""
-    from .evaluate import evaluate_run, write_eval
-    from .run import load_run
+    """-ELBO and its terms, IW-NLL, active units, probes, Fréchet distance; writes eval.json in the run folder.
 
+    All terms per image in nats; docs/evaluation.md says what each number means."""
+    from .evaluate import run_evaluation, write_eval
+    from .evaluate.suite import collapse_warning, report_lines
+    from .run import load_run
+    from .trainer import set_threads
+
+    set_threads(0)
     loaded = load_run(run)
-    results = evaluate_run(loaded, split, batch_size)
+    log = lambda message: typer.echo(message, err=True)  # noqa: E731
+    results = run_evaluation(loaded, split, iw_samples, probes, fid, batch_size, log=log)
     write_eval(loaded, results)
-    rows = [[name, f"{results[name]['mean']:.2f}", f"{results[name]['stderr']:.2f}"]
-            for name in ("neg_elbo", "recon", "kl")]  # fmt: skip
     typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
-    _print_table(rows, ["term (nats/image)", "mean", "stderr"])
+    for line in report_lines(results):
+        typer.echo(line)
+    warning = collapse_warning(results)
+    if warning:
+        typer.echo(warning, err=True)
     typer.echo(f"written: {loaded.path / 'eval.json'}")
+
+
+@app.command()
+def compare(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Config overrides for every trained model: key.sub=value ...")
+    ] = None,
+    data: Annotated[str, typer.Option(help="Dataset name, e.g. fashion-mnist, mnist-5k, digits, npz:PATH")] = (
+        "fashion-mnist"
+    ),
+    models: Annotated[str, typer.Option(help="Comma-separated rows: registered models and fisher.")] = (
+        "pca,ae,vae,fisher"
+    ),
+    latent_dim: Annotated[int, typer.Option(min=1, help="model.latent_dim of every model.")] = 16,
+    epochs: Annotated[int, typer.Option(min=1, help="train.epochs of every neural model.")] = 10,
+    iw_samples: Annotated[int, typer.Option(min=0, help="Samples per image of the IW-NLL; 0 skips it.")] = 1000,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default runs/compare-<data>-<time>.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every model and of the splits.")] = 0,
+) -> None:
+    """Fit several models on the same split and compare them: compare.md, compare.csv and compare.png."""
+    import shlex
+    from datetime import datetime
+
+    from .evaluate.compare import compare_models, markdown_table
+    from .trainer import set_threads
+
+    set_threads(0)
+    safe_name = data.replace("/", "_").replace(":", "_")
+    folder = out or Path("runs") / f"compare-{safe_name}-{datetime.now():%Y%m%d-%H%M%S}"
+    command = shlex.join(
+        ["vaelab", "compare", "--data", data, "--models", models, "--latent-dim", str(latent_dim), "--epochs",
+         str(epochs), "--iw-samples", str(iw_samples), "--seed", str(seed)]
+        + ["--data-dir", data_dir] * (data_dir is not None) + (overrides or [])
+    )  # fmt: skip
+    result = compare_models(
+        data, [m.strip() for m in models.split(",") if m.strip()], folder, latent_dim, epochs, iw_samples,
+        data_dir, seed, overrides or [], command,
+    )  # fmt: skip
+    typer.echo(markdown_table(result.rows), nl=False)
+    typer.echo(f"{result.seconds:.0f} s; written: {folder / 'compare.md'}, compare.csv, compare.png")
 
 
 @app.command()

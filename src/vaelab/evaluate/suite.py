@@ -1,0 +1,97 @@
+"""One call for everything ``vaelab eval`` measures on a split, merged into the layout of eval.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import DataError
+from ..run import Run
+from .fid import evaluate_fid
+from .latents import evaluate_latents
+from .likelihood import evaluate_run
+
+
+def run_evaluation(
+    run: Run,
+    split: str = "test",
+    iw_samples: int = 1000,
+    probes: bool = True,
+    fid: bool = True,
+    batch_size: int = 1024,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """-ELBO and its terms, the IW-NLL with ``iw_samples`` samples (0: skipped; models without a density:
+    None), KL per dimension and active units, the probes (``probes``), clustering of discrete latents and the
+    Fréchet distance of prior samples (``fid``; skipped with a note on unlabelled data)."""
+    results = evaluate_run(run, split, batch_size, iw_samples, progress)
+    results |= evaluate_latents(run, split, probes)
+    if fid:
+        try:
+            results |= evaluate_fid(run, split, log=log)
+        except DataError as err:
+            results["fid"] = {"skipped": str(err)}
+    return results
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, ["-" * w for w in widths], *rows]]  # fmt: skip
+
+
+def report_lines(results: dict[str, Any]) -> list[str]:
+    """The readable form of ``run_evaluation``'s results: a table of the terms, then one line per diagnostic."""
+    terms = ["neg_elbo", "recon", "kl", *[k for k in ("kl_cont", "kl_disc") if k in results]]
+    rows = [[name, f"{results[name]['mean']:.2f}", f"{results[name]['stderr']:.2f}"] for name in terms]
+    iw = results.get("iw_nll")
+    if iw:
+        rows.append([f"iw_nll (k={iw['k']})", f"{iw['mean']:.2f}", f"{iw['stderr']:.2f}"])
+    lines = _table(rows, ["term (nats/image)", "mean", "stderr"])
+    if "iw_nll" in results and not iw:
+        lines.append("iw_nll: not defined for this model (no posterior density)")
+    elif iw:
+        rate = iw["images_x_samples_per_s"]
+        lines.append(f"iw_nll: {iw['seconds']:.1f} s, {rate:,.0f} images x samples per second")
+    latent = results.get("latent")
+    if latent:
+        lines.append(
+            f"active units: {latent['active_units']} of {latent['dims']} "
+            f"(variance over images of the posterior mean > {latent['active_threshold']})"
+        )
+        if latent["kl_per_dim"] is not None:
+            kl = latent["kl_per_dim"]
+            order = sorted(range(len(kl)), key=lambda j: -kl[j])
+            lines.append("KL per dim (nats, largest first): " + " ".join(f"z{j}={kl[j]:.2f}" for j in order))
+    probes = results.get("probes")
+    if probes:
+        lines.append(
+            f"probes on the latent means: linear {probes['linear']:.4f}, kNN(k=5) {probes['knn']:.4f} "
+            f"(fitted on {probes['n_train']} training images)"
+        )
+    for c in results.get("clustering", []):
+        lines.append(
+            f"clustering ({c['categories']} categories): accuracy {c['accuracy']:.4f} (Hungarian), "
+            f"NMI {c['nmi']:.4f}, {c['clusters_used']} categories used"
+        )
+    fid = results.get("fid")
+    if fid and "skipped" in fid:
+        lines.append(f"Fréchet distance: skipped ({fid['skipped']})")
+    elif fid:
+        lines.append(
+            f"Fréchet distance, small-classifier features (not Inception FID): samples {fid['samples']:.3f}, "
+            f"training images {fid['train_images']:.3f} (reference), n={fid['n']}"
+        )
+    return lines
+
+
+def collapse_warning(results: dict[str, Any]) -> str | None:
+    """A warning when fewer than a quarter of the latent units are active (posterior collapse)."""
+    latent = results.get("latent")
+    if not latent or not latent["collapse_warning"]:
+        return None
+    return (
+        f"warning: posterior collapse: only {latent['active_units']} of {latent['dims']} latent units are active; "
+        "consider KL warm-up (model.kl_warmup_steps) or free bits (model.free_bits), or a smaller latent_dim"
+    )
