@@ -21,6 +21,6 @@ def test_cvae_draws_the_requested_class(dataset, epochs, tmp_path):
     classifier, meta = train_classifier(run.data)
     result = conditional_sample_accuracy(run, classifier, per_class=100)
     classifier_accuracy = meta["test_accuracy"]
-    print(f"{dataset}: CVAE sample accuracy {result['accuracy']:.3f} (classifier on real test: {classifier_accuracy:.3f})")
+    print(f"{dataset}: CVAE sample accuracy {result['accuracy']:.3f} (classifier: {classifier_accuracy:.3f})")
     assert result["samples"] == 1000
     assert result["accuracy"] >= 0.9
