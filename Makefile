@@ -20,6 +20,7 @@ test: install-test
 
 bench: install data
 	$(PY) bench/train_throughput.py
+	$(PY) bench/eval_throughput.py
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests bench

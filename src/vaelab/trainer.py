@@ -17,6 +17,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,7 @@ class Trainer:
         self.epochs_since_best = 0
         self.metadata = model_metadata(data)
         self.val_x = to_float(data.val_x, data.binarize, torch.Generator().manual_seed(0))
+        self.on_epoch_end: list[Callable[[Trainer, dict[str, float]], None]] = []  # called after each save
 
     # -- state -------------------------------------------------------------------------------------------
     def trainer_state(self) -> dict[str, Any]:
@@ -243,6 +245,8 @@ class Trainer:
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
             self.save()
             log(self.epoch_line(row))
+            for callback in self.on_epoch_end:
+                callback(self, row)
             if self.model.closed_form:
                 break  # one fit is the whole training
             if cfg.early_stopping and self.epochs_since_best >= cfg.early_stopping:
