@@ -1,6 +1,9 @@
 """The trainer: run folder contents, exact resume, NaN handling, early stopping."""
 
 import csv
+import json
+import math
+import pathlib
 
 import pytest
 import torch
@@ -15,7 +18,7 @@ def weights(run_dir):
 
 
 def test_training_writes_a_complete_run_folder(tiny_overrides):
-    run = train(None, tiny_overrides)
+    run = train(None, tiny_overrides + ["train.keep=2"])
     names = {p.name for p in run.path.iterdir()}
     assert {"config.yaml", "model.safetensors", "metrics.csv", "checkpoint", "images"} <= names
     with open(run.path / "metrics.csv") as f:
@@ -69,16 +72,17 @@ def test_a_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(tiny_over
     original = train_module.Trainer.batches
 
     def poisoned(self, epoch):
-        for i, (x, y) in enumerate(original(self, epoch)):
+        for i, (idx, x, y) in enumerate(original(self, epoch)):
             if i == 2:
                 x = x.clone()
                 x[0, 0, 0, 0] = float("nan")
-            yield x, y
+            yield idx, x, y
 
     monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
     with pytest.raises(
         TrainingError,
-        match=r"non-finite recon and kl terms at step \d+ \(epoch 2, batch 2\).*checkpoint \(epoch 1\) is kept",
+        match=r"non-finite recon and kl terms \(latent dimensions \[0, 1, 2\]\) at step \d+ \(epoch 2, batch 2\)"
+        r".*checkpoint \(epoch 1\) is kept.*failure.json",
     ):
         train(None, ["train.epochs=2"], resume=run.path)
     after = weights(run.path)
@@ -102,3 +106,79 @@ def test_run_api_encodes_decodes_and_samples(tiny_overrides):
     assert run.sample(4).shape == (4, 1, 10, 10)
     with pytest.raises(ValueError, match="expected images of shape"):
         run.encode(torch.zeros(2, 7))
+
+
+def poison_batches(monkeypatch, bad_batches):
+    """Make the given (epoch, batch) pairs contain a NaN pixel."""
+    original = train_module.Trainer.batches
+
+    def poisoned(self, epoch):
+        for i, (idx, x, y) in enumerate(original(self, epoch)):
+            if (epoch, i) in bad_batches:
+                x = x.clone()
+                x[:, 0, 0, 0] = float("nan")
+            yield idx, x, y
+
+    monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
+
+
+def test_failure_json_names_the_step_and_the_batch_indices(tiny_overrides, monkeypatch):
+    poison_batches(monkeypatch, {(1, 3)})
+    with pytest.raises(TrainingError):
+        train(None, tiny_overrides + ["train.epochs=1"])
+    failure = json.loads((pathlib.Path(tiny_overrides[-2].split("=")[1]) / "tiny" / "failure.json").read_text())
+    assert failure["epoch"] == 1 and failure["batch"] == 3 and failure["where"] == "loss"
+    expected = train_module.epoch_permutation(97, 0, 1)[48:64].tolist()  # batch 3 of size 16, seed 0
+    assert failure["batch_indices"] == expected
+    assert "recon" in failure["terms"]
+
+
+def test_skip_policy_drops_bad_batches_and_counts_them(tiny_overrides, monkeypatch):
+    poison_batches(monkeypatch, {(1, 1), (2, 0), (2, 4)})
+    run = train(None, tiny_overrides + ["train.on_nonfinite=skip"])
+    assert [row["skipped"] for row in run.metrics] == [1, 2, 0]
+    assert all(math.isfinite(v) for row in run.metrics for v in row.values())
+
+
+def test_skip_policy_stops_after_max_skips_in_a_row(tiny_overrides, monkeypatch):
+    poison_batches(monkeypatch, {(1, 2), (1, 3), (1, 4)})
+    with pytest.raises(TrainingError, match=r"3 batches in a row"):
+        train(None, tiny_overrides + ["train.on_nonfinite=skip", "train.max_skips=3"])
+
+
+def test_non_finite_gradient_names_the_parameter(tiny_overrides, monkeypatch):
+    original = train_module.Trainer.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.model.decoder[0].weight.register_hook(lambda grad: grad * float("inf"))
+
+    monkeypatch.setattr(train_module.Trainer, "__init__", init)
+    with pytest.raises(TrainingError, match=r"non-finite decoder.0.weight gradient at step 1"):
+        train(None, tiny_overrides + ["train.epochs=1"])
+
+
+def test_gradient_clipping_bounds_the_update(tiny_overrides):
+    clipped = train(None, tiny_overrides + ["train.name=clipped", "train.grad_clip=1e-6", "train.epochs=1"])
+    free = train(None, tiny_overrides + ["train.name=free", "train.epochs=1"])
+    assert clipped.metrics[0]["train_loss"] > free.metrics[0]["train_loss"]  # tiny steps learn less
+
+
+def test_best_checkpoint_and_stale_temporaries(tiny_overrides):
+    run = train(None, tiny_overrides + ["train.epochs=2"])
+    best = read_weights(run.path / "checkpoint" / "best.safetensors")[0]
+    assert best.keys() == weights(run.path).keys()
+    stale = run.path / "checkpoint" / ".epoch-0003.abc.tmp"
+    stale.mkdir()
+    (run.path / ".model.safetensors.xyz.tmp").write_bytes(b"half")
+    train(None, ["train.epochs=3"], resume=run.path)
+    assert not stale.exists() and not list(run.path.glob(".*.tmp"))
+
+
+def test_resume_skips_a_damaged_checkpoint_and_says_so(tiny_overrides, capsys):
+    run = train(None, tiny_overrides + ["train.epochs=2"])
+    (run.path / "checkpoint" / "epoch-0002" / "trainer.pt").write_bytes(b"\x80\x04garbage")
+    train(None, ["train.epochs=3"], resume=run.path)
+    err = capsys.readouterr().err
+    assert "skipped damaged checkpoint epoch-0002" in err and "from epoch-0001" in err
+    assert [r["epoch"] for r in load_run(run.path).metrics] == [1, 2, 3]

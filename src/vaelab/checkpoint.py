@@ -26,6 +26,7 @@ from .errors import RunError
 CHECKPOINT_DIR = "checkpoint"
 WEIGHTS_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.pt"
+BEST_FILE = "best.safetensors"  # in checkpoint/: the weights of the best validation loss so far
 
 
 def _fsync_dir(path: Path) -> None:
@@ -111,6 +112,15 @@ def save_checkpoint(run_dir: Path, epoch: int, weights: bytes, trainer_state: di
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files and folders that a killed write left in a run folder."""
+    for folder in (Path(run_dir), Path(run_dir) / CHECKPOINT_DIR):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*.tmp"):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

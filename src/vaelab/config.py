@@ -57,7 +57,10 @@ class TrainConfig:
     out_dir: str = "runs"
     name: str | None = None  # run folder name; default <model>-<data>-<timestamp>
     progress: Literal["auto", "always", "never"] = "auto"  # auto: a bar only on a terminal
-    keep: int = 2  # epoch checkpoints kept for resume
+    keep: int = 3  # epoch checkpoints kept for resume (the best by val loss is kept as well)
+    on_nonfinite: Literal["stop", "skip"] = "stop"  # a non-finite loss or gradient: stop, or drop the batch
+    max_skips: int = 10  # with on_nonfinite=skip: stop after this many skipped batches in a row
+    grad_clip: float = 0.0  # clip the global gradient L2 norm to this; 0 = off
 
 
 @dataclass
@@ -200,6 +203,7 @@ def _check_ranges(config: Config) -> None:
         ("train.batch_size", config.train.batch_size >= 1),
         ("train.lr", config.train.lr > 0),
         ("train.keep", config.train.keep >= 1),
+        ("train.max_skips", config.train.max_skips >= 1),
         ("model.gaussian_std", config.model.gaussian_std > 0),
         ("model.hidden", all(h >= 1 for h in config.model.hidden)),
         ("model.channels", all(c >= 1 for c in config.model.channels)),

@@ -25,16 +25,20 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import (
+    BEST_FILE,
+    CHECKPOINT_DIR,
     WEIGHTS_FILE,
     atomic_write_bytes,
     atomic_write_text,
     load_latest_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from .checkpoint import weights_bytes as make_weights_bytes
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import ImageData, load_dataset, to_float
 from .errors import ConfigError, TrainingError
+from .guards import FAILURE_FILE, NonFiniteGuard, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Autoencoder, build_model
 from .run import CONFIG_FILE, IMAGES_DIR, METRICS_FILE, Run, load_run, read_run_config
 from .viz import image_grid, reconstruction_grid, save_png
@@ -114,6 +118,10 @@ class Trainer:
         self.metadata = model_metadata(data)
         self.val_x = to_float(data.val_x, data.binarize, torch.Generator().manual_seed(0))
         self.on_epoch_end: list[Callable[[Trainer, dict[str, float]], None]] = []  # called after each save
+        cfg = config.train
+        self.guard = NonFiniteGuard(run_dir, cfg.on_nonfinite, cfg.max_skips, cfg.lr)
+        self.skipped = 0  # batches skipped as non-finite in the current epoch
+        self.improved = False  # whether the last epoch set a new best validation loss
 
     # -- state -------------------------------------------------------------------------------------------
     def trainer_state(self) -> dict[str, Any]:
@@ -129,7 +137,8 @@ class Trainer:
         }
 
     def restore(self) -> None:
-        """Load the newest loadable checkpoint of ``run_dir``."""
+        """Load the newest loadable checkpoint of ``run_dir`` (and clear what interrupted writes left)."""
+        remove_stale_temporaries(self.run_dir)
         folder, weights, state, skipped = load_latest_checkpoint(self.run_dir)
         for message in skipped:
             log(message)
@@ -145,29 +154,39 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------------------
     def batches(self, epoch: int):
-        """(x, y) float batches of one epoch in its seeded order; uint8 -> float happens per batch."""
+        """(indices, x, y) batches of one epoch in its seeded order; uint8 -> float happens per batch."""
         x_all, y_all = self.data.train_x, self.data.train_y
         order = epoch_permutation(len(x_all), self.config.seed, epoch)
         for idx in order.split(self.config.train.batch_size):
             x = to_float(x_all[idx], self.data.binarize, self.binarize_generator)
-            yield x, (None if y_all is None else y_all[idx])
+            yield idx, x, (None if y_all is None else y_all[idx])
 
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
         """One pass over the training data (or its first ``max_steps`` batches); returns the mean loss
         terms per image."""
         self.model.train()
         n_batches = math.ceil(len(self.data.train_x) / self.config.train.batch_size)
-        sums, names, seen = None, [], 0
+        sums, names, seen, self.skipped = None, [], 0, 0
         bar = tqdm(total=min(n_batches, max_steps or n_batches), desc=f"epoch {epoch}/{self.config.train.epochs}",
                    leave=False, disable=not self.show_progress(), unit="batch")  # fmt: skip
-        for i, (x, y) in enumerate(self.batches(epoch)):
+        for i, (idx, x, y) in enumerate(self.batches(epoch)):
             if i == max_steps:
                 break
             terms = self.model.loss(x, y, self.step)
             named = terms.named()
-            self.check_finite(named, epoch, i)
             self.optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
+            problem = loss_problem(named)
+            if problem is None:
+                terms.total.backward()
+                problem = gradient_problem(self.model, self.config.train.grad_clip)
+            if problem is not None:
+                problem.latent_dims = nonfinite_latent_dims(self.model, x, y)
+                self.guard.handle(problem, step=self.step + 1, epoch=epoch, batch=i, indices=idx,
+                                  last_good_epoch=self.epoch)  # fmt: skip
+                self.skipped += 1
+                bar.update()
+                continue
+            self.guard.passed()
             self.optimizer.step()
             self.step += 1
             values = torch.stack([v.detach() for v in named.values()]) * len(x)  # one tensor for all terms
@@ -179,6 +198,8 @@ class Trainer:
                 )
             bar.update()
         bar.close()
+        if sums is None:
+            raise TrainingError(f"every batch of epoch {epoch} was skipped as non-finite; see {FAILURE_FILE}")
         return dict(zip(names, (sums / seen).tolist(), strict=True))
 
     @torch.no_grad()
@@ -193,18 +214,6 @@ class Trainer:
             t = self.model.terms(x[start : start + EVAL_BATCH])
             recon, kl = recon + t.recon.sum().item(), kl + t.kl.sum().item()
         return {"loss": (recon + kl) / len(x), "recon": recon / len(x), "kl": kl / len(x)}
-
-    def check_finite(self, named: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
-        """Stop with a message naming the non-finite term; the last checkpoint is left as it is."""
-        if torch.isfinite(named["loss"]):
-            return
-        bad = [k for k, v in named.items() if k != "loss" and not torch.isfinite(v)] or ["loss"]
-        kept = f"the last good checkpoint (epoch {self.epoch}) is kept" if self.epoch else "no epoch had finished"
-        terms = f"{' and '.join(bad)} {'term' if len(bad) == 1 else 'terms'}"
-        raise TrainingError(
-            f"non-finite {terms} at step {self.step + 1} (epoch {epoch}, batch {batch}); "
-            f"{kept} in {self.run_dir}. Check the data for NaN or lower train.lr (now {self.config.train.lr})"
-        )
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -240,7 +249,7 @@ class Trainer:
             row |= {f"train_{k}": v for k, v in train_terms.items()}
             row |= {f"val_{k}": v for k, v in val_terms.items()}
             row |= {"seconds": seconds, "samples_per_s": len(self.data.train_x) / seconds, "lr": cfg.lr}
-            row |= {"batch_size": cfg.batch_size}
+            row |= {"batch_size": cfg.batch_size, "skipped": self.skipped}
             self.history.append(row)
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
             self.save()
@@ -254,7 +263,8 @@ class Trainer:
                 break
 
     def update_early_stopping(self, val_loss: float) -> None:
-        if val_loss < self.best_val:
+        self.improved = val_loss < self.best_val
+        if self.improved:
             self.best_val, self.epochs_since_best = val_loss, 0
         else:
             self.epochs_since_best += 1
@@ -272,6 +282,8 @@ class Trainer:
         """Checkpoint folder first, then the run's model.safetensors and metrics.csv, each atomically."""
         weights = make_weights_bytes(self.model, self.metadata)
         save_checkpoint(self.run_dir, self.epoch, weights, self.trainer_state(), self.config.train.keep)
+        if self.improved:
+            atomic_write_bytes(self.run_dir / CHECKPOINT_DIR / BEST_FILE, weights)
         atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
         self.write_metrics()
 
