@@ -182,3 +182,13 @@ def test_resume_skips_a_damaged_checkpoint_and_says_so(tiny_overrides, capsys):
     err = capsys.readouterr().err
     assert "skipped damaged checkpoint epoch-0002" in err and "from epoch-0001" in err
     assert [r["epoch"] for r in load_run(run.path).metrics] == [1, 2, 3]
+
+
+def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tiny_overrides):
+    reference = train(None, tiny_overrides + ["train.name=reference"])
+    interrupted = reference.path.parent / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "config.yaml").write_text((reference.path / "config.yaml").read_text())
+    resumed = train(None, [], resume=interrupted)
+    a, b = weights(reference.path), weights(resumed.path)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -80,6 +80,26 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     return tensors, metadata
 
 
+def load_matching_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path, config: Path) -> None:
+    """``module.load_state_dict(tensors)`` with a one-line RunError if the tensors belong to another config."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    reshaped = [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
+    if missing or unexpected or reshaped:
+        first = reshaped[0] if reshaped else None
+        detail = (
+            f"{first}: saved {tuple(tensors[first].shape)}, config builds {tuple(own[first].shape)}"
+            if first
+            else f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+        raise RunError(
+            f"{source} does not match {config.name}: {len(reshaped)} tensors of another shape, {len(missing)} "
+            f"missing, {len(unexpected)} unexpected ({detail}); was config.yaml edited or copied from another run?"
+        )
+    module.load_state_dict(tensors)
+
+
 def trainer_state_bytes(state: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -90,7 +110,8 @@ def read_trainer_state(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch raises many types for damaged files
-        raise RunError(f"{path} is damaged: {err}") from None
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunError(f"{path} is damaged or holds objects that safe loading refuses ({first_line[:120]})") from None
 
 
 def save_checkpoint(run_dir: Path, epoch: int, weights: bytes, trainer_state: dict[str, Any], keep: int) -> Path:

@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     except VaelabError as err:
         if "--debug" in args:
             raise
-        typer.echo(f"error: {err}", err=True)
+        message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        typer.echo(f"error: {message}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

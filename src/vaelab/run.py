@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import yaml
 
-from .checkpoint import WEIGHTS_FILE, read_weights
+from .checkpoint import WEIGHTS_FILE, load_matching_state, read_weights
 from .config import Config, config_from_dict
 from .errors import ConfigError, RunError
 from .models import Autoencoder, build_model
@@ -138,8 +138,5 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     config = read_run_config(path)
     tensors, metadata = read_weights(path / WEIGHTS_FILE)
     model = build_model(config.model, tuple(metadata["image_shape"]), metadata.get("num_classes"))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as err:
-        raise RunError(f"{path / WEIGHTS_FILE} does not match {CONFIG_FILE}: {err}") from None
+    load_matching_state(model, tensors, path / WEIGHTS_FILE, path / CONFIG_FILE)
     return Run(path, config, model.to(device), metadata)

@@ -27,17 +27,20 @@ from tqdm import tqdm
 from .checkpoint import (
     BEST_FILE,
     CHECKPOINT_DIR,
+    TRAINER_FILE,
     WEIGHTS_FILE,
     atomic_write_bytes,
     atomic_write_text,
+    list_checkpoints,
     load_latest_checkpoint,
+    load_matching_state,
     remove_stale_temporaries,
     save_checkpoint,
 )
 from .checkpoint import weights_bytes as make_weights_bytes
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import ImageData, load_dataset, to_float
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, RunError, TrainingError
 from .guards import FAILURE_FILE, NonFiniteGuard, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Autoencoder, build_model
 from .run import CONFIG_FILE, IMAGES_DIR, METRICS_FILE, Run, load_run, read_run_config
@@ -139,11 +142,22 @@ class Trainer:
     def restore(self) -> None:
         """Load the newest loadable checkpoint of ``run_dir`` (and clear what interrupted writes left)."""
         remove_stale_temporaries(self.run_dir)
+        if not list_checkpoints(self.run_dir):
+            if (self.run_dir / WEIGHTS_FILE).exists() or (self.run_dir / METRICS_FILE).exists():
+                raise RunError(
+                    f"{self.run_dir} has trained weights but no {CHECKPOINT_DIR}/ to resume from; "
+                    "start a new run (its weights stay usable with eval, sample, ...)"
+                )
+            log(f"{self.run_dir} has no checkpoint yet (stopped in its first epoch): starting from the beginning")
+            return
         folder, weights, state, skipped = load_latest_checkpoint(self.run_dir)
         for message in skipped:
             log(message)
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_matching_state(self.model, weights, folder / WEIGHTS_FILE, self.run_dir / CONFIG_FILE)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise RunError(f"{folder / TRAINER_FILE} does not fit this model's optimizer ({err})") from None
         torch.set_rng_state(state["torch_rng"])
         self.binarize_generator.set_state(state["binarize_rng"])
         self.epoch, self.step = state["epoch"], state["step"]

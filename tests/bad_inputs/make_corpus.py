@@ -1,0 +1,219 @@
+"""Generate the bad-input corpus: each case is files written into a folder plus the vaelab command that
+must reject them with one clear line. Run as a script to write the corpus to a folder and list it:
+
+    python tests/bad_inputs/make_corpus.py /tmp/corpus
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vaelab.data import write_idx
+
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class Case:
+    name: str
+    argv: Callable[[Path, Path], list[str]]  # (case folder, a valid run folder) -> vaelab arguments
+    expect: str  # a fragment the error line must contain
+    make: Callable[[Path, Path], None] = lambda folder, run: None  # writes the case's files
+
+
+def _idx_set(folder: Path, n_train: int = 20, n_test: int = 10) -> None:
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.integers(0, 256, (n_train, 8, 8), dtype=np.uint8),
+        rng.integers(0, 10, n_train).astype(np.uint8),
+        rng.integers(0, 256, (n_test, 8, 8), dtype=np.uint8),
+        rng.integers(0, 10, n_test).astype(np.uint8),
+    ]
+    for name, array in zip(IDX_NAMES, arrays, strict=True):
+        write_idx(folder / f"{name}.gz", array)
+
+
+def _damage_idx(edit: Callable[[bytes], bytes], raw: bool = False) -> Callable[[Path, Path], None]:
+    """A valid IDX set whose training images file is rewritten by ``edit`` (on the raw bytes if ``raw``,
+    else on the gzip stream)."""
+
+    def make(folder: Path, run: Path) -> None:
+        _idx_set(folder)
+        path = folder / f"{IDX_NAMES[0]}.gz"
+        data = path.read_bytes()
+        path.write_bytes(gzip.compress(edit(gzip.decompress(data))) if raw else edit(data))
+
+    return make
+
+
+def _with_header(magic: bytes, dtype: int, dims: list[int]) -> Callable[[bytes], bytes]:
+    def edit(data: bytes) -> bytes:
+        header = magic + bytes([dtype, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+        return header + data[4 + 4 * data[3] :]
+
+    return edit
+
+
+def _short_labels(folder: Path, run: Path) -> None:
+    """20 training images but 19 labels."""
+    _idx_set(folder)
+    write_idx(folder / f"{IDX_NAMES[1]}.gz", np.zeros(19, dtype=np.uint8))
+
+
+def _npz(**arrays) -> Callable[[Path, Path], None]:
+    def make(folder: Path, run: Path) -> None:
+        np.savez(folder / "data.npz", **arrays)
+
+    return make
+
+
+def _folder(sizes: list[tuple[int, int]], junk: bool = False) -> Callable[[Path, Path], None]:
+    def make(folder: Path, run: Path) -> None:
+        (folder / "images").mkdir()
+        for i, size in enumerate(sizes):
+            Image.fromarray(np.full(size, 100 + i, dtype=np.uint8)).save(folder / "images" / f"{i}.png")
+        if junk:
+            (folder / "images" / "notes.png").write_text("not an image")
+
+    return make
+
+
+def _copy_run(edit: Callable[[Path], None]) -> Callable[[Path, Path], None]:
+    """A copy of the valid run folder, damaged by ``edit``."""
+
+    def make(folder: Path, run: Path) -> None:
+        import shutil
+
+        shutil.copytree(run, folder / "run")
+        edit(folder / "run")
+
+    return make
+
+
+class _Payload:
+    """Unpickling this would create a file: proof that the payload ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _pickled_checkpoint(folder: Path, run: Path) -> None:
+    import shutil
+
+    shutil.copytree(run, folder / "run")
+    for checkpoint in (folder / "run" / "checkpoint").glob("epoch-*"):
+        (checkpoint / "trainer.pt").write_bytes(pickle.dumps(_Payload(folder / "payload-ran")))
+
+
+def _other_model_config(run: Path) -> None:
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("latent_dim: 3", "latent_dim: 5"))
+
+
+def _idx_train(folder: Path, run: Path) -> list[str]:
+    return ["train", "--data", "fashion-mnist", "--data-dir", str(folder), f"train.out_dir={folder / 'runs'}"]
+
+
+def _npz_train(folder: Path, run: Path) -> list[str]:
+    return ["train", f"data.name=npz:{folder / 'data.npz'}", f"train.out_dir={folder / 'runs'}"]
+
+
+def _folder_train(folder: Path, run: Path) -> list[str]:
+    return ["train", f"data.name=folder:{folder / 'images'}", f"train.out_dir={folder / 'runs'}"]
+
+
+def _tiny_train(*overrides: str) -> Callable[[Path, Path], list[str]]:
+    return lambda folder, run: ["train", "data.name=digits", f"train.out_dir={folder / 'runs'}", *overrides]
+
+
+CASES = [
+    Case("idx-truncated", _idx_train, "truncated", _damage_idx(lambda d: d[: len(d) // 2])),
+    Case(
+        "idx-bit-flipped",
+        _idx_train,
+        "train-images-idx3-ubyte.gz",
+        _damage_idx(lambda d: d[:40] + bytes([d[40] ^ 0xFF]) + d[41:]),
+    ),
+    Case("idx-wrong-magic", _idx_train, "magic", _damage_idx(_with_header(b"\x12\x34", 8, [20, 8, 8]), raw=True)),
+    Case("idx-wrong-dtype", _idx_train, "dtype", _damage_idx(_with_header(b"\x00\x00", 0x42, [20, 8, 8]), raw=True)),
+    Case("idx-count-mismatch", _idx_train, "labels", _short_labels),
+    Case("idx-zero-images", _idx_train, "0", _damage_idx(lambda d: d[:4] + (0).to_bytes(4, "big") + d[8:16], raw=True)),
+    Case("npz-without-x", _npz_train, "x", _npz(images=np.zeros((4, 8, 8), np.uint8))),
+    Case("npz-nan", _npz_train, "NaN", _npz(x=np.full((4, 8, 8), np.nan))),
+    Case("npz-wrong-dtype", _npz_train, "dtype", _npz(x=np.array([["a"] * 8] * 8 * 4).reshape(4, 8, 8))),
+    Case("folder-mixed-sizes", _folder_train, "size", _folder([(8, 8), (8, 8), (9, 8)])),
+    Case("folder-non-image", _folder_train, "notes.png", _folder([(8, 8), (8, 8)], junk=True)),
+    Case("config-typo", _tiny_train("model.lattent_dim=4"), "did you mean model.latent_dim"),
+    Case("config-wrong-type", _tiny_train("train.epochs=ten"), "train.epochs must be int"),
+    Case("unknown-dataset", _tiny_train("data.name=fashion_mnist"), "fashion-mnist"),
+    Case("unknown-model", _tiny_train("model.name=vea"), "did you mean vae"),
+    Case(
+        "run-missing-weights",
+        lambda f, r: ["eval", str(f / "run")],
+        "model.safetensors is missing",
+        _copy_run(lambda run: (run / "model.safetensors").unlink()),
+    ),
+    Case(
+        "run-corrupted-weights",
+        lambda f, r: ["sample", str(f / "run"), "-o", str(f / "s.png")],
+        "damaged",
+        _copy_run(lambda run: (run / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad")),
+    ),
+    Case(
+        "run-corrupted-checkpoints",
+        lambda f, r: ["train", "--resume", str(f / "run")],
+        "no loadable checkpoint",
+        _copy_run(lambda run: [p.write_bytes(b"junk") for p in (run / "checkpoint").glob("epoch-*/*")]),
+    ),
+    Case(
+        "run-missing-checkpoint",
+        lambda f, r: ["train", "--resume", str(f / "run")],
+        "no checkpoint/ to resume",
+        _copy_run(lambda run: __import__("shutil").rmtree(run / "checkpoint")),
+    ),
+    Case(
+        "run-other-model-config",
+        lambda f, r: ["eval", str(f / "run")],
+        "does not match",
+        _copy_run(_other_model_config),
+    ),
+    Case(
+        "checkpoint-pickled-object",
+        lambda f, r: ["train", "--resume", str(f / "run")],
+        "no loadable checkpoint",
+        _pickled_checkpoint,
+    ),
+]
+
+
+def write_corpus(root: Path, valid_run: Path, only: str | None = None) -> list[tuple[Case, Path]]:
+    """Write every case (or the one named ``only``) into its own subfolder of ``root``."""
+    written = []
+    for case in CASES if only is None else [c for c in CASES if c.name == only]:
+        folder = root / case.name
+        folder.mkdir(parents=True)
+        case.make(folder, valid_run)
+        written.append((case, folder))
+    return written
+
+
+if __name__ == "__main__":
+    from vaelab import train
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "bad_inputs_corpus")
+    valid = train(
+        None, ["data.name=digits", "model.latent_dim=3", "train.epochs=1", f"train.out_dir={out}", "train.name=valid"]
+    )
+    for case, folder in write_corpus(out / "cases", valid.path):
+        print(f"{case.name:<28} vaelab {' '.join(case.argv(folder, valid.path))}")
