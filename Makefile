@@ -9,14 +9,19 @@ TORCH  := torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench lint format data install install-test clean
+.PHONY: demo test bench lint format data chromium guide install install-test clean
 
 demo: install data
 	$(PY) -m vaelab train --config configs/vae-mlp.yaml $(ARGS)
 
 test: install-test
 	-@$(MAKE) --no-print-directory data
+	-@$(MAKE) --no-print-directory chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# docs/guide.md and every figure in docs/figures/, from the commands the guide quotes (~20 min on 2 cores)
+guide: install data
+	$(PY) docs/guide/make_guide.py $(ARGS)
 
 bench: install data
 	$(PY) bench/train_throughput.py
@@ -64,6 +69,19 @@ data:
 		echo "   or: put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,"; \
 		echo "       t10k-labels-idx1-ubyte.gz in a folder and export VAELAB_DATA=that/folder"; \
 		exit 1; \
+	fi
+
+# Debian's chromium for tests/test_report_browser.py (installed when we are root; without it that test is skipped)
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian package chromium (the report's browser test)"; \
+		(apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) || \
+		{ echo "warning: apt-get could not install chromium: the browser test will be skipped"; exit 1; }; \
+	else \
+		echo "note: chromium is missing and we are not root: tests/test_report_browser.py will be skipped"; \
+		echo "  fix: sudo apt-get install chromium"; \
 	fi
 
 clean:

@@ -87,6 +87,10 @@ def train(
         )
     for name in ("samples", "reconstructions"):
         typer.echo(f"{name}: {run.images_dir / (name + '.png')}")
+    if run.config.train.report:
+        from .viz import write_report
+
+        typer.echo(f"report: {write_report(run, pictures=False)}")  # rewritten to include eval.json
 
 
 @app.command(name="eval")
@@ -172,16 +176,20 @@ def sample(
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
     grid_by_label: Annotated[bool, typer.Option(help="Conditional models: one row per class.")] = False,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
+    ] = 1.0,
+    prior: Annotated[
+        str, typer.Option(help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I)")
+    ] = "model",
 ) -> None:
     """Draw images from the model's prior into a grid PNG."""
     from .run import load_run
-    from .viz import image_grid, save_png
+    from .viz import sample_grid, save_png
 
     loaded = load_run(run)
-    labels = loaded.sampling_labels(n, label, grid_by_label)
-    images = loaded.sample(len(labels) if labels is not None else n, seed, labels)
-    ncols = n if grid_by_label else None
-    path = save_png(image_grid(images, ncols), output or loaded.images_dir / "samples.png", scale)
+    grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
+    path = save_png(grid, output or loaded.images_dir / "samples.png", scale)
     typer.echo(f"written: {path}")
 
 
@@ -192,23 +200,134 @@ def reconstruct(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="0: decode the posterior mean; T > 0: a posterior draw, its std scaled by T.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the posterior draws (with --temperature).")] = 0,
 ) -> None:
     """Originals (one row) above their reconstructions (the next row), for the first n images of a split."""
-    import torch
-
-    from .data import to_float
     from .errors import ConfigError
     from .run import load_run
-    from .viz import reconstruction_grid, save_png
+    from .viz import reconstruction_image, save_png
 
     loaded = load_run(run)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test; got {split!r}")
-    x_uint8, y = loaded.data.split(split)
-    x = to_float(x_uint8[:n], loaded.data.binarize, torch.Generator().manual_seed(0))
-    grid = reconstruction_grid(x, loaded.reconstruct(x, y[:n] if loaded.conditional else None))
+    grid = reconstruction_image(loaded, n, split, temperature, seed)
     path = save_png(grid, output or loaded.images_dir / "reconstructions.png", scale)
     typer.echo(f"written: {path}")
+
+
+@app.command()
+def traverse(
+    run: RunArg,
+    dims: Annotated[str, typer.Option(help="auto (active dimensions, largest KL first), all, or e.g. 0,3,5.")] = "auto",
+    range_: Annotated[float, typer.Option("--range", min=0.1, help="Sweep the prior's quantiles to +- this std")] = 3.0,
+    steps: Annotated[int, typer.Option(min=2, max=64, help="Images per row.")] = 11,
+    index: Annotated[int, typer.Option(min=0, help="The image (of --split) whose posterior mean fixes the rest.")] = 0,
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
+) -> None:
+    """One row per latent dimension, swept through the prior's quantiles (JointVAE: a row per categorical too)."""
+    from .run import load_run
+    from .viz import save_png, traverse
+
+    loaded = load_run(run)
+    result = traverse(loaded, dims, range_, steps, index, split)
+    path = save_png(result.labelled(scale), output or loaded.images_dir / "traversal.png")
+    typer.echo(f"rows: {', '.join(result.names)}")
+    typer.echo(f"written: {path}")
+
+
+@app.command()
+def interpolate(
+    run: RunArg,
+    pair: Annotated[tuple[int, int], typer.Option(help="Indices I J of two images of --split.")],
+    steps: Annotated[int, typer.Option(min=2, max=64, help="Decoded points from I to J, both included.")] = 10,
+    slerp: Annotated[bool, typer.Option(help="Spherical instead of linear interpolation.")] = False,
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
+) -> None:
+    """Image I, the decoded path between the posterior means of I and J, image J: one row."""
+    from .run import load_run
+    from .viz import interpolation_grid, save_png
+
+    loaded = load_run(run)
+    grid = interpolation_grid(loaded, pair[0], pair[1], steps, slerp, split)
+    path = save_png(grid, output or loaded.images_dir / "interpolation.png", scale)
+    typer.echo(f"written: {path}")
+
+
+@app.command(name="latent-map")
+def latent_map_command(
+    run: RunArg,
+    tsne: Annotated[bool, typer.Option(help="t-SNE instead of PCA for latents of more than 2 dimensions.")] = False,
+    n: Annotated[int, typer.Option("-n", min=10, max=20000, help="Images of --split to place.")] = 2000,
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    grid_size: Annotated[int, typer.Option(min=2, max=64, help="Manifold grid: n x n images (2-D latents).")] = 20,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    scale: Annotated[int, typer.Option(min=1, max=16, help="Upscaling of the manifold grid.")] = 2,
+) -> None:
+    """Posterior means coloured by label (2-D latents directly, else PCA or t-SNE); for 2-D latents also the
+    manifold grid (decoded prior quantiles), written next to the map as *-manifold.png / manifold.png."""
+    from .run import load_run
+    from .viz import latent_map, manifold_grid, save_png
+
+    loaded = load_run(run)
+    picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
+    path = save_png(picture, output or loaded.images_dir / "latent_map.png")
+    typer.echo(f"written: {path}")
+    if loaded.model.latent_dim == 2:
+        manifold = path.with_name(f"{path.stem}-manifold.png") if output else loaded.images_dir / "manifold.png"
+        typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
+
+
+@app.command()
+def report(run: RunArg) -> None:
+    """Write RUN/report.html: one self-contained page (config, metrics, eval.json, curves, pictures, GIFs)."""
+    from .run import load_run
+    from .trainer import set_threads
+    from .viz import write_report
+
+    set_threads(0)
+    typer.echo(f"written: {write_report(load_run(run))}")
+
+
+@app.command()
+def export(
+    run: RunArg,
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript")] = "onnx",
+    part: Annotated[str, typer.Option(help="decoder, encoder or both")] = "decoder",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Folder; default RUN/export/")] = None,
+    check: Annotated[
+        bool, typer.Option(help="Run each ONNX file with onnxruntime (if installed) against the model.")
+    ] = True,
+) -> None:
+    """Export the decoder and/or encoder as ONNX or TorchScript, with the model's metadata in each file.
+
+    Inputs and outputs are listed in docs/api.md; images are floats in [0, 1]."""
+    import importlib.util
+
+    from .export import check_onnx, export_run, read_metadata
+    from .run import load_run
+
+    paths = export_run(run, output, format, part)
+    checkable = check and format == "onnx" and importlib.util.find_spec("onnxruntime") is not None
+    model = load_run(run).model if checkable else None
+    for path in paths:
+        meta = read_metadata(path)
+        typer.echo(f"written: {path}  ({_shapes(meta['inputs'])} -> {_shapes(meta['outputs'])})")
+        if model is not None:
+            typer.echo(f"  onnxruntime gives vaelab's outputs to {check_onnx(path, model):.1e} (max abs difference)")
+
+
+def _shapes(tensors: dict[str, list[int | None]]) -> str:
+    """``{"z": [None, 16]}`` -> ``z (N, 16)``."""
+    return ", ".join(
+        f"{name} ({', '.join('N' if d is None else str(d) for d in dims)})" for name, dims in tensors.items()
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,6 +61,9 @@ class TrainConfig:
     on_nonfinite: Literal["stop", "skip"] = "stop"  # a non-finite loss or gradient: stop, or drop the batch
     max_skips: int = 10  # with on_nonfinite=skip: stop after this many skipped batches in a row
     grad_clip: float = 0.0  # clip the global gradient L2 norm to this; 0 = off
+    frames: bool = True  # per-epoch frames (images/frames/, training.gif) and latent_stats.csv
+    tensorboard: bool = False  # TensorBoard scalars and images in RUN/tensorboard/ (needs the tensorboard extra)
+    report: bool = True  # write the standard pictures and report.html when training ends
 
 
 @dataclass

@@ -14,6 +14,7 @@ import math
 import os
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -44,7 +45,7 @@ from .errors import ConfigError, RunError, TrainingError
 from .guards import FAILURE_FILE, NonFiniteGuard, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Autoencoder, build_model
 from .run import CONFIG_FILE, IMAGES_DIR, METRICS_FILE, Run, load_run, read_run_config
-from .viz import image_grid, reconstruction_grid, save_png
+from .viz import EpochRecorders, image_grid, reconstruction_grid, save_png, write_report
 
 EVAL_BATCH = 1024
 VAL_NOISE_SEED = 1234  # fixed noise for validation, so val losses compare across epochs
@@ -95,15 +96,22 @@ def model_metadata(data: ImageData) -> dict[str, Any]:
 
 
 def new_run_dir(config: Config) -> Path:
+    """Create the run folder with its config.yaml in one step (a temp folder renamed into place), so a
+    crash never leaves a run folder without its config."""
     name = config.train.name or f"{config.model.name}-{config.data.name}-{datetime.now():%Y%m%d-%H%M%S}"
     name = name.replace("/", "_").replace(":", "_")
     root = Path(config.train.out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    atomic_write_text(tmp / CONFIG_FILE, config.to_yaml())
     path, n = root / name, 1
-    while path.exists():
-        n += 1
-        path = root / f"{name}-{n}"
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:
+            tmp.rename(path)  # fails if path exists (as a non-empty folder): then try the next name
+            return path
+        except OSError:
+            n += 1
+            path = root / f"{name}-{n}"
 
 
 class Trainer:
@@ -125,6 +133,8 @@ class Trainer:
         self.guard = NonFiniteGuard(run_dir, cfg.on_nonfinite, cfg.max_skips, cfg.lr)
         self.skipped = 0  # batches skipped as non-finite in the current epoch
         self.improved = False  # whether the last epoch set a new best validation loss
+        self.write_files = True  # False: train in memory (no checkpoints, weights, metrics; vaelab.sklearn)
+        self.log: Callable[[str], None] = log  # where epoch lines go
 
     # -- state -------------------------------------------------------------------------------------------
     def trainer_state(self) -> dict[str, Any]:
@@ -267,13 +277,13 @@ class Trainer:
             self.history.append(row)
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
             self.save()
-            log(self.epoch_line(row))
+            self.log(self.epoch_line(row))
             for callback in self.on_epoch_end:
                 callback(self, row)
             if self.model.closed_form:
                 break  # one fit is the whole training
             if cfg.early_stopping and self.epochs_since_best >= cfg.early_stopping:
-                log(f"early stopping: no better val loss for {cfg.early_stopping} epochs")
+                self.log(f"early stopping: no better val loss for {cfg.early_stopping} epochs")
                 break
 
     def update_early_stopping(self, val_loss: float) -> None:
@@ -294,6 +304,8 @@ class Trainer:
     # -- files -------------------------------------------------------------------------------------------
     def save(self) -> None:
         """Checkpoint folder first, then the run's model.safetensors and metrics.csv, each atomically."""
+        if not self.write_files:
+            return
         weights = make_weights_bytes(self.model, self.metadata)
         save_checkpoint(self.run_dir, self.epoch, weights, self.trainer_state(), self.config.train.keep)
         if self.improved:
@@ -358,6 +370,7 @@ def train(
     """Train a model and return its Run. ``config`` is a Config or a YAML path (defaults if None);
     ``overrides`` are ``key.sub=value`` strings; ``resume`` is a run folder to continue."""
     config = resolve_config(config, list(overrides or []), resume)
+    recorders = EpochRecorders(config)  # frames, latent stats, TensorBoard (its package is checked here, early)
     threads = set_threads(config.train.threads)
     seed_everything(config.seed)
     d = config.data
@@ -375,7 +388,11 @@ def train(
         f"{data.name}: {len(data.train_x)} train / {len(data.val_x)} val images of "
         f"{'x'.join(map(str, data.image_shape))}, {threads} threads -> {run_dir}"
     )
+    trainer.on_epoch_end.append(recorders)
     trainer.fit()
+    recorders.finish(trainer)  # the GIFs from the per-epoch frames
     run = load_run(run_dir)
     write_preview_images(run)
+    if config.train.report:
+        write_report(run)
     return run

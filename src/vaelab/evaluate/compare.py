@@ -4,7 +4,8 @@ same way, in one table (compare.md, compare.csv) and one bar chart (compare.png)
 Rows: every registered model named (trained by ``vaelab.trainer.train`` into ``OUT/runs/<name>``, with the same
 seed, data, latent size and epochs), ``fisher`` (Fisher vectors of local patches, a non-neural representation)
 and, always, ``pixels`` (the raw pixels: the control row for the probes). Every row sees the same images: the
-evaluation's fixed binarisation of the run's splits (see ``likelihood.evaluation_batches``).
+likelihood numbers (-ELBO, IW-NLL) use the evaluation binarisation, everything else the stored images x / 255
+(the rule of ``latents``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..errors import ConfigError
 from ..models import registered_models
 from ..trainer import train
 from .fisher import FisherVectorEncoder
-from .latents import encode_split, probe_accuracy
+from .latents import STORED, encode_split, probe_accuracy
 from .likelihood import BLOCK, EVAL_SEED, evaluate_run, evaluation_batches, supports_iw, write_eval
 
 REPRESENTATIONS = ("fisher",)  # rows that are not registered models
@@ -70,17 +71,17 @@ def check_models(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def eval_features(x_uint8: torch.Tensor, binarize: str) -> torch.Tensor:
-    """All images of a split as float (N, C, H, W) with the evaluation binarisation."""
-    return torch.cat([x for x, _ in evaluation_batches(x_uint8, None, binarize, BLOCK, EVAL_SEED)])
+def stored_images(x_uint8: torch.Tensor) -> torch.Tensor:
+    """All images of a split as float (N, C, H, W): x / 255."""
+    return x_uint8.float().div_(255)
 
 
 @torch.no_grad()
-def recon_mse(model, x_uint8: torch.Tensor, y: torch.Tensor | None, binarize: str) -> float:
-    """Mean squared error per pixel between the evaluation images and the reconstructions (the likelihood's
-    mean image of the posterior mean)."""
+def recon_mse(model, x_uint8: torch.Tensor, y: torch.Tensor | None) -> float:
+    """Mean squared error per pixel between the stored images x / 255 and their reconstructions (the
+    likelihood's mean image of the posterior mean)."""
     total = 0.0
-    for x, yb in evaluation_batches(x_uint8, y, binarize, BLOCK, EVAL_SEED, model.device):
+    for x, yb in evaluation_batches(x_uint8, y, STORED, BLOCK, EVAL_SEED, model.device):
         total += (model.reconstruct(x, yb) - x).pow(2).sum().item()
     return total / x_uint8.numel()
 
@@ -99,11 +100,11 @@ def model_row(run, iw_samples: int, log: Callable[[str], None]) -> dict[str, Any
     log(f"  {run.config.model.name}: evaluating on {len(test_x)} test images" + (
         f" (IW-NLL with k={iw_samples})" if has_density and iw_samples else ""))  # fmt: skip
     results = evaluate_run(run, "test", iw_samples=iw_samples if has_density else 0, progress=False)
-    test_latents, encode_seconds = _timed(lambda: encode_split(model, test_x, test_y, data.binarize))
+    test_latents, encode_seconds = _timed(lambda: encode_split(model, test_x, test_y, STORED))
     row: dict[str, Any] = {
         "model": run.config.model.name,
         "dims": test_latents.codes.shape[1],
-        "recon_mse": recon_mse(model, test_x, test_y, data.binarize),
+        "recon_mse": recon_mse(model, test_x, test_y),
         "neg_elbo": results["neg_elbo"]["mean"] if has_density else None,
         "iw_nll": (results.get("iw_nll") or {}).get("mean"),
         "fit_seconds": sum(m.get("seconds", 0.0) for m in run.metrics),
@@ -111,7 +112,7 @@ def model_row(run, iw_samples: int, log: Callable[[str], None]) -> dict[str, Any
         "run": str(run.path),
     }
     if test_y is not None:
-        train_codes = encode_split(model, train_x, train_y, data.binarize).codes
+        train_codes = encode_split(model, train_x, train_y, STORED).codes
         probes = probe_accuracy(train_codes, train_y.numpy(), test_latents.codes, test_y.numpy())
         row |= {"linear_probe": probes["linear"], "knn": probes["knn"]}
         results["probes"] = probes
@@ -122,7 +123,7 @@ def model_row(run, iw_samples: int, log: Callable[[str], None]) -> dict[str, Any
 def fisher_row(data: ImageData, log: Callable[[str], None], **options) -> dict[str, Any]:
     """Fisher vectors fitted on the training images, probed like the models' codes."""
     (train_x, train_y), (test_x, test_y) = data.split("train"), data.split("test")
-    train, test = eval_features(train_x, data.binarize), eval_features(test_x, data.binarize)
+    train, test = stored_images(train_x), stored_images(test_x)
     log(f"  fisher: fitting descriptors and a GMM on {len(train)} training images")
     encoder, fit_seconds = _timed(lambda: FisherVectorEncoder(**options).fit(train))
     test_fv, encode_seconds = _timed(lambda: encoder.transform(test))
@@ -141,10 +142,10 @@ def fisher_row(data: ImageData, log: Callable[[str], None], **options) -> dict[s
 def pixels_row(data: ImageData) -> dict[str, Any]:
     """The control: probes on the raw (evaluation) pixels."""
     (train_x, train_y), (test_x, test_y) = data.split("train"), data.split("test")
-    test = eval_features(test_x, data.binarize).flatten(1).numpy()
+    test = stored_images(test_x).flatten(1).numpy()
     row = {"model": "pixels", "dims": test.shape[1], "fit_seconds": 0.0}
     if test_y is not None:
-        train = eval_features(train_x, data.binarize).flatten(1).numpy()
+        train = stored_images(train_x).flatten(1).numpy()
         probes = probe_accuracy(train, train_y.numpy(), test, test_y.numpy())
         row |= {"linear_probe": probes["linear"], "knn": probes["knn"]}
     return row
@@ -245,11 +246,13 @@ def write_comparison(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
 
 
 COLUMN_NOTES = """\
-- **recon MSE**: squared error per pixel between the test images and their reconstructions (decoded posterior mean).
+- **recon MSE**: squared error per pixel between the test images (x / 255) and their reconstructions (the decoded
+  posterior mean of the encoded image).
 - **test -ELBO**, **IW-NLL**: nats per image on the test split; the IW-NLL is the importance-weighted estimate
   with k={k} samples (an upper bound on -log p(x), tighter than the -ELBO). Only models with a density have them.
 - **linear probe**, **kNN (k=5)**: test accuracy of a logistic regression and of 5-nearest-neighbours fitted on the
-  standardised codes (posterior means) of the training split. `pixels` is the raw-pixel control.
+  standardised codes (posterior means of the images x / 255) of the training split. `pixels` is the raw-pixel
+  control. The -ELBO and IW-NLL use the fixed evaluation binarisation; everything else the images x / 255.
 - **fit s**: seconds of fitting (the sum of the training epochs' times; PCA: one closed-form fit; fisher: patch PCA
   and GMM); **encode img/s**: test images encoded per second (batches of 1024, this machine's 2 cores).
 """

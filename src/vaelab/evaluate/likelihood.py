@@ -157,6 +157,7 @@ def evaluate_run(
         "n_images": len(x),
         "likelihood": run.config.model.likelihood,
         "units": "nats per image",
+        "has_density": supports_iw(model),  # False (AE, PCA): neg_elbo is the reconstruction NLL alone
         **{name: summarise(values) for name, values in per_image.items()},
         "seconds": time.perf_counter() - start,
     }

@@ -49,6 +49,8 @@ def report_lines(results: dict[str, Any]) -> list[str]:
     if iw:
         rows.append([f"iw_nll (k={iw['k']})", f"{iw['mean']:.2f}", f"{iw['stderr']:.2f}"])
     lines = _table(rows, ["term (nats/image)", "mean", "stderr"])
+    if not results.get("has_density", True):
+        lines.append("no density: neg_elbo is the reconstruction NLL alone (kl = 0), not a bound on -log p(x)")
     if "iw_nll" in results and not iw:
         lines.append("iw_nll: not defined for this model (no posterior density)")
     elif iw:

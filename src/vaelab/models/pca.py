@@ -92,7 +92,7 @@ class PCA(Autoencoder):
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """logit(clamp(m + z W^T, eps, 1 - eps)), (B, C, H, W): the likelihood's mean image as its parameter."""
         mean_image = torch.addmm(self.mean_, z, self.components_.T).clamp_(MEAN_EPS, 1 - MEAN_EPS)  # (B, P)
-        return torch.logit(mean_image).view(len(z), *self.image_shape)
+        return torch.logit(mean_image).view(z.shape[0], *self.image_shape)  # shape[0], not len(): export keeps N
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, generator=None) -> ImageTerms:
         """The likelihood's NLL of the reconstruction per image; KL = 0 (the code is a point)."""

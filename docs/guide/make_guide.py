@@ -1,0 +1,433 @@
+"""Rebuild docs/guide.md and its figures in docs/figures/ (``make guide``).
+
+Every experiment of the guide runs here through the ``vaelab`` command, exactly as the guide quotes it; the
+numbers in the text are read back from the files those commands write (eval.json, metrics.csv,
+latent_stats.csv, compare.csv) and inserted into docs/guide/guide.template.md at its ``{{name}}`` fields.
+Run folders go to runs/guide/ (not committed); figures to docs/figures/.
+
+    .venv/bin/python docs/guide/make_guide.py                 # everything, from scratch
+    .venv/bin/python docs/guide/make_guide.py --reuse         # keep finished runs, redo figures and text
+    .venv/bin/python docs/guide/make_guide.py --only beta     # one section (implies --reuse for the others)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+
+from vaelab import load_run  # noqa: E402
+from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
+from vaelab.viz.curves import mean_sigma, sigma_curves  # noqa: E402
+from vaelab.viz.grids import save_png  # noqa: E402
+from vaelab.viz.latent_stats import read_latent_stats  # noqa: E402
+from vaelab.viz.plotting import figure_to_array, new_figure  # noqa: E402
+from vaelab.viz.sampling import sample_images  # noqa: E402
+from vaelab.viz.traverse import split_float, traverse  # noqa: E402
+
+RUNS = Path("runs/guide")
+FIGURES = Path("docs/figures")
+TEMPLATE = ROOT / "docs/guide/guide.template.md"
+OUTPUT = ROOT / "docs/guide.md"
+
+MNIST = "mnist-5k"
+LATENT = 16  # latent size of the AE / VAE / beta-VAE runs
+EPOCHS = 30  # epochs of the mnist-5k runs (4,050 training images: about 1 s per epoch here)
+BETAS = [0.5, 1.0, 2.0, 4.0, 8.0]
+FASHION_EPOCHS = 10  # Fashion-MNIST runs (54,000 training images: about 4 s per epoch here)
+TRAVERSE_INDEX = 0  # the test image whose latents the traversal starts from
+JOINT_OVERRIDES = ["train.epochs=100", "model.cont_c_steps=6400", "model.disc_c_steps=6400"]
+
+
+class SectionNotRun(Exception):
+    """A section whose runs do not exist, met while only collecting (``--only`` another section)."""
+
+
+class Guide:
+    """Runs vaelab commands, keeps what each section ran (to quote it) and the values for the template.
+    ``collect``: run nothing, only gather the commands and the values from the runs that exist."""
+
+    def __init__(self, reuse: bool):
+        self.reuse = reuse
+        self.collect = False
+        self.values: dict[str, str] = {}
+        self.section = ""
+        self.commands: dict[str, list[str]] = {}
+        self.started = time.perf_counter()
+
+    def vaelab(self, *args: object) -> str:
+        """Run ``vaelab ARGS`` in the project folder; returns its stdout; stops the guide on failure."""
+        words = ["vaelab", *map(str, args)]
+        command = shlex.join(words)
+        self.commands.setdefault(self.section, []).append(command)
+        if self.collect:
+            return ""
+        print(f"$ {command}", file=sys.stderr, flush=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        start = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "vaelab", *words[1:]], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            sys.exit(f"make_guide: `{command}` failed:\n{result.stderr}")
+        print(f"  ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+        return result.stdout
+
+    def train(self, name: str, *args: object) -> Path:
+        """``vaelab train ... train.out_dir=runs/guide train.name=NAME`` unless --reuse finds the run finished."""
+        run = RUNS / name
+        finished = (ROOT / run / "report.html").is_file() and (ROOT / run / "eval.json").is_file()
+        words = ["train", *args, f"train.out_dir={RUNS}", f"train.name={name}"]
+        if (self.reuse or self.collect) and finished:
+            self.commands.setdefault(self.section, []).append(shlex.join(["vaelab", *map(str, words)]))
+            return run
+        if self.collect:
+            raise SectionNotRun(name)
+        shutil.rmtree(ROOT / run, ignore_errors=True)
+        self.vaelab(*words)
+        return run
+
+    def eval(self, run: Path) -> None:
+        """``vaelab eval RUN --iw-samples 0`` (the full evaluation, without the slow IW-NLL), unless reused."""
+        path = ROOT / run / "eval.json"
+        if (self.reuse or self.collect) and path.is_file() and "fid" in json.loads(path.read_text()).get("test", {}):
+            self.commands.setdefault(self.section, []).append(f"vaelab eval {run} --iw-samples 0")
+            return
+        self.vaelab("eval", run, "--iw-samples", "0")
+
+    def set(self, **values: object) -> None:
+        self.values |= {k: str(v) for k, v in values.items()}
+
+    def code(self, section: str) -> str:
+        """The commands a section ran, as a fenced block."""
+        return "```\n" + "\n".join(self.commands.get(section, [])) + "\n```"
+
+
+# -- reading what the commands wrote -----------------------------------------------------------------------------
+
+
+def eval_json(run: Path) -> dict:
+    return json.loads((ROOT / run / "eval.json").read_text())["test"]
+
+
+def metrics(run: Path) -> list[dict[str, float]]:
+    with open(ROOT / run / "metrics.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def seconds(run: Path) -> float:
+    return sum(row["seconds"] for row in metrics(run))
+
+
+def figure_path(name: str) -> Path:
+    (ROOT / FIGURES).mkdir(parents=True, exist_ok=True)
+    return FIGURES / name
+
+
+def save_figure(figure, name: str) -> Path:
+    path = figure_path(name)
+    save_png(figure_to_array(figure), ROOT / path)
+    return path
+
+
+def panel(ax, path: Path, title: str) -> None:
+    """Show a PNG written by a vaelab command in a matplotlib axis, with a title."""
+    image = np.asarray(Image.open(ROOT / path))
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.set_axis_off()
+
+
+def standard_prior_distance(run_path: Path, n: int = 500) -> float:
+    """Fréchet distance, in the features ``vaelab eval`` uses, between the test images and n decoded N(0, I)
+    draws (``vaelab sample --prior standard``): what the AE's samples score without its fitted Gaussian."""
+    run = load_run(ROOT / run_path)
+    net, _ = feature_classifier(run.data)
+    real = run.data.test_x[:n].float() / 255
+    samples = sample_images(run, len(real), seed=0, prior="standard")
+    return feature_distance(net.features(real), net.features(samples))
+
+
+# -- the sections ----------------------------------------------------------------------------------------------
+
+
+def ae_vs_vae(g: Guide) -> None:
+    g.section = "ae_vs_vae"
+    common = ["--data", MNIST, f"model.latent_dim={LATENT}", f"train.epochs={EPOCHS}"]
+    ae = g.train("ae", "--config", "configs/ae-mlp.yaml", *common)
+    vae = g.train("vae", "--config", "configs/vae-mlp.yaml", *common)
+    for run in (ae, vae):
+        g.eval(run)
+    pictures = {
+        "ae_recon": ["reconstruct", ae, "-n", "16"],
+        "vae_recon": ["reconstruct", vae, "-n", "16"],
+        "ae_standard": ["sample", ae, "-n", "32", "--prior", "standard"],
+        "ae_fitted": ["sample", ae, "-n", "32"],
+        "vae_samples": ["sample", vae, "-n", "32"],
+    }
+    paths = {}
+    for key, args in pictures.items():
+        paths[key] = RUNS / "pictures" / f"{key}.png"
+        g.vaelab(*args, "-o", paths[key])
+    figure = new_figure(10, 6.2)
+    axes = figure.subplots(2, 3)
+    panel(axes[0, 0], paths["ae_recon"], "AE: test images / reconstructions")
+    panel(axes[0, 1], paths["vae_recon"], "VAE: test images / reconstructions")
+    axes[0, 2].set_axis_off()
+    panel(axes[1, 0], paths["ae_standard"], "AE decoding N(0, I) draws")
+    panel(axes[1, 1], paths["ae_fitted"], "AE decoding its fitted Gaussian")
+    panel(axes[1, 2], paths["vae_samples"], "VAE decoding N(0, I) draws")
+    figure.tight_layout()
+    save_figure(figure, "ae-vs-vae.png")
+    e_ae, e_vae = eval_json(ae), eval_json(vae)
+    g.set(
+        ae_recon=f"{e_ae['recon']['mean']:.1f}",
+        vae_recon=f"{e_vae['recon']['mean']:.1f}",
+        vae_kl=f"{e_vae['kl']['mean']:.1f}",
+        vae_elbo=f"{e_vae['neg_elbo']['mean']:.1f}",
+        ae_fd_fitted=f"{e_ae['fid']['samples']:.1f}",
+        vae_fd=f"{e_vae['fid']['samples']:.1f}",
+        ae_fd_standard=f"{standard_prior_distance(ae):.1f}",
+        fd_floor=f"{e_vae['fid']['train_images']:.1f}",
+        fd_n=e_vae["fid"]["n"],
+        ae_code_std=f"{load_run(ROOT / ae).model.code_var.sqrt().mean():.2f}",
+        ae_seconds=f"{seconds(ae):.0f}",
+        vae_seconds=f"{seconds(vae):.0f}",
+        vae_active=e_vae["latent"]["active_units"],
+        vae_probe=f"{e_vae['probes']['linear']:.3f}",
+        ae_probe=f"{e_ae['probes']['linear']:.3f}",
+    )
+    shutil.copyfile(ROOT / vae / "images/training.gif", ROOT / figure_path("vae-training.gif"))
+    shutil.copyfile(ROOT / vae / "images/curves.png", ROOT / figure_path("vae-curves.png"))
+
+
+def no_kl(g: Guide) -> None:
+    g.section = "no_kl"
+    vae = RUNS / "vae"
+    beta0 = g.train("beta0", "--config", "configs/beta-vae-mlp.yaml", "--data", MNIST, "model.beta=0",
+                    f"model.latent_dim={LATENT}", f"train.epochs={EPOCHS}")  # fmt: skip
+    g.eval(beta0)
+    samples = RUNS / "pictures" / "beta0_samples.png"
+    g.vaelab("sample", beta0, "-n", "32", "-o", samples)
+    stats = {"VAE (beta = 1)": read_latent_stats(ROOT / vae), "beta = 0 (no KL term)": read_latent_stats(ROOT / beta0)}
+    figure = new_figure(10, 3.6)
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.35, 1]})
+    curves = sigma_curves(stats)
+    left.imshow(curves)
+    left.set_axis_off()
+    panel(right, samples, "beta = 0: decoding N(0, I) draws")
+    figure.tight_layout()
+    save_figure(figure, "no-kl-sigma.png")
+    _, sigma_vae = mean_sigma(stats["VAE (beta = 1)"])
+    _, sigma_0 = mean_sigma(stats["beta = 0 (no KL term)"])
+    e0, e_ae = eval_json(beta0), eval_json(RUNS / "ae")
+    g.set(
+        sigma_vae=f"{sigma_vae[-1]:.2f}",
+        sigma_beta0_first=f"{sigma_0[0]:.3f}",
+        sigma_beta0=f"{sigma_0[-1]:.4f}",
+        beta0_recon=f"{e0['recon']['mean']:.1f}",
+        beta0_kl=f"{e0['kl']['mean']:.0f}",
+        beta0_fd=f"{e0['fid']['samples']:.1f}",
+        ae_recon_again=f"{e_ae['recon']['mean']:.1f}",
+    )
+
+
+def beta_tradeoff(g: Guide) -> None:
+    g.section = "beta"
+    runs = {}
+    for beta in BETAS:
+        if beta == 1.0:
+            runs[beta] = RUNS / "vae"  # the VAE of the first section: beta-VAE with beta = 1 is the same objective
+            continue
+        name = f"beta{beta:g}"
+        runs[beta] = g.train(name, "--config", "configs/beta-vae-mlp.yaml", "--data", MNIST, f"model.beta={beta:g}",
+                             f"model.latent_dim={LATENT}", f"train.epochs={EPOCHS}")  # fmt: skip
+        g.eval(runs[beta])
+    rows = []
+    for beta, run in runs.items():
+        e = eval_json(run)
+        sample_path = RUNS / "pictures" / f"beta{beta:g}_samples.png"
+        g.vaelab("sample", run, "-n", "16", "-o", sample_path)
+        rows.append((beta, e["recon"]["mean"], e["kl"]["mean"], e["neg_elbo"]["mean"], e["fid"]["samples"],
+                     e["latent"]["active_units"], sample_path))  # fmt: skip
+    figure = new_figure(11, 6.4)
+    grid = figure.add_gridspec(2, len(rows), height_ratios=[1.25, 1])
+    ax = figure.add_subplot(grid[0, : len(rows) // 2 + 1])
+    ax.plot([r[2] for r in rows], [r[1] for r in rows], marker="o")
+    for beta, recon, kl, *_ in rows:
+        ax.annotate(f"beta={beta:g}", (kl, recon), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    ax.set_xlabel("KL (nats per image): the rate")
+    ax.set_ylabel("reconstruction (nats per image)")
+    ax.set_title("reconstruction against KL on the test images", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax2 = figure.add_subplot(grid[0, len(rows) // 2 + 1 :])
+    ax2.plot([r[0] for r in rows], [r[4] for r in rows], marker="o", color="C1")
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel("beta")
+    ax2.set_ylabel("Fréchet distance of samples")
+    ax2.set_title("sample quality (lower is better)", fontsize=10)
+    ax2.grid(alpha=0.3)
+    for i, row in enumerate(rows):
+        panel(figure.add_subplot(grid[1, i]), row[6], f"samples, beta={row[0]:g}")
+    figure.tight_layout()
+    save_figure(figure, "beta-tradeoff.png")
+    table = [
+        "| beta | recon | KL | -ELBO | Fréchet distance of samples | active units |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    table += [f"| {b:g} | {r:.1f} | {k:.1f} | {e:.1f} | {f:.1f} | {a} of {LATENT} |" for b, r, k, e, f, a, _ in rows]
+    best = min(rows, key=lambda r: r[4])
+    g.set(beta_table="\n".join(table), beta_best=f"{best[0]:g}", beta_best_fd=f"{best[4]:.1f}",
+          beta_low_kl=f"{rows[0][2]:.1f}", beta_high_kl=f"{rows[-1][2]:.1f}",
+          beta_low_recon=f"{rows[0][1]:.1f}", beta_high_recon=f"{rows[-1][1]:.1f}",
+          beta_high_active=rows[-1][5])  # fmt: skip
+
+
+def traversal(g: Guide) -> None:
+    g.section = "traversal"
+    path = figure_path("traversal-mnist.png")
+    if not (ROOT / RUNS / "vae2d" / "eval.json").is_file():
+        raise SectionNotRun("vae2d")
+    g.vaelab("traverse", RUNS / "vae2d", "--index", TRAVERSE_INDEX, "--steps", "11", "-o", path)
+    names = traverse(load_run(ROOT / RUNS / "vae2d"), index=TRAVERSE_INDEX, steps=11).names  # what the command printed
+    g.set(traversal_rows=", ".join(names), traverse_index=TRAVERSE_INDEX)
+
+
+def latent_2d(g: Guide) -> None:
+    g.section = "latent_2d"
+    mnist = g.train("vae2d", "--config", "configs/vae-mlp.yaml", "--data", MNIST, "model.latent_dim=2",
+                    f"train.epochs={EPOCHS * 2}")  # fmt: skip
+    fashion = g.train("vae2d-fashion", "--config", "configs/vae-mlp.yaml", "model.latent_dim=2",
+                      f"train.epochs={FASHION_EPOCHS}")  # fmt: skip
+    g.vaelab("latent-map", mnist, "-o", figure_path("latent-map-mnist.png"))
+    g.vaelab("latent-map", fashion, "-o", figure_path("latent-map-fashion.png"))
+    shutil.copyfile(ROOT / mnist / "images/latent_map.gif", ROOT / figure_path("latent-map-mnist.gif"))
+    e_m, e_f = eval_json(mnist), eval_json(fashion)
+    g.set(
+        vae2d_elbo=f"{e_m['neg_elbo']['mean']:.1f}",
+        vae2d_fashion_elbo=f"{e_f['neg_elbo']['mean']:.1f}",
+        vae2d_seconds=f"{seconds(mnist):.0f}",
+        vae2d_fashion_seconds=f"{seconds(fashion):.0f}",
+        vae2d_epochs=EPOCHS * 2,
+        fashion_epochs=FASHION_EPOCHS,
+    )
+
+
+def joint(g: Guide) -> None:
+    g.section = "joint"
+    run = g.train("joint", "--config", "configs/joint-vae-mlp.yaml", *JOINT_OVERRIDES)
+    g.eval(run)
+    path = figure_path("joint-vae-traversal.png")
+    g.vaelab("traverse", run, "--index", "1", "--steps", "10", "-o", path)
+    loaded = load_run(ROOT / run)
+    x, y = split_float(loaded, "test")
+    codes = loaded.model.encode(x).codes[:, 0].numpy()
+    counts = np.zeros((10, 10), dtype=int)  # (category, label)
+    np.add.at(counts, (codes, y.numpy()), 1)
+    order = np.argsort(-counts.max(1) / np.maximum(counts.sum(1), 1))
+    figure = new_figure(5.2, 4.4)
+    ax = figure.add_subplot()
+    image = ax.imshow(counts[order], cmap="Blues")
+    ax.set_xticks(range(10), loaded.class_names or range(10))
+    ax.set_yticks(range(10), [f"c={c}" for c in order])
+    ax.set_xlabel("true digit")
+    ax.set_ylabel("category of the discrete code")
+    ax.set_title("test images per (category, digit)", fontsize=10)
+    figure.colorbar(image, ax=ax, fraction=0.046)
+    figure.tight_layout()
+    save_figure(figure, "joint-vae-confusion.png")
+    e = eval_json(run)
+    clustering = e["clustering"][0]
+    g.set(
+        joint_accuracy=f"{clustering['accuracy']:.3f}",
+        joint_nmi=f"{clustering['nmi']:.3f}",
+        joint_used=clustering["clusters_used"],
+        joint_seconds=f"{seconds(run) / 60:.1f}",
+        joint_epochs=int(metrics(run)[-1]["epoch"]),
+        joint_kl_disc=f"{e['kl_disc']['mean']:.2f}",
+    )
+
+
+def compare(g: Guide) -> None:
+    g.section = "compare"
+    for data, epochs in ((MNIST, EPOCHS), ("fashion-mnist", FASHION_EPOCHS)):
+        out = RUNS / f"compare-{data}"
+        if not (g.reuse and (ROOT / out / "compare.csv").is_file()):
+            g.vaelab("compare", "--data", data, "--models", "pca,ae,vae,fisher", "--latent-dim", LATENT, "--epochs",
+                     epochs, "--iw-samples", "100", "--out", out)  # fmt: skip
+        else:
+            g.commands.setdefault(g.section, []).append(
+                shlex.join(["vaelab", "compare", "--data", data, "--models", "pca,ae,vae,fisher", "--latent-dim",
+                            str(LATENT), "--epochs", str(epochs), "--iw-samples", "100", "--out", str(out)])
+            )  # fmt: skip
+        key = data.replace("-", "_")
+        text = (ROOT / out / "compare.md").read_text()
+        table = text[text.index("| model") : text.index("\n\n", text.index("| model"))]
+        g.set(**{f"compare_{key}": table})
+        with open(ROOT / out / "compare.csv", newline="") as f:
+            rows = {row["model"]: row for row in csv.DictReader(f)}
+        g.set(**{f"{key}_{m}_probe": f"{float(rows[m]['linear_probe']):.3f}" for m in rows if rows[m]["linear_probe"]})
+        shutil.copyfile(ROOT / out / "compare.png", ROOT / figure_path(f"compare-{data}.png"))
+
+
+SECTIONS = {
+    "ae_vs_vae": ae_vs_vae,
+    "no_kl": no_kl,
+    "beta": beta_tradeoff,
+    "latent_2d": latent_2d,
+    "traversal": traversal,
+    "joint": joint,
+    "compare": compare,
+}
+
+
+def render(g: Guide) -> str:
+    """The template with every {{name}} replaced; a missing value is an error."""
+    values = dict(g.values)
+    values |= {f"cmd_{section}": g.code(section) for section in SECTIONS}
+    missing = sorted(set(re.findall(r"\{\{(\w+)\}\}", TEMPLATE.read_text())) - set(values))
+    if missing:
+        sys.exit(f"make_guide: no value for {', '.join(missing)} (run those sections)")
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m[1]], TEMPLATE.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reuse", action="store_true", help="keep finished runs in runs/guide/")
+    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    args = parser.parse_args()
+    only = args.only.split(",") if args.only else list(SECTIONS)
+    g = Guide(reuse=args.reuse or bool(args.only))
+    if not g.reuse:
+        shutil.rmtree(ROOT / RUNS, ignore_errors=True)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    for name, section in SECTIONS.items():
+        g.collect = name not in only
+        try:
+            section(g)
+        except SectionNotRun as missing:
+            print(f"section {name}: skipped, run {missing} not found (make_guide.py --only {name})", file=sys.stderr)
+    minutes = (time.perf_counter() - g.started) / 60
+    g.set(generated=f"{datetime.now():%Y-%m-%d}", minutes=f"{minutes:.0f}")
+    OUTPUT.write_text(render(g))
+    print(f"written: {OUTPUT.relative_to(ROOT)} and {FIGURES}/ in {minutes:.1f} min", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,763 @@
+"""scikit-learn estimators over vaelab's models: ``VAE``, ``AE``, ``BetaVAE``, ``ConditionalVAE``, ``JointVAE``, ``PCA``.
+
+They look alike from outside: ``fit(X)`` trains (in memory, with vaelab's Trainer), ``transform`` gives the
+posterior means (the codes), ``inverse_transform`` decodes codes to images, ``sample(n)`` draws images from
+the prior, and ``score(X)`` is the mean ELBO per image in nats (higher is better). docs/api.md walks through them.
+
+Input: arrays (n, h*w), (n, h, w) or (n, c, h, w) of uint8 pixels (0-255) or floats in [0, 1]; other ranges
+with ``value_range``. Every image is stored as 8-bit pixels, as everywhere in vaelab (floats are rounded to
+the nearest of 256 grey levels). Flat arrays take their shape from ``image_shape``, else a square single-channel
+image when the feature count is a perfect square, else (1, 1, n_features), which only the MLP nets can take.
+
+Pickling the estimators (``pickle``, ``joblib``) is the user's own choice; the pickled state holds the weights
+as safetensors bytes and the config, not torch objects. vaelab itself never unpickles.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+
+from .checkpoint import weights_bytes
+from .config import Config, config_from_dict
+from .data import ImageData, to_float
+from .data.dataset import bernoulli_pixels
+from .errors import ConfigError
+from .evaluate.likelihood import elbo_per_image
+from .models import Autoencoder, build_model
+from .trainer import Trainer
+
+__all__ = ["AE", "PCA", "VAE", "BetaVAE", "ConditionalVAE", "JointVAE"]
+
+BATCH = 1024  # images per forward pass in transform, inverse_transform, sample and score
+
+
+class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """What every estimator shares; a subclass names its vaelab model and lists its parameters in ``__init__``."""
+
+    _model_name = "vae"
+    _model_keys: tuple[str, ...] = ("latent_dim", "hidden", "net", "channels", "likelihood", "gaussian_std")
+    _conditional = False
+
+    # -- fitting -------------------------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Train on images X (and labels y for ConditionalVAE; ignored otherwise); returns self."""
+        x, labels = self._validate_fit(X, y)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        config = self._config(seed)
+        data = self._image_data(x, labels, config)
+        with torch.random.fork_rng(devices=[]):  # the reparameterisation noise draws from torch's global RNG
+            torch.manual_seed(seed)
+            try:
+                model = build_model(config.model, data.image_shape, data.num_classes)
+            except ConfigError as err:
+                raise ValueError(f"{type(self).__name__}: {err}") from None
+            with tempfile.TemporaryDirectory(prefix="vaelab-sklearn-") as tmp:  # receives failure.json, if any
+                trainer = Trainer(config, data, model, Path(tmp))
+                trainer.write_files = False
+                if not getattr(self, "verbose", False):
+                    trainer.log = _silent
+                trainer.fit()
+        self.config_ = config
+        self.model_ = model.eval()
+        self.history_ = trainer.history
+        self.n_epochs_ = trainer.epoch
+        return self
+
+    def _validate_fit(self, X, y) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self._images(X, reset=True)
+        return x, None
+
+    def _config(self, seed: int) -> Config:
+        """The vaelab Config these parameters describe (a ValueError names a bad one)."""
+        model = {"name": self._model_name, **{key: _plain(getattr(self, key)) for key in self._model_keys}}
+        if self._conditional:
+            model["conditional"] = True
+        train = {"progress": "never", "keep": 1}
+        for key in ("epochs", "batch_size", "lr"):
+            if hasattr(self, key):
+                train[key] = _plain(getattr(self, key))
+        if getattr(self, "early_stopping", False):
+            train["early_stopping"] = _plain(self.n_iter_no_change)
+        val_fraction = _plain(self.validation_fraction) if getattr(self, "early_stopping", False) else 0.0
+        raw = {"seed": seed, "model": model, "train": train}
+        raw["data"] = {"name": "array", "binarize": self.binarize, "val_fraction": val_fraction}
+        try:
+            return config_from_dict(raw)
+        except ConfigError as err:
+            raise ValueError(f"{type(self).__name__}: {err}") from None
+
+    def _image_data(self, x: torch.Tensor, labels: torch.Tensor | None, config: Config) -> ImageData:
+        """The training images as an ImageData: a seeded validation split (with early stopping), no test split."""
+        generator = torch.Generator().manual_seed(config.seed)
+        if config.data.binarize == "static":  # one fixed draw, stored as 0 / 255 like load_dataset's
+            x = bernoulli_pixels(x, generator).to(torch.uint8).mul_(255)
+        fraction, n = config.data.val_fraction, len(x)
+        n_val = 0 if fraction == 0 else max(1, round(fraction * n))
+        if n - n_val < 1:
+            raise ValueError(f"validation_fraction={fraction} leaves no training image of n_samples={n}")
+        order = torch.randperm(n, generator=generator)
+        val, train = order[:n_val], order[n_val:]
+        pick = (lambda idx: None) if labels is None else (lambda idx: labels[idx])  # noqa: E731
+        names = [str(c) for c in self.classes_] if self._conditional else None
+        return ImageData(
+            "array", x[train], pick(train), x[val], pick(val), x[:0], pick(order[:0]), names, config.data.binarize,
+            f"{n} images from an array",
+        )  # fmt: skip
+
+    # -- input ---------------------------------------------------------------------------------------------
+    def _images(self, X, reset: bool) -> torch.Tensor:
+        """Validated uint8 images (n, C, H, W) of X; on ``reset`` (fit) also sets n_features_in_, image_shape_
+        and the value range."""
+        if not hasattr(X, "ndim"):
+            X = np.asarray(X)
+        trailing = None
+        if X.ndim in (3, 4):
+            trailing = tuple(X.shape[1:])
+            X = np.asarray(X).reshape(len(X), -1)
+        X = validate_data(self, X, reset=reset, dtype="numeric")
+        shape = None if trailing is None else ((1, *trailing) if len(trailing) == 2 else trailing)
+        if reset:
+            self.image_shape_ = self._resolve_shape(shape, X.shape[1])
+            self._input_shape = trailing or (X.shape[1],)  # the layout of inverse_transform's and sample's output
+            self._input_dtype = X.dtype
+        elif shape is not None and shape != self.image_shape_:
+            raise ValueError(f"{type(self).__name__} was fitted on images of shape {self.image_shape_}; got {shape}")
+        pixels = self._to_uint8(X, reset)
+        return torch.from_numpy(pixels).reshape(len(pixels), *self.image_shape_)
+
+    def _resolve_shape(self, shape: tuple[int, ...] | None, n_features: int) -> tuple[int, int, int]:
+        given = self.image_shape
+        if given is not None:
+            given = tuple(int(v) for v in given)
+            given = (1, *given) if len(given) == 2 else given
+            if len(given) != 3 or math.prod(given) != n_features:
+                raise ValueError(f"image_shape={self.image_shape} does not hold the {n_features} features of X")
+            if shape is not None and shape != given:
+                raise ValueError(f"image_shape={self.image_shape} disagrees with X's images of shape {shape}")
+            return given
+        if shape is not None:
+            return shape
+        side = math.isqrt(n_features)
+        if side * side == n_features:
+            return (1, side, side)
+        if getattr(self, "net", "mlp") == "conv":
+            raise ValueError(
+                f"net='conv' needs images: {n_features} features are no square image; give image_shape=(c, h, w) "
+                "or X of shape (n, c, h, w)"
+            )
+        return (1, 1, n_features)
+
+    def _to_uint8(self, X: np.ndarray, reset: bool) -> np.ndarray:
+        """Pixels 0-255 of X: uint8/int as they are, floats in [0, 1] times 255, or ``value_range`` mapped."""
+        name = type(self).__name__
+        if self.value_range is None:
+            if X.dtype.kind == "b":
+                return X.astype(np.uint8) * 255
+            low, high = (X.min(), X.max()) if X.size else (0, 0)
+            if X.dtype.kind in "iu":
+                if low < 0 or high > 255:
+                    raise ValueError(
+                        f"{name} reads integers as pixels 0-255; X holds {low}..{high}. Set value_range=(low, high)"
+                    )
+                return X.astype(np.uint8)
+            if low < 0 or high > 1:
+                raise ValueError(
+                    f"{name} reads floats as pixels in [0, 1]; X holds {low:g}..{high:g}. Scale X, or set "
+                    f"value_range=({low:g}, {high:g}) (or value_range='fit' to use the training minimum and maximum)"
+                )
+            return np.rint(X * 255).astype(np.uint8)
+        if reset:
+            self.value_range_ = self._fit_value_range(X)
+        low, high = self.value_range_
+        scaled = np.clip((X.astype(np.float64) - low) / (high - low), 0.0, 1.0)
+        return np.rint(scaled * 255).astype(np.uint8)
+
+    def _fit_value_range(self, X: np.ndarray) -> tuple[float, float]:
+        if isinstance(self.value_range, str) and self.value_range == "fit":
+            low, high = float(X.min()), float(X.max())
+            return (low, high) if high > low else (low, low + 1.0)
+        try:
+            low, high = (float(v) for v in self.value_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"value_range must be None, 'fit' or (low, high); got {self.value_range!r}") from None
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            raise ValueError(f"value_range=(low, high) needs finite low < high; got {self.value_range!r}")
+        return low, high
+
+    def _from_unit(self, images: torch.Tensor, dtype) -> np.ndarray:
+        """Images in [0, 1] back to the layout and value range of the training input."""
+        out = images.reshape(len(images), *self._input_shape).double().numpy()
+        if getattr(self, "value_range_", None) is not None:
+            low, high = self.value_range_
+            out = low + out * (high - low)
+        return out.astype(dtype, copy=False)
+
+    def _out_dtype(self, dtype) -> np.dtype:
+        return np.dtype(dtype) if np.dtype(dtype) in (np.float32, np.float64) else np.dtype(np.float32)
+
+    def _labels(self, y, n: int) -> torch.Tensor | None:
+        return None
+
+    # -- the learned map -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _encode(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        codes = []
+        for start in range(0, len(x), BATCH):
+            y = None if labels is None else labels[start : start + BATCH]
+            codes.append(self.model_.encode(to_float(x[start : start + BATCH], "none"), y).mean)
+        return torch.cat(codes) if codes else torch.zeros(0, self.model_.code_size())
+
+    def transform(self, X):
+        """Posterior means (n, code size) of images X: the latent codes (for JointVAE [mu, one-hot argmax])."""
+        check_is_fitted(self)
+        dtype = self._out_dtype(_dtype_of(X))
+        x = self._images(X, reset=False)
+        return self._encode(x, None).numpy().astype(dtype)
+
+    def inverse_transform(self, X, y=None):
+        """Mean images of the codes X (n, code size), in the layout and value range of the training input
+        (floats in [0, 1] without value_range)."""
+        check_is_fitted(self)
+        z = check_array(X, dtype=[np.float64, np.float32])
+        if z.shape[1] != self.model_.code_size():
+            raise ValueError(f"X has {z.shape[1]} features, but {type(self).__name__} decodes codes of "
+                             f"{self.model_.code_size()}")  # fmt: skip
+        labels = self._labels(y, len(z))
+        if self._conditional and labels is None:
+            raise ValueError("ConditionalVAE.inverse_transform needs the labels y of the codes")
+        return self._from_unit(self._decode(torch.as_tensor(z, dtype=torch.float32), labels), z.dtype)
+
+    @torch.no_grad()
+    def _decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        parts = [
+            self.model_.decode_mean(z[i : i + BATCH], None if labels is None else labels[i : i + BATCH])
+            for i in range(0, len(z), BATCH)
+        ]
+        return torch.cat(parts) if parts else torch.zeros(0, *self.image_shape_)
+
+    def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
+        """``n_samples`` images drawn from the prior (for AE and PCA: a Gaussian fitted to the training codes),
+        in the training input's layout and value range. Draws follow ``random_state`` (the estimator's when None)."""
+        check_is_fitted(self)
+        return self._sample(n_samples, None, random_state)
+
+    def _sample(self, n_samples: int, labels: torch.Tensor | None, random_state) -> np.ndarray:
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        images = torch.cat([
+            self.model_.sample(len(part), None if labels is None else labels[part], generator=generator)
+            for part in torch.arange(int(n_samples)).split(BATCH)
+        ])  # fmt: skip
+        return self._from_unit(images, self._out_dtype(self._input_dtype))
+
+    def score(self, X, y=None) -> float:
+        """Mean ELBO per image of X in nats (higher is better): -(recon + KL) with one posterior sample per image
+        and fixed noise (for AE and PCA, whose KL is 0: minus the reconstruction NLL)."""
+        check_is_fitted(self)
+        x = self._images(X, reset=False)
+        return float(-elbo_per_image(self.model_, x, None, self.config_.data.binarize)["neg_elbo"].mean())
+
+    # -- scikit-learn plumbing ---------------------------------------------------------------------------
+    @property
+    def _n_features_out(self) -> int:
+        return self.model_.code_size()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.target_tags.required = self._conditional
+        return tags
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The estimator's attributes with the model as safetensors bytes (rebuilt from config_ on unpickling)."""
+        state = dict(super().__getstate__())
+        if isinstance(state.get("model_"), Autoencoder):
+            state["model_"] = weights_bytes(state["model_"], {})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if isinstance(state.get("model_"), bytes):
+            classes = state.get("classes_")
+            model = build_model(
+                state["config_"].model, state["image_shape_"], None if classes is None else len(classes)
+            )
+            model.load_state_dict(load_safetensors_bytes(state["model_"]))
+            state["model_"] = model.eval()
+        super().__setstate__(state)
+
+
+class VAE(_Estimator):
+    """Variational autoencoder (Kingma & Welling 2014): Gaussian posterior, N(0, I) prior.
+
+    Parameters
+    ----------
+    latent_dim : int, latent dimensions (the width of ``transform``'s output).
+    hidden : tuple of int, MLP widths in encoder order (the conv nets' dense layer: its first entry).
+    net : "mlp" or "conv" (conv needs image-shaped input or ``image_shape``).
+    channels : tuple of int, conv channels in encoder order.
+    likelihood : "bernoulli" (logits; grey levels are soft targets) or "gaussian" (fixed ``gaussian_std``).
+    gaussian_std : float, the Gaussian likelihood's std.
+    kl_warmup_steps : int, KL weight rises 0 -> 1 over these optimisation steps (0: off).
+    free_bits : float, per-dimension KL floor in nats (0: off).
+    binarize : "none", "dynamic" (a fresh Bernoulli draw of every batch) or "static" (one draw).
+    value_range : None (uint8 pixels or floats in [0, 1]), (low, high) mapped to [0, 1] and clipped, or "fit"
+        (the training minimum and maximum).
+    image_shape : (c, h, w) or (h, w) of flat rows; None infers it (see the module docstring).
+    epochs, batch_size, lr : training length, images per step, Adam's learning rate.
+    early_stopping : bool, hold out ``validation_fraction`` of X and stop after ``n_iter_no_change`` epochs
+        without a better validation -ELBO.
+    random_state : None, int or RandomState: weights, data order, noise, and ``sample``.
+    verbose : bool, print one line per epoch to stderr.
+
+    Attributes
+    ----------
+    model_ : the trained vaelab model (torch); config_ : its vaelab Config; image_shape_ : (C, H, W);
+    n_features_in_ ; history_ : one dict of loss terms per epoch (nats per image); n_epochs_ ;
+    value_range_ : (low, high) when ``value_range`` is set.
+    """
+
+    _model_name = "vae"
+    _model_keys = (*_Estimator._model_keys, "kl_warmup_steps", "free_bits")
+
+    def __init__(
+        self,
+        latent_dim=16,
+        *,
+        hidden=(256, 256),
+        net="mlp",
+        channels=(32, 64),
+        likelihood="bernoulli",
+        gaussian_std=0.1,
+        kl_warmup_steps=0,
+        free_bits=0.0,
+        binarize="none",
+        value_range=None,
+        image_shape=None,
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        verbose=False,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.net = net
+        self.channels = channels
+        self.likelihood = likelihood
+        self.gaussian_std = gaussian_std
+        self.kl_warmup_steps = kl_warmup_steps
+        self.free_bits = free_bits
+        self.binarize = binarize
+        self.value_range = value_range
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+class BetaVAE(_Estimator):
+    """beta-VAE (Higgins et al. 2017): the VAE trained on recon + beta * KL; ``score`` is still the ELBO.
+
+    Parameters: those of ``VAE`` and ``beta`` (float >= 0, the weight of the per-image KL)."""
+
+    _model_name = "beta-vae"
+    _model_keys = (*VAE._model_keys, "beta")
+
+    def __init__(
+        self,
+        latent_dim=16,
+        *,
+        beta=4.0,
+        hidden=(256, 256),
+        net="mlp",
+        channels=(32, 64),
+        likelihood="bernoulli",
+        gaussian_std=0.1,
+        kl_warmup_steps=0,
+        free_bits=0.0,
+        binarize="none",
+        value_range=None,
+        image_shape=None,
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        verbose=False,
+    ):
+        self.latent_dim = latent_dim
+        self.beta = beta
+        self.hidden = hidden
+        self.net = net
+        self.channels = channels
+        self.likelihood = likelihood
+        self.gaussian_std = gaussian_std
+        self.kl_warmup_steps = kl_warmup_steps
+        self.free_bits = free_bits
+        self.binarize = binarize
+        self.value_range = value_range
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+class AE(_Estimator):
+    """Deterministic autoencoder; ``sample`` draws from a Gaussian fitted to the training codes and ``score`` is
+    minus the reconstruction NLL (its KL is 0). Parameters: those of ``VAE`` without the KL options."""
+
+    _model_name = "ae"
+
+    def __init__(
+        self,
+        latent_dim=16,
+        *,
+        hidden=(256, 256),
+        net="mlp",
+        channels=(32, 64),
+        likelihood="bernoulli",
+        gaussian_std=0.1,
+        binarize="none",
+        value_range=None,
+        image_shape=None,
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        verbose=False,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.net = net
+        self.channels = channels
+        self.likelihood = likelihood
+        self.gaussian_std = gaussian_std
+        self.binarize = binarize
+        self.value_range = value_range
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+class JointVAE(_Estimator):
+    """JointVAE (Dupont 2018): ``latent_dim`` continuous dimensions plus one categorical latent per entry of
+    ``discrete``, each part held to its own capacity schedule. ``transform`` gives [mu, one-hot argmax of each
+    categorical], (n, latent_dim + sum(discrete)); ``categories(X)`` gives the argmax indices.
+
+    Parameters: those of ``VAE`` (without the KL options) and the JointVAE keys of docs/models.md: ``discrete``,
+    ``tau``, ``gamma``, ``cont_c_max``, ``cont_c_steps``, ``disc_c_max``, ``disc_c_steps`` (capacities in nats,
+    their ramps in optimisation steps: small data sets take few steps per epoch, so shorten the ramps)."""
+
+    _model_name = "joint-vae"
+    _model_keys = (*_Estimator._model_keys, "discrete", "tau", "gamma", "cont_c_max", "cont_c_steps",
+                   "disc_c_max", "disc_c_steps")  # fmt: skip
+
+    def __init__(
+        self,
+        latent_dim=10,
+        *,
+        discrete=(10,),
+        tau=0.67,
+        gamma=30.0,
+        cont_c_max=5.0,
+        cont_c_steps=25_000,
+        disc_c_max=5.0,
+        disc_c_steps=25_000,
+        hidden=(256, 256),
+        net="mlp",
+        channels=(32, 64),
+        likelihood="bernoulli",
+        gaussian_std=0.1,
+        binarize="none",
+        value_range=None,
+        image_shape=None,
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        verbose=False,
+    ):
+        self.latent_dim = latent_dim
+        self.discrete = discrete
+        self.tau = tau
+        self.gamma = gamma
+        self.cont_c_max = cont_c_max
+        self.cont_c_steps = cont_c_steps
+        self.disc_c_max = disc_c_max
+        self.disc_c_steps = disc_c_steps
+        self.hidden = hidden
+        self.net = net
+        self.channels = channels
+        self.likelihood = likelihood
+        self.gaussian_std = gaussian_std
+        self.binarize = binarize
+        self.value_range = value_range
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @torch.no_grad()
+    def categories(self, X) -> np.ndarray:
+        """The most probable category of each discrete latent, (n, len(discrete)) int64."""
+        check_is_fitted(self)
+        x = self._images(X, reset=False)
+        parts = [self.model_.encode(to_float(x[i : i + BATCH], "none")).codes for i in range(0, len(x), BATCH)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, len(self.model_.discrete_sizes)), np.int64)
+
+
+class ConditionalVAE(_Estimator):
+    """Conditional VAE: encoder and decoder see the one-hot label, q(z|x, y) and p(x|z, y). ``fit(X, y)`` needs
+    labels (any values; ``classes_`` keeps them). Elsewhere labels are optional:
+
+    - ``transform(X, y)`` encodes under the given labels; ``transform(X)`` (what a Pipeline calls, also inside
+      ``fit_transform``) under the label the model itself finds most likely, ``infer_labels(X)``: the class with
+      the lowest recon(x | posterior mean) + KL. So a Pipeline's next step sees codes made the same way in
+      training and in prediction.
+    - ``score(X, y)`` is the mean ELBO of log p(x|y); ``score(X)`` the mean of logsumexp_y ELBO(x, y) - log K,
+      a bound on log p(x) under a uniform class prior.
+    - ``sample(n, y)`` draws images of the labels y (one label, or n of them); without y it cycles through
+      ``classes_``.
+    - ``inverse_transform(Z, y)`` needs the labels.
+
+    Parameters: those of ``VAE``."""
+
+    _model_name = "vae"
+    _model_keys = VAE._model_keys
+    _conditional = True
+
+    def __init__(
+        self,
+        latent_dim=16,
+        *,
+        hidden=(256, 256),
+        net="mlp",
+        channels=(32, 64),
+        likelihood="bernoulli",
+        gaussian_std=0.1,
+        kl_warmup_steps=0,
+        free_bits=0.0,
+        binarize="none",
+        value_range=None,
+        image_shape=None,
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        verbose=False,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.net = net
+        self.channels = channels
+        self.likelihood = likelihood
+        self.gaussian_std = gaussian_std
+        self.kl_warmup_steps = kl_warmup_steps
+        self.free_bits = free_bits
+        self.binarize = binarize
+        self.value_range = value_range
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_fit(self, X, y) -> tuple[torch.Tensor, torch.Tensor]:
+        if y is None:
+            raise ValueError(
+                "ConditionalVAE requires y to be passed, but the target y is None: fit(X, y) with one label per image"
+            )
+        x = self._images(X, reset=True)
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None), warn=True)
+        if len(y) != len(x):
+            raise ValueError(f"X has {len(x)} images but y has {len(y)} labels")
+        check_classification_targets(y)
+        self.classes_, indices = np.unique(y, return_inverse=True)
+        return x, torch.as_tensor(indices, dtype=torch.int64)
+
+    def _labels(self, y, n: int) -> torch.Tensor | None:
+        """Indices into classes_ of the labels y (one label broadcast to n), or None."""
+        if y is None:
+            return None
+        y = np.asarray(y)
+        y = np.full(n, y) if y.ndim == 0 else column_or_1d(y)
+        if len(y) != n:
+            raise ValueError(f"expected {n} labels; got {len(y)}")
+        index = {label: i for i, label in enumerate(self.classes_.tolist())}
+        unknown = [label for label in y.tolist() if label not in index]
+        if unknown:
+            raise ValueError(f"y holds labels not seen in fit, e.g. {unknown[0]!r}; known: {self.classes_.tolist()}")
+        return torch.tensor([index[label] for label in y.tolist()], dtype=torch.int64)
+
+    def transform(self, X, y=None):
+        """Posterior means (n, latent_dim) under the labels y, or under ``infer_labels(X)`` when y is None."""
+        check_is_fitted(self)
+        dtype = self._out_dtype(_dtype_of(X))
+        x = self._images(X, reset=False)
+        labels = self._labels(y, len(x))
+        return self._encode(x, self._infer(x) if labels is None else labels).numpy().astype(dtype)
+
+    def infer_labels(self, X) -> np.ndarray:
+        """For each image, the class with the lowest recon(x | posterior mean) + KL (deterministic), from classes_."""
+        check_is_fitted(self)
+        return self.classes_[self._infer(self._images(X, reset=False)).numpy()]
+
+    @torch.no_grad()
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        model, k = self.model_, len(self.classes_)
+        best = []
+        for start in range(0, len(x), BATCH):
+            xb = to_float(x[start : start + BATCH], "none")
+            costs = []
+            for label in range(k):
+                y = torch.full((len(xb),), label)
+                posterior = model.encode(xb, y)
+                costs.append(
+                    model.likelihood.nll(model.decode(posterior.mean, y), xb) + posterior.kl_to_standard_normal()
+                )
+            best.append(torch.stack(costs).argmin(0))
+        return torch.cat(best) if best else torch.zeros(0, dtype=torch.int64)
+
+    def score(self, X, y=None) -> float:
+        """Mean ELBO of log p(x|y) per image in nats; without y, mean of logsumexp_y ELBO(x, y) - log K."""
+        check_is_fitted(self)
+        x = self._images(X, reset=False)
+        labels, binarize = self._labels(y, len(x)), self.config_.data.binarize
+        if labels is not None:
+            return float(-elbo_per_image(self.model_, x, labels, binarize)["neg_elbo"].mean())
+        k = len(self.classes_)
+        elbos = torch.stack([
+            -elbo_per_image(self.model_, x, torch.full((len(x),), label), binarize)["neg_elbo"] for label in range(k)
+        ])  # fmt: skip
+        return float((torch.logsumexp(elbos, 0) - math.log(k)).mean())
+
+    def sample(self, n_samples: int = 1, y=None, random_state=None) -> np.ndarray:
+        """``n_samples`` images of the labels y (one label or n_samples of them; None cycles through classes_)."""
+        check_is_fitted(self)
+        if y is None:
+            labels = torch.arange(int(n_samples)) % len(self.classes_)
+        else:
+            labels = self._labels(y, int(n_samples))
+        return self._sample(n_samples, labels, random_state)
+
+
+class PCA(_Estimator):
+    """Principal component analysis, fitted in closed form, with the autoencoders' extras: ``sample`` draws from
+    N(0, diag(explained_variance_)) over the codes, ``score`` is minus the reconstruction NLL under
+    ``likelihood`` and ``inverse_transform`` clamps images to [0.001, 0.999].
+
+    Parameters: ``latent_dim`` (the components), ``likelihood``, ``gaussian_std``, ``binarize``,
+    ``value_range``, ``image_shape``, ``random_state`` (for ``sample``), as for ``VAE``.
+    Attributes (scikit-learn's names): ``components_`` (latent_dim, n_features), ``mean_``,
+    ``explained_variance_``, and ``model_`` etc. as for ``VAE``."""
+
+    _model_name = "pca"
+    _model_keys = ("latent_dim", "likelihood", "gaussian_std")
+
+    def __init__(
+        self,
+        latent_dim=16,
+        *,
+        likelihood="bernoulli",
+        gaussian_std=0.1,
+        binarize="none",
+        value_range=None,
+        image_shape=None,
+        random_state=None,
+    ):
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.gaussian_std = gaussian_std
+        self.binarize = binarize
+        self.value_range = value_range
+        self.image_shape = image_shape
+        self.random_state = random_state
+
+    def _validate_fit(self, X, y) -> tuple[torch.Tensor, None]:
+        x, _ = super()._validate_fit(X, y)
+        n, p = len(x), math.prod(self.image_shape_)
+        if isinstance(self.latent_dim, (int, np.integer)) and self.latent_dim > min(n, p):
+            raise ValueError(
+                f"PCA latent_dim={self.latent_dim} must be at most min(n_samples, n_features); "
+                f"got n_samples={n}, n_features={p}"
+            )
+        return x, None
+
+    def fit(self, X, y=None):
+        """Fit the mean and the top ``latent_dim`` principal directions of X; returns self."""
+        super().fit(X, y)
+        self.components_ = self.model_.components_.detach().T.numpy().copy()  # (D, P)
+        self.mean_ = self.model_.mean_.detach().numpy().copy()
+        self.explained_variance_ = self.model_.explained_variance_.detach().numpy().copy()
+        return self
+
+
+def _plain(value: Any) -> Any:
+    """A parameter as the config wants it: tuples as lists, NumPy scalars (e.g. from a param grid) as Python's."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _dtype_of(X) -> np.dtype:
+    dtype = getattr(X, "dtype", None)
+    return np.dtype(dtype) if isinstance(dtype, np.dtype) else np.dtype(np.float64)
+
+
+def _silent(message: str) -> None:
+    """A Trainer log that prints nothing (the estimators are quiet unless verbose=True)."""

@@ -1,0 +1,163 @@
+"""Where the test images land in latent space: a scatter of posterior means coloured by label (2-D latents
+directly, otherwise their PCA or t-SNE projection), and for 2-D latents the manifold grid: the decoded images
+of an n x n grid of the prior's quantiles (Kingma & Welling 2014, figure 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .grids import image_grid
+from .plotting import class_colours, figure_to_array, new_figure
+from .sampling import prior_moments
+from .traverse import gaussian_part, split_float
+
+Method = Literal["auto", "pca", "tsne"]
+MAP_IMAGES = 2000  # test images in a latent map
+
+
+@dataclass
+class LatentPoints:
+    """2-D points (N, 2) of N images with their labels (N,) or None, the axis names and what made them."""
+
+    points: np.ndarray
+    labels: np.ndarray | None
+    axes: tuple[str, str]
+    method: str  # "latents" (2-D latents as they are), "pca" or "tsne"
+    dims: int  # continuous latent dimensions
+
+
+@torch.no_grad()
+def continuous_means(model, x: torch.Tensor, y: torch.Tensor | None, batch_size: int = 1024) -> np.ndarray:
+    """Posterior means of the continuous latents (N, latent_dim) (JointVAE: its Gaussian part's)."""
+    means = []
+    for start in range(0, len(x), batch_size):
+        yb = None if y is None else y[start : start + batch_size]
+        posterior = model.encode(x[start : start + batch_size].to(model.device), yb)
+        gaussian = gaussian_part(posterior)
+        means.append((gaussian.mean if gaussian is not None else posterior.mean[:, : model.latent_dim]).cpu())
+    return torch.cat(means).double().numpy()
+
+
+def project(means: np.ndarray, method: Method = "auto", seed: int = 0) -> tuple[np.ndarray, tuple[str, str], str]:
+    """2-D points from latent means (N, D): the means themselves when D <= 2 (``auto``), else PCA, or t-SNE
+    (``tsne``, perplexity 30, PCA initialisation)."""
+    n, d = means.shape
+    if method == "auto" and d <= 2:
+        points = means if d == 2 else np.column_stack([means[:, 0], np.zeros(n)])
+        return points, ("z0", "z1" if d == 2 else ""), "latents"
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = min(30.0, max(2.0, (n - 1) / 3))
+        tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=1)
+        return tsne.fit_transform(means), ("t-SNE 1", "t-SNE 2"), "tsne"
+    if method not in ("auto", "pca"):
+        raise ConfigError(f"latent map method must be auto, pca or tsne; got {method!r}")
+    from sklearn.decomposition import PCA
+
+    pca = PCA(min(2, d), random_state=seed).fit(means)
+    points = pca.transform(means)
+    if points.shape[1] == 1:
+        points = np.column_stack([points[:, 0], np.zeros(n)])
+    share = list(pca.explained_variance_ratio_) + [0.0]
+    return points, (f"PC1 ({share[0]:.0%} of variance)", f"PC2 ({share[1]:.0%})"), "pca"
+
+
+def latent_points(run, split: str = "test", n: int = MAP_IMAGES, method: Method = "auto") -> LatentPoints:
+    """The posterior means of the first n images of ``split``, as 2-D points."""
+    x, y = split_float(run, split, n)
+    means = continuous_means(run.model, x, run.as_labels(y) if run.conditional else None)
+    points, axes, made_by = project(means, method)
+    return LatentPoints(points, None if y is None else y.numpy(), axes, made_by, means.shape[1])
+
+
+def draw_latent_map(points: LatentPoints, class_names: list[str] | None = None, title: str = "") -> np.ndarray:
+    """A scatter plot of ``points`` coloured by label, with a legend of class names, as a uint8 RGB array."""
+    figure = new_figure(6.4, 5.0)
+    ax = figure.add_subplot()
+    xy = points.points
+    if points.labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6, color="#1f77b4", linewidths=0)
+    else:
+        classes = np.unique(points.labels)
+        colours = class_colours(int(classes.max()) + 1)
+        for c in classes:
+            keep = points.labels == c
+            name = class_names[c] if class_names and c < len(class_names) else str(c)
+            ax.scatter(xy[keep, 0], xy[keep, 1], s=4, alpha=0.7, color=colours[c], linewidths=0, label=name)
+        legend = ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=3, frameon=False)
+        for handle in legend.legend_handles:
+            handle.set_alpha(1)
+    ax.set_xlabel(points.axes[0])
+    ax.set_ylabel(points.axes[1])
+    if points.method == "latents":
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title or _default_title(points), fontsize=10)
+    figure.tight_layout()
+    return figure_to_array(figure)
+
+
+def _default_title(points: LatentPoints) -> str:
+    what = {"latents": f"{points.dims}-D latent space", "pca": f"PCA of the {points.dims}-D latent means",
+            "tsne": f"t-SNE of the {points.dims}-D latent means"}[points.method]  # fmt: skip
+    return f"posterior means of {len(points.points)} images: {what}"
+
+
+def latent_map(run, split: str = "test", n: int = MAP_IMAGES, method: Method = "auto") -> np.ndarray:
+    """The latent map of a run (``latent_points`` drawn by ``draw_latent_map``) as a uint8 RGB array."""
+    return draw_latent_map(latent_points(run, split, n, method), run.class_names)
+
+
+@torch.no_grad()
+def manifold_grid(run, n: int = 20, label: int | None = None, pad: int = 0) -> np.ndarray:
+    """Decode an n x n grid of the 2-D prior's quantiles, z = m + s * Phi^-1((k + 0.5) / n), k = 0..n-1 (columns:
+    z0 rising left to right; rows: z1 falling top to bottom), as a uint8 grid. JointVAE's categoricals are set
+    to category 0; a conditional model draws ``label`` (default 0)."""
+    model = run.model
+    if model.latent_dim != 2:
+        raise ConfigError(
+            f"the manifold grid needs a 2-D latent space; this model has {model.latent_dim} dimensions "
+            "(train one with model.latent_dim=2)"
+        )
+    if n < 2:
+        raise ConfigError(f"the manifold grid needs n >= 2; got {n}")
+    q = torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n).float().to(model.device)  # (n,)
+    mean, std = prior_moments(model)
+    z0 = (mean[0] + std[0] * q).repeat(n)  # column index varies fastest
+    z1 = (mean[1] + std[1] * q.flip(0)).repeat_interleave(n)
+    z = torch.stack([z0, z1], dim=1)  # (n*n, 2)
+    offset = 2
+    for size in getattr(model, "discrete_sizes", []):
+        one_hot = torch.zeros(len(z), size, device=z.device)
+        one_hot[:, 0] = 1
+        z, offset = torch.cat([z, one_hot], dim=1), offset + size
+    labels = None
+    if run.conditional:
+        labels = torch.full((len(z),), 0 if label is None else label, device=z.device)
+    return image_grid(model.decode_mean(z, labels).cpu(), ncols=n, pad=pad)
+
+
+def scatter_frame(
+    points: np.ndarray, labels: np.ndarray | None, centre: np.ndarray, half_width: np.ndarray, size: int = 240
+) -> np.ndarray:
+    """A fast scatter (no matplotlib, a few ms) of 2-D points in the window centre +- half_width, as a uint8
+    RGB array (size, size, 3): 2x2 dots coloured by label, grey axes through the centre. Used per epoch."""
+    image = np.full((size, size, 3), 255, dtype=np.uint8)
+    mid = size // 2
+    image[mid, :] = image[:, mid] = 210
+    uv = (points - centre) / half_width  # in [-1, 1] inside the window
+    inside = (np.abs(uv) <= 1).all(1)
+    cols = ((uv[inside, 0] + 1) / 2 * (size - 2)).astype(int)
+    rows = ((1 - uv[inside, 1]) / 2 * (size - 2)).astype(int)
+    k = 1 if labels is None else int(labels.max()) + 1
+    colours = (class_colours(k) * 255).round().astype(np.uint8)
+    dot = colours[labels[inside]] if labels is not None else colours[np.zeros(len(rows), dtype=int)]
+    for dr in (0, 1):  # 2x2 dots
+        for dc in (0, 1):
+            image[rows + dr, cols + dc] = dot
+    return image

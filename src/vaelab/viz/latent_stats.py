@@ -1,0 +1,62 @@
+"""Per-epoch statistics of the posterior, kept in ``latent_stats.csv`` in the run folder: for each epoch and
+continuous dimension j the mean KL(q(z_j|x) || N(0, 1)) in nats (``kl_zj``) and the mean posterior std
+(``sigma_zj``), and each categorical's mean KL to its uniform prior (``kl_cI``), over a fixed set of
+validation images. Models with point codes (AE, PCA) have no such statistics and no file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import atomic_write_text
+from ..distributions import categorical_kl_to_uniform
+from .traverse import gaussian_part
+
+LATENT_STATS_FILE = "latent_stats.csv"
+
+
+@torch.no_grad()
+def posterior_stats(model, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, float] | None:
+    """Mean KL per dimension (nats) and mean posterior std per dimension of images x, and the mean KL of each
+    categorical; None for point posteriors."""
+    posterior = model.encode(x, y)
+    gaussian = gaussian_part(posterior)
+    if gaussian is None:
+        return None
+    kl = gaussian.kl_per_dim().mean(0)  # (D,)
+    sigma = torch.exp(0.5 * gaussian.logvar).mean(0)  # (D,)
+    row = {f"kl_z{j}": v for j, v in enumerate(kl.tolist())}
+    row |= {f"sigma_z{j}": v for j, v in enumerate(sigma.tolist())}
+    for i, logits in enumerate(getattr(posterior, "logits", [])):
+        row[f"kl_c{i}"] = categorical_kl_to_uniform(logits).mean().item()
+    return row
+
+
+def read_latent_stats(run_dir: str | Path) -> list[dict[str, float]]:
+    """Rows of latent_stats.csv (one per epoch, ``epoch`` first), or [] if there is none."""
+    path = Path(run_dir) / LATENT_STATS_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def write_latent_stats(run_dir: str | Path, rows: list[dict[str, float]]) -> None:
+    """Write the rows (atomically) as latent_stats.csv."""
+    if not rows:
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(Path(run_dir) / LATENT_STATS_FILE, buffer.getvalue())
+
+
+def stat_matrix(rows: list[dict[str, float]], prefix: str) -> tuple[list[int], list[str], list[list[float]]]:
+    """(epochs, column names, values[epoch][column]) of the columns starting with ``prefix`` (e.g. "kl_z")."""
+    names = [k for k in (rows[0] if rows else {}) if k.startswith(prefix)]
+    return [int(r["epoch"]) for r in rows], names, [[r.get(k, float("nan")) for k in names] for r in rows]

@@ -1,0 +1,153 @@
+"""Latent traversals: one row per latent dimension, sweeping it through the prior's quantiles while the other
+dimensions stay at an encoded image's posterior mean; for JointVAE also one row per categorical, showing
+each of its categories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data import to_float
+from ..errors import ConfigError
+from .grids import image_grid
+from .labels import label_rows
+from .sampling import prior_moments
+
+ACTIVE_THRESHOLD = 0.01  # active unit: variance over images of its posterior mean above this (Burda et al. 2016)
+SUMMARY_IMAGES = 1000  # images of the split that rank the dimensions
+PAD_VALUE = 0.5  # fills the tail of a row shorter than the others (the grid's own border grey)
+
+
+@dataclass
+class Traversal:
+    """Decoded images (rows, cols, C, H, W) in [0, 1] and a name per row (e.g. ``z3 KL 2.41``, ``c0``)."""
+
+    images: torch.Tensor
+    names: list[str]
+
+    def grid(self, pad: int = 2) -> np.ndarray:
+        """The traversal as a uint8 grid (rows, cols, C), one row per traversed latent."""
+        rows, cols = self.images.shape[:2]
+        return image_grid(self.images.flatten(0, 1), ncols=cols, pad=pad)
+
+    def labelled(self, scale: int = 2, pad: int = 2) -> np.ndarray:
+        """The grid upscaled by ``scale`` with the row names on its left."""
+        return label_rows(self.grid(pad), self.names, self.images.shape[-2] + pad, pad, scale)
+
+
+@dataclass
+class DimensionSummary:
+    """Per continuous dimension over some images: mean KL to the prior in nats (None for point codes) and the
+    variance of the posterior mean; ``order`` ranks them, largest KL (or variance) first."""
+
+    kl: np.ndarray | None  # (D,)
+    mean_variance: np.ndarray  # (D,)
+
+    @property
+    def order(self) -> list[int]:
+        key = self.kl if self.kl is not None else self.mean_variance
+        return [int(j) for j in np.argsort(-key, kind="stable")]
+
+    def active(self, j: int) -> bool:
+        return bool(self.mean_variance[j] > ACTIVE_THRESHOLD)
+
+    def name(self, j: int) -> str:
+        return f"z{j} KL {self.kl[j]:.2f}" if self.kl is not None else f"z{j}"
+
+
+def gaussian_part(posterior):
+    """The diagonal-Gaussian part of a posterior (itself for a VAE, ``.gaussian`` for JointVAE), or None."""
+    return posterior if hasattr(posterior, "kl_per_dim") else getattr(posterior, "gaussian", None)
+
+
+def split_float(run, split: str, n: int | None = None):
+    """The first n images of a split as float (evaluation binarisation: seed 0) and their labels (or None)."""
+    x_uint8, y = run.data.split(split)
+    x_uint8 = x_uint8[:n] if n is not None else x_uint8
+    y = None if y is None else y[: len(x_uint8)]
+    return to_float(x_uint8, run.data.binarize, torch.Generator().manual_seed(0)), y
+
+
+@torch.no_grad()
+def summarise_dimensions(model, x: torch.Tensor, y: torch.Tensor | None) -> DimensionSummary:
+    """KL per dimension and variance of the posterior means of images x (N, C, H, W)."""
+    posterior = model.encode(x, y)
+    gaussian = gaussian_part(posterior)
+    means = gaussian.mean if gaussian is not None else posterior.mean[:, : model.latent_dim]  # (N, D)
+    kl = gaussian.kl_per_dim().mean(0).double().cpu().numpy() if gaussian is not None else None
+    return DimensionSummary(kl, means.double().var(0, unbiased=False).cpu().numpy())
+
+
+def prior_quantiles(range_: float, steps: int) -> torch.Tensor:
+    """``steps`` standard-normal values at equally spaced probabilities from Phi(-range) to Phi(range): the
+    prior's quantiles, so each step covers the same prior mass."""
+    if range_ <= 0 or steps < 2:
+        raise ConfigError(f"a traversal needs range > 0 and steps >= 2; got range {range_}, steps {steps}")
+    low, high = torch.special.ndtr(torch.tensor([-range_, range_], dtype=torch.float64))
+    return torch.special.ndtri(torch.linspace(low.item(), high.item(), steps, dtype=torch.float64)).float()
+
+
+def choose_dims(dims: str | Sequence[int], summary: DimensionSummary, latent_dim: int) -> list[int]:
+    """``"auto"``: the active dimensions, largest KL first (the top one if none is active); ``"all"``: every
+    dimension in that order; or the given indices."""
+    if dims == "auto":
+        active = [j for j in summary.order if summary.active(j)]
+        return active or summary.order[:1]
+    if dims == "all":
+        return summary.order
+    if isinstance(dims, str):
+        try:
+            dims = [int(part) for part in dims.split(",") if part.strip()]
+        except ValueError:
+            raise ConfigError(f"--dims must be auto, all or indices like 0,3,5; got {dims!r}") from None
+    bad = [j for j in dims if not 0 <= j < latent_dim]
+    if bad or not dims:
+        raise ConfigError(f"--dims {bad or dims}: this model's continuous latents are z0..z{latent_dim - 1}")
+    return list(dims)
+
+
+@torch.no_grad()
+def traverse(
+    run,
+    dims: str | Sequence[int] = "auto",
+    range_: float = 3.0,
+    steps: int = 11,
+    index: int = 0,
+    split: str = "test",
+    max_rows: int | None = None,
+) -> Traversal:
+    """Traverse the latents of image ``index`` of ``split``: each chosen dimension j sweeps z_j = m_j + s_j q
+    over the prior's quantiles q (``prior_quantiles``; (m, s) the prior's mean and std), the others fixed at
+    the image's posterior mean; then one row per categorical (JointVAE) with its categories in turn."""
+    model = run.model
+    x, y = split_float(run, split, SUMMARY_IMAGES)
+    if not 0 <= index < len(run.data.split(split)[0]):
+        raise ConfigError(f"image {index} is out of range: the {split} split has {len(run.data.split(split)[0])}")
+    if index >= len(x):
+        x, y = split_float(run, split, index + 1)
+    x, y = x.to(model.device), run.as_labels(y) if run.conditional else None
+    summary = summarise_dimensions(model, x, y)
+    chosen = choose_dims(dims, summary, model.latent_dim)[:max_rows]
+    y0 = None if y is None else y[index : index + 1]
+    z0 = model.encode(x[index : index + 1], y0).mean  # (1, code_size)
+    mean, std = prior_moments(model)
+    values = prior_quantiles(range_, steps).to(z0.device)  # (steps,)
+    rows, names = [], []
+    for j in chosen:
+        z = z0.repeat(steps, 1)
+        z[:, j] = mean[j] + std[j] * values
+        rows.append(model.decode_mean(z, None if y0 is None else y0.expand(steps)))
+        names.append(summary.name(j) + ("" if summary.active(j) else " (inactive)"))
+    offset = model.latent_dim
+    for i, size in enumerate(getattr(model, "discrete_sizes", [])):
+        z = z0.repeat(size, 1)
+        z[:, offset : offset + size] = torch.eye(size, device=z.device)
+        rows.append(model.decode_mean(z, None if y0 is None else y0.expand(size)))
+        names.append(f"c{i} ({size} categories)")
+        offset += size
+    width = max(len(r) for r in rows)
+    padded = [torch.cat([r, r.new_full((width - len(r), *r.shape[1:]), PAD_VALUE)]) for r in rows]
+    return Traversal(torch.stack(padded).cpu(), names)

@@ -1,0 +1,379 @@
+"""Pictures of runs: prior draws with a temperature, traversals, interpolations, latent maps, curves, per-epoch
+frames and GIFs, TensorBoard events and the HTML report. Runs are trained on sklearn's 8x8 digits."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vaelab import ConfigError, train
+from vaelab.viz import (
+    interpolate,
+    interpolation_grid,
+    kl_heatmap,
+    latent_map,
+    latent_points,
+    manifold_grid,
+    prior_latents,
+    reconstruction_image,
+    sample_grid,
+    training_curves,
+    traverse,
+    write_report,
+)
+from vaelab.viz.interpolate import lerp, slerp
+from vaelab.viz.latent_stats import read_latent_stats
+from vaelab.viz.sampling import prior_moments, sample_images
+from vaelab.viz.traverse import DimensionSummary, choose_dims, prior_quantiles, split_float
+
+TILE = 8 + 2  # an 8x8 digit and its 2-pixel border
+
+
+def overrides(out_dir, name, *extra):
+    return [
+        "data.name=digits",
+        "model.hidden=[32]",
+        "train.batch_size=64",
+        "train.epochs=4",
+        "train.progress=never",
+        f"train.out_dir={out_dir}",
+        f"train.name={name}",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One small trained run per kind of model, shared by the tests of this file."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("runs")
+    specs = {
+        "vae2": ["model.latent_dim=2"],
+        "vae4": ["model.latent_dim=4"],
+        "ae": ["model.name=ae", "model.latent_dim=3"],
+        "pca": ["model.name=pca", "model.latent_dim=3"],
+        "joint": ["model.name=joint-vae", "model.latent_dim=2", "model.discrete=[3]", "model.cont_c_steps=50",
+                  "model.disc_c_steps=50"],
+        "cvae": ["model.latent_dim=3", "model.conditional=true"],
+    }  # fmt: skip
+    return {name: train(None, overrides(out, name, *extra)) for name, extra in specs.items()}
+
+
+def assert_picture(array, shape=None):
+    """A uint8 picture of the expected shape that is neither blank nor constant."""
+    assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] in (1, 3)
+    if shape is not None:
+        assert array.shape == shape
+    assert array.std() > 5.0
+
+
+def tiles(grid, rows, cols):
+    """The (rows, cols) tiles of a grid of 8x8 images with 2-pixel borders, as (rows, cols, 8, 8) floats."""
+    return np.stack([[grid[2 + r * TILE : r * TILE + TILE, 2 + c * TILE : c * TILE + TILE, 0] for c in range(cols)]
+                     for r in range(rows)]).astype(float)  # fmt: skip
+
+
+# -- prior draws and temperature -------------------------------------------------------------------------------
+
+
+def test_sample_grid_has_the_right_size_and_is_not_blank(runs):
+    assert_picture(sample_grid(runs["vae2"], n=16), shape=(4 * TILE + 2, 4 * TILE + 2, 1))
+
+
+def test_temperature_one_reproduces_run_sample(runs):
+    run = runs["vae4"]
+    torch.testing.assert_close(sample_images(run, 8, seed=3), run.sample(8, seed=3), rtol=0, atol=0)
+
+
+def test_temperature_zero_draws_the_prior_mean_every_time(runs):
+    images = sample_images(runs["vae4"], 6, seed=0, temperature=0.0)
+    assert torch.allclose(images, images[:1].expand_as(images))
+
+
+def test_temperature_scales_the_spread_around_the_prior_mean(runs):
+    model = runs["ae"].model
+    mean, std = prior_moments(model)
+    z1 = prior_latents(model, 4000, torch.Generator().manual_seed(0), temperature=1.0)
+    z_half = prior_latents(model, 4000, torch.Generator().manual_seed(0), temperature=0.5)
+    torch.testing.assert_close(z_half - mean, 0.5 * (z1 - mean), rtol=1e-4, atol=1e-5)
+    assert torch.allclose(z1.std(0), std, rtol=0.1)
+
+
+def test_standard_prior_is_n01_for_the_ae_and_the_same_draws_for_a_vae(runs):
+    ae = runs["ae"].model
+    z = prior_latents(ae, 4000, torch.Generator().manual_seed(0), prior="standard")
+    assert z.mean(0).abs().max() < 0.1 and (z.std(0) - 1).abs().max() < 0.1
+    assert not torch.allclose(z, prior_latents(ae, 4000, torch.Generator().manual_seed(0)))
+    vae = runs["vae4"].model
+    standard = prior_latents(vae, 10, torch.Generator().manual_seed(1), prior="standard")
+    torch.testing.assert_close(standard, prior_latents(vae, 10, torch.Generator().manual_seed(1)))
+
+
+def test_prior_temperature_leaves_discrete_codes_one_hot(runs):
+    z = prior_latents(runs["joint"].model, 50, torch.Generator().manual_seed(0), temperature=0.3)
+    codes = z[:, 2:]
+    assert set(codes.unique().tolist()) == {0.0, 1.0} and (codes.sum(1) == 1).all()
+
+
+def test_bad_prior_options_are_user_errors(runs):
+    with pytest.raises(ConfigError, match="prior must be one of model, standard"):
+        sample_grid(runs["vae2"], prior="uniform")
+    with pytest.raises(ConfigError, match="temperature must be >= 0"):
+        sample_grid(runs["vae2"], temperature=-1)
+
+
+def test_reconstruction_temperature_draws_from_the_posterior(runs):
+    run = runs["vae4"]
+    at_mean = reconstruction_image(run, n=8)
+    assert_picture(at_mean, shape=(2 * TILE + 2, 16 * TILE + 2, 1))
+    assert not np.array_equal(reconstruction_image(run, n=8, temperature=1.0), at_mean)
+    ae = runs["ae"]  # a point posterior has nothing to draw
+    assert np.array_equal(reconstruction_image(ae, n=8, temperature=1.0), reconstruction_image(ae, n=8))
+
+
+# -- traversals ------------------------------------------------------------------------------------------------
+
+
+def test_prior_quantiles_are_equal_probability_steps_between_minus_and_plus_range():
+    q = prior_quantiles(3.0, 11)
+    assert q[0].item() == pytest.approx(-3.0, abs=1e-4) and q[-1].item() == pytest.approx(3.0, abs=1e-4)
+    assert q[5].item() == pytest.approx(0.0, abs=1e-6)
+    probabilities = torch.special.ndtr(q.double())
+    torch.testing.assert_close(probabilities.diff(), probabilities.diff()[:1].expand(10), rtol=1e-4, atol=1e-6)
+
+
+def test_auto_dims_order_by_kl_and_skip_inactive_ones():
+    summary = DimensionSummary(kl=np.array([0.5, 2.0, 0.001, 1.0]), mean_variance=np.array([0.5, 1.0, 0.001, 0.3]))
+    assert choose_dims("auto", summary, 4) == [1, 3, 0]
+    assert choose_dims("all", summary, 4) == [1, 3, 0, 2]
+    assert choose_dims("2,0", summary, 4) == [2, 0]
+    with pytest.raises(ConfigError, match="z0..z3"):
+        choose_dims("7", summary, 4)
+
+
+def test_traversal_has_one_varying_row_per_dimension(runs):
+    result = traverse(runs["vae4"], dims="all", steps=7)
+    kls = [float(name.split("KL ")[1].split()[0]) for name in result.names]
+    assert kls == sorted(kls, reverse=True) and len(kls) == 4
+    grid = result.grid()
+    assert_picture(grid, shape=(4 * TILE + 2, 7 * TILE + 2, 1))
+    first = tiles(grid, 1, 7)[0]
+    assert np.abs(first[0] - first[-1]).max() > 30  # the top dimension changes the image
+    assert result.labelled(scale=3).shape[0] == 3 * grid.shape[0]
+
+
+def test_traversal_fixes_the_other_dimensions_at_the_posterior_mean(runs):
+    run = runs["vae4"]
+    result = traverse(run, dims=[0], steps=3, range_=0.001)  # a tiny sweep around 0 ... of dimension 0 only
+    z = run.encode(split_float(run, "test", 1)[0]).clone()  # the evaluation binarisation, as traverse uses
+    z[0, 0] = 0.0
+    torch.testing.assert_close(result.images[0, 1], run.decode(z)[0], atol=1e-5, rtol=0)
+
+
+def test_joint_vae_traversal_shows_each_category(runs):
+    result = traverse(runs["joint"], steps=5)
+    assert result.names[-1] == "c0 (3 categories)"
+    row = result.images[-1]
+    assert len(row) == 5 and torch.all(row[3:] == 0.5)  # 3 categories, then grey padding
+    assert_picture(result.grid())
+
+
+def test_point_posteriors_and_conditional_models_traverse(runs):
+    for name in ("ae", "pca", "cvae"):
+        result = traverse(runs[name], steps=5)
+        assert result.images.shape[1:] == (5, 1, 8, 8) and len(result.names) >= 1
+        assert_picture(result.grid())
+
+
+# -- interpolation ---------------------------------------------------------------------------------------------
+
+
+def test_interpolation_starts_and_ends_at_the_reconstructions(runs):
+    run = runs["vae4"]
+    x = split_float(run, "test", 10)[0][[2, 9]]
+    recon = run.decode(run.encode(x))
+    for spherical in (False, True):
+        images = interpolate(run, 2, 9, steps=6, spherical=spherical)
+        assert images.shape == (8, 1, 8, 8)
+        torch.testing.assert_close(images[[0, 7]], x)  # the images themselves at both ends
+        torch.testing.assert_close(images[[1, 6]], recon, atol=1e-5, rtol=0)
+    assert_picture(interpolation_grid(run, 2, 9, steps=6), shape=(TILE + 2, 8 * TILE + 2, 1))
+
+
+def test_slerp_keeps_the_norm_where_lerp_cuts_through_the_middle():
+    a, b, t = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.5, 1.0])
+    torch.testing.assert_close(slerp(a, b, t).norm(dim=1), torch.ones(3))
+    assert lerp(a, b, t)[1].norm().item() == pytest.approx(0.5**0.5)
+    torch.testing.assert_close(slerp(a, 2 * a, t), lerp(a, 2 * a, t))  # parallel: linear
+
+
+def test_interpolation_rejects_indices_outside_the_split(runs):
+    with pytest.raises(ConfigError, match="need two images in 0..179"):
+        interpolate(runs["vae2"], 0, 180)
+
+
+def test_conditional_and_joint_models_interpolate(runs):
+    for name in ("cvae", "joint"):
+        assert_picture(interpolation_grid(runs[name], 0, 1, steps=4))
+
+
+# -- latent maps -----------------------------------------------------------------------------------------------
+
+
+def test_two_dimensional_latent_map_plots_the_means_themselves(runs):
+    run = runs["vae2"]
+    points = latent_points(run, n=50)
+    assert points.method == "latents"
+    np.testing.assert_allclose(points.points, run.encode(split_float(run, "test", 50)[0]).double().numpy(), atol=1e-5)
+    assert_picture(latent_map(run))
+
+
+def test_larger_latents_are_projected_by_pca_or_tsne(runs):
+    assert latent_points(runs["vae4"]).method == "pca"
+    tsne = latent_points(runs["vae4"], n=60, method="tsne")
+    assert tsne.method == "tsne" and tsne.points.shape == (60, 2)
+    assert_picture(latent_map(runs["vae4"], n=60, method="tsne"))
+
+
+def test_manifold_grid_decodes_an_n_by_n_grid_of_prior_quantiles(runs):
+    grid = manifold_grid(runs["vae2"], n=12)
+    assert_picture(grid, shape=(12 * 8, 12 * 8, 1))
+    with pytest.raises(ConfigError, match="needs a 2-D latent space; this model has 4"):
+        manifold_grid(runs["vae4"])
+    assert_picture(manifold_grid(runs["joint"], n=5))
+
+
+# -- training: frames, GIF, latent statistics, curves ----------------------------------------------------------
+
+
+def gif_frames(path):
+    with Image.open(path) as image:
+        return image.n_frames
+
+
+def test_training_leaves_one_frame_per_epoch_and_a_gif(runs):
+    run = runs["vae2"]
+    frames = sorted(p.name for p in (run.images_dir / "frames").iterdir())
+    assert frames == [f"{kind}-{e:04d}.png" for kind in ("epoch", "latent") for e in range(1, 5)]
+    assert gif_frames(run.images_dir / "training.gif") == 4
+    assert gif_frames(run.images_dir / "latent_map.gif") == 4  # 2-D latents: the latent map per epoch
+    assert not (runs["vae4"].images_dir / "latent_map.gif").exists()
+    first = np.asarray(Image.open(run.images_dir / "frames" / "epoch-0001.png"))
+    assert first.ndim == 2 and first.shape[1] >= 200 and first.std() > 5
+
+
+def test_frames_and_gif_survive_resume(tmp_path):
+    part = train(None, overrides(tmp_path, "resumed", "model.latent_dim=2", "train.epochs=2", "train.report=false"))
+    assert gif_frames(part.images_dir / "training.gif") == 2
+    resumed = train(None, ["train.epochs=3"], resume=part.path)
+    assert gif_frames(resumed.images_dir / "training.gif") == 3
+    assert gif_frames(resumed.images_dir / "latent_map.gif") == 3
+    assert [int(r["epoch"]) for r in read_latent_stats(resumed.path)] == [1, 2, 3]
+
+
+def test_frames_can_be_turned_off(tmp_path):
+    run = train(None, overrides(tmp_path, "no-frames", "train.epochs=1", "train.frames=false", "train.report=false"))
+    assert not (run.images_dir / "frames").exists()
+    assert not (run.images_dir / "training.gif").exists() and not (run.path / "latent_stats.csv").exists()
+    assert not (run.path / "report.html").exists()
+
+
+def test_latent_stats_hold_the_kl_of_each_dimension(runs):
+    run = runs["vae4"]
+    stats = read_latent_stats(run.path)
+    assert [int(r["epoch"]) for r in stats] == [1, 2, 3, 4]
+    kl = sum(stats[-1][f"kl_z{j}"] for j in range(4))
+    assert kl == pytest.approx(run.metrics[-1]["val_kl"], rel=1e-4)  # all 162 validation images, analytic KL
+    assert all(stats[-1][f"sigma_z{j}"] > 0 for j in range(4))
+    assert "kl_c0" in read_latent_stats(runs["joint"].path)[-1]
+    assert read_latent_stats(runs["ae"].path) == []  # point codes: no posterior statistics
+
+
+def test_curves_and_kl_heatmap_are_pictures(runs):
+    run = runs["joint"]
+    assert_picture(training_curves(run.metrics))
+    assert_picture(kl_heatmap(read_latent_stats(run.path)))
+    assert_picture(training_curves(runs["pca"].metrics))  # a single epoch still draws
+
+
+# -- report ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["vae2", "vae4", "ae", "pca", "joint", "cvae"])
+def test_every_model_gets_a_self_contained_report(runs, name):
+    run = runs[name]
+    text = (run.path / "report.html").read_text()
+    outside_images = re.sub(r"data:image/(png|gif);base64,[A-Za-z0-9+/=]+", "", text)
+    assert not re.search(r"https?:|ftp:|//[a-z]|url\(|@import", outside_images, re.IGNORECASE), "an external URL"
+    assert all(link.startswith("#") for link in re.findall(r'href="([^"]*)"', text))
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert sources and all(s.startswith(("data:image/png;base64,", "data:image/gif;base64,")) for s in sources)
+    for picture in ("curves.png", "samples.png", "reconstructions.png", "traversal.png", "latent_map.png"):
+        assert (run.images_dir / picture).is_file() and f"images/{picture}" in text
+    assert "training.gif" in text and "<h2>Config</h2>" in text and "<h2>Metrics</h2>" in text
+    assert ("manifold.png" in text) == (run.model.latent_dim == 2)
+
+
+def test_report_includes_eval_json_when_present(runs, tmp_path):
+    from vaelab.evaluate import evaluate_run, write_eval
+
+    run = runs["vae4"]
+    write_eval(run, evaluate_run(run, "test", progress=False))
+    text = write_report(run, pictures=False).read_text()
+    assert '<section id="evaluation">' in text and "neg_elbo" in text and "test -ELBO" in text
+
+
+# -- TensorBoard -----------------------------------------------------------------------------------------------
+
+
+def test_tensorboard_logs_scalars_and_frames(tmp_path):
+    pytest.importorskip("tensorboard", reason="the optional tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(None, overrides(tmp_path, "tb", "train.epochs=2", "train.tensorboard=true", "train.report=false"))
+    events = EventAccumulator(str(run.path / "tensorboard")).Reload()
+    assert {"loss/train", "kl/val", "recon/val", "run/seconds"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss/val")] == [1, 2]
+    assert [e.step for e in events.Images("frames")] == [1, 2]
+
+
+def test_missing_tensorboard_is_a_clear_error_before_training(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now raises ImportError
+    with pytest.raises(ConfigError, match=r"needs the tensorboard package.*pip install 'vaelab\[tensorboard\]'"):
+        train(None, overrides(tmp_path, "no-tb", "train.tensorboard=true"))
+    assert not (tmp_path / "no-tb").exists()
+
+
+# -- the commands ----------------------------------------------------------------------------------------------
+
+
+def vaelab(*args):
+    command = [sys.executable, "-m", "vaelab", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_picture_commands_write_pngs(runs, tmp_path):
+    run = runs["vae2"].path
+    commands = {
+        "traverse.png": ["traverse", run, "--dims", "auto", "--range", "2.5", "--steps", "9"],
+        "interp.png": ["interpolate", run, "--pair", "3", "7", "--steps", "5", "--slerp"],
+        "map.png": ["latent-map", run],
+        "samples.png": ["sample", run, "-n", "16", "--temperature", "0.7", "--prior", "standard"],
+        "recon.png": ["reconstruct", run, "-n", "8", "--temperature", "1"],
+    }
+    for name, args in commands.items():
+        result = vaelab(*args, "-o", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        assert_picture(np.atleast_3d(np.asarray(Image.open(tmp_path / name))))
+    assert (tmp_path / "map-manifold.png").is_file()
+    result = vaelab("report", run)
+    assert result.returncode == 0 and (run / "report.html").is_file(), result.stderr
+
+
+def test_picture_commands_report_user_errors_in_one_line(runs):
+    result = vaelab("traverse", runs["vae4"].path, "--dims", "9")
+    assert result.returncode == 2 and result.stderr.startswith("error: --dims [9]") and "Traceback" not in result.stderr
