@@ -61,7 +61,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(mediu
     rng = random.Random(0)
     kills = 0
     env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
-    for attempt in range(12):
+    for _attempt in range(12):
         started = (run_dir / "config.yaml").exists()  # a kill during start-up leaves no run folder at all
         args = [*command[:4], "--resume", str(run_dir), "--no-evaluate"] if started else command
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
