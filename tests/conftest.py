@@ -10,6 +10,21 @@ def _deterministic_threads():
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """$VAELAB_CACHE (the Fréchet distance's classifiers) in a temporary folder, for this process and the
+    `vaelab` subprocesses it starts: tests never write to ~/.cache."""
+    import os
+
+    previous = os.environ.get("VAELAB_CACHE")
+    os.environ["VAELAB_CACHE"] = str(tmp_path_factory.mktemp("vaelab-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("VAELAB_CACHE", None)
+    else:
+        os.environ["VAELAB_CACHE"] = previous
+
+
 @pytest.fixture
 def tiny_npz(tmp_path):
     """120 labelled 10x10 images of bars (3 classes: horizontal, vertical, diagonal), with noise."""

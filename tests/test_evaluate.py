@@ -250,7 +250,11 @@ def test_eval_command_writes_every_diagnostic(tiny_overrides, tmp_path, cli_env)
     assert latent["dims"] == 3 and len(latent["kl_per_dim"]) == 3 and 0 <= latent["active_units"] <= 3
     assert sum(latent["kl_per_dim"]) == pytest.approx(report["kl"]["mean"], rel=1e-4)  # same images
     assert 0 <= report["probes"]["linear"] <= 1 and report["probes"]["n_test"] == 12
-    assert report["fid"]["samples"] > 0 and report["fid"]["n"] == 12
+    assert (
+        report["fid"]["samples"] > 0
+        and report["fid"]["n"] == 12
+        and report["fid"]["classifier"].startswith(cli_env["VAELAB_CACHE"])
+    )
     for fragment in ("neg_elbo", "iw_nll (k=10)", "active units", "probes", "Fréchet distance"):
         assert fragment in result.stdout
 

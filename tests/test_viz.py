@@ -318,6 +318,12 @@ def test_every_model_gets_a_self_contained_report(runs, name):
     assert ("manifold.png" in text) == (run.model.latent_dim == 2)
 
 
+def test_a_run_without_test_images_still_gets_its_pictures(tmp_path):
+    run = train(None, overrides(tmp_path, "no-test", "data.test_fraction=0", "train.epochs=1"))
+    assert len(run.data.test_x) == 0 and (run.path / "report.html").is_file()
+    assert (run.images_dir / "traversal.png").is_file() and (run.images_dir / "latent_map.png").is_file()
+
+
 def test_report_includes_eval_json_when_present(runs, tmp_path):
     from vaelab.evaluate import evaluate_run, write_eval
 

@@ -177,22 +177,21 @@ def ae_vs_vae(g: Guide) -> None:
     pictures = {
         "ae_recon": ["reconstruct", ae, "-n", "16"],
         "vae_recon": ["reconstruct", vae, "-n", "16"],
-        "ae_standard": ["sample", ae, "-n", "32", "--prior", "standard"],
-        "ae_fitted": ["sample", ae, "-n", "32"],
-        "vae_samples": ["sample", vae, "-n", "32"],
+        "ae_standard": ["sample", ae, "-n", "36", "--prior", "standard"],
+        "ae_fitted": ["sample", ae, "-n", "36"],
+        "vae_samples": ["sample", vae, "-n", "36"],
     }
     paths = {}
     for key, args in pictures.items():
         paths[key] = RUNS / "pictures" / f"{key}.png"
         g.vaelab(*args, "-o", paths[key])
-    figure = new_figure(10, 6.2)
-    axes = figure.subplots(2, 3)
-    panel(axes[0, 0], paths["ae_recon"], "AE: test images / reconstructions")
-    panel(axes[0, 1], paths["vae_recon"], "VAE: test images / reconstructions")
-    axes[0, 2].set_axis_off()
-    panel(axes[1, 0], paths["ae_standard"], "AE decoding N(0, I) draws")
-    panel(axes[1, 1], paths["ae_fitted"], "AE decoding its fitted Gaussian")
-    panel(axes[1, 2], paths["vae_samples"], "VAE decoding N(0, I) draws")
+    figure = new_figure(10, 5.6)
+    grid = figure.add_gridspec(2, 6, height_ratios=[0.42, 1])
+    panel(figure.add_subplot(grid[0, :3]), paths["ae_recon"], "AE: test images, reconstructions below")
+    panel(figure.add_subplot(grid[0, 3:]), paths["vae_recon"], "VAE: test images, reconstructions below")
+    panel(figure.add_subplot(grid[1, :2]), paths["ae_standard"], "AE decoding N(0, I) draws")
+    panel(figure.add_subplot(grid[1, 2:4]), paths["ae_fitted"], "AE decoding its fitted Gaussian")
+    panel(figure.add_subplot(grid[1, 4:]), paths["vae_samples"], "VAE decoding N(0, I) draws")
     figure.tight_layout()
     save_figure(figure, "ae-vs-vae.png")
     e_ae, e_vae = eval_json(ae), eval_json(vae)
@@ -224,7 +223,7 @@ def no_kl(g: Guide) -> None:
                     f"model.latent_dim={LATENT}", f"train.epochs={EPOCHS}")  # fmt: skip
     g.eval(beta0)
     samples = RUNS / "pictures" / "beta0_samples.png"
-    g.vaelab("sample", beta0, "-n", "32", "-o", samples)
+    g.vaelab("sample", beta0, "-n", "36", "-o", samples)
     stats = {"VAE (beta = 1)": read_latent_stats(ROOT / vae), "beta = 0 (no KL term)": read_latent_stats(ROOT / beta0)}
     figure = new_figure(10, 3.6)
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.35, 1]})
@@ -368,7 +367,9 @@ def compare(g: Guide) -> None:
     g.section = "compare"
     for data, epochs in ((MNIST, EPOCHS), ("fashion-mnist", FASHION_EPOCHS)):
         out = RUNS / f"compare-{data}"
-        if not (g.reuse and (ROOT / out / "compare.csv").is_file()):
+        if g.collect and not (ROOT / out / "compare.csv").is_file():
+            raise SectionNotRun(out.name)
+        if not ((g.reuse or g.collect) and (ROOT / out / "compare.csv").is_file()):
             g.vaelab("compare", "--data", data, "--models", "pca,ae,vae,fisher", "--latent-dim", LATENT, "--epochs",
                      epochs, "--iw-samples", "100", "--out", out)  # fmt: skip
         else:

@@ -46,21 +46,21 @@ class ExportError(VaelabError):
     """An export cannot be made: a missing optional dependency or an unknown format or part."""
 
 
-def _append_one_hot(h: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
-    """(B, F), (B, K) -> (B, F + K): what ``Autoencoder.with_condition`` does after one-hot encoding labels."""
-    return torch.cat([h, y_onehot.to(h.dtype)], dim=-1)
+def _given_one_hot(y_onehot: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Stands in for ``Autoencoder.one_hot``: the graph's input is already the one-hot label (B, K)."""
+    return y_onehot.to(dtype)
 
 
 class ExportGraph(nn.Module):
     """One part of a model as a traceable module. It holds a private copy of the model whose conditioning takes
-    the one-hot itself: ``with_condition``'s label range check depends on the data, which a graph cannot hold."""
+    the one-hot itself: ``one_hot``'s label range check depends on the data, which a graph cannot hold."""
 
     def __init__(self, model: Autoencoder, part: str):
         super().__init__()
         self.model = copy.deepcopy(model).eval()
         self.part = part
         if conditions(model):
-            self.model.with_condition = _append_one_hot
+            self.model.one_hot = _given_one_hot
         self.eval()
 
     def forward(self, inputs: torch.Tensor, y_onehot: torch.Tensor | None = None):

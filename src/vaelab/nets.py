@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 CONV_DENSE_DEFAULT = 256  # the conv nets' dense width when model.hidden is empty
@@ -21,10 +22,28 @@ def _dense_stack(widths: list[int]) -> list[nn.Module]:
     return layers
 
 
-def mlp_encoder_body(image_shape: tuple[int, int, int], hidden: list[int]) -> tuple[nn.Sequential, int]:
-    """Flatten, then Linear+ReLU for each hidden width; returns the body and its output width."""
-    widths = [math.prod(image_shape), *hidden]
-    return nn.Sequential(nn.Flatten(), *_dense_stack(widths)), widths[-1]
+class EncoderBody(nn.Module):
+    """features(x) (flatten, or convs then flatten), then the dense ReLU layers; a conditional model's one-hot
+    label c is appended to the features before the dense layers, so the whole dense stack can use it."""
+
+    def __init__(self, features: nn.Module, dense: list[nn.Module]):
+        super().__init__()
+        self.features = features
+        self.dense = nn.Sequential(*dense)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)  # (B, F)
+        if condition is not None:
+            h = torch.cat([h, condition], dim=-1)
+        return self.dense(h)
+
+
+def mlp_encoder_body(
+    image_shape: tuple[int, int, int], hidden: list[int], n_conditions: int = 0
+) -> tuple[EncoderBody, int]:
+    """Flatten (+ one-hot label), then Linear+ReLU for each hidden width; returns the body and its output width."""
+    widths = [math.prod(image_shape) + n_conditions, *hidden]
+    return EncoderBody(nn.Flatten(), _dense_stack(widths)), widths[-1]
 
 
 def mlp_decoder(in_features: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
@@ -46,17 +65,19 @@ def _conv_sizes(height: int, width: int, n_layers: int) -> list[tuple[int, int]]
 
 
 def conv_encoder_body(
-    image_shape: tuple[int, int, int], channels: list[int], hidden: list[int]
-) -> tuple[nn.Sequential, int]:
-    """Stride-2 convs (kernel 4) halving the size each layer, then one dense ReLU layer."""
+    image_shape: tuple[int, int, int], channels: list[int], hidden: list[int], n_conditions: int = 0
+) -> tuple[EncoderBody, int]:
+    """Stride-2 convs (kernel 4) halving the size each layer, flatten (+ one-hot label), one dense ReLU layer."""
     c, h, w = image_shape
     h_last, w_last = _conv_sizes(h, w, len(channels))[-1]
     dense = hidden[0] if hidden else CONV_DENSE_DEFAULT
     layers: list[nn.Module] = []
     for c_in, c_out in zip([c, *channels[:-1]], channels, strict=True):
         layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
-    layers += [nn.Flatten(), nn.Linear(channels[-1] * h_last * w_last, dense), nn.ReLU()]
-    return nn.Sequential(*layers), dense
+    layers.append(nn.Flatten())
+    return EncoderBody(
+        nn.Sequential(*layers), _dense_stack([channels[-1] * h_last * w_last + n_conditions, dense])
+    ), dense
 
 
 def conv_decoder(
@@ -82,11 +103,13 @@ def conv_decoder(
     return nn.Sequential(*layers)
 
 
-def build_encoder_body(kind: str, image_shape, hidden: list[int], channels: list[int]) -> tuple[nn.Sequential, int]:
-    """The encoder body named by ``model.net`` and its output width."""
+def build_encoder_body(
+    kind: str, image_shape, hidden: list[int], channels: list[int], n_conditions: int = 0
+) -> tuple[EncoderBody, int]:
+    """The encoder body named by ``model.net`` (taking a one-hot label if n_conditions > 0) and its width."""
     if kind == "conv":
-        return conv_encoder_body(image_shape, channels, hidden)
-    return mlp_encoder_body(image_shape, hidden)
+        return conv_encoder_body(image_shape, channels, hidden, n_conditions)
+    return mlp_encoder_body(image_shape, hidden, n_conditions)
 
 
 def build_decoder(kind: str, in_features: int, hidden: list[int], channels: list[int], image_shape) -> nn.Sequential:

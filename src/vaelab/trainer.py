@@ -46,6 +46,7 @@ from .guards import FAILURE_FILE, NonFiniteGuard, gradient_problem, loss_problem
 from .models import Autoencoder, build_model
 from .run import CONFIG_FILE, IMAGES_DIR, METRICS_FILE, Run, load_run, read_run_config
 from .viz import EpochRecorders, image_grid, reconstruction_grid, save_png, write_report
+from .viz.pictures import picture_split
 
 EVAL_BATCH = 1024
 VAL_NOISE_SEED = 1234  # fixed noise for validation, so val losses compare across epochs
@@ -327,8 +328,9 @@ class Trainer:
 def write_preview_images(run: Run, n: int = 64) -> dict[str, Path]:
     """Prior samples and test reconstructions of a trained run, in its images/ folder."""
     data = run.data
-    x = to_float(data.test_x[:32], data.binarize, torch.Generator().manual_seed(0))
-    y = None if data.test_y is None else data.test_y[:32]
+    x_all, y_all = data.split(picture_split(run))  # test, or val / train when the test split is empty
+    x = to_float(x_all[:32], data.binarize, torch.Generator().manual_seed(0))
+    y = None if y_all is None else y_all[:32]
     per_class = 8
     labels = run.sampling_labels(per_class, None, grid_by_label=True) if run.conditional else None
     samples = run.sample(n if labels is None else len(labels), y=labels)

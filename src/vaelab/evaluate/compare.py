@@ -260,14 +260,12 @@ COLUMN_NOTES = """\
 
 def bar_chart(comparison: Comparison) -> bytes:
     """PNG bytes: probe accuracies per row (left), -ELBO and IW-NLL of the density models (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..viz.plotting import new_figure
 
     rows = comparison.rows
     names = [row["model"] for row in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    fig = new_figure(11, 4, dpi=120)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     positions = np.arange(len(rows))
     for offset, key, label in ((-0.2, "linear_probe", "linear probe"), (0.2, "knn", "kNN (k=5)")):
         values = [row.get(key) or 0.0 for row in rows]
@@ -294,6 +292,5 @@ def bar_chart(comparison: Comparison) -> bytes:
     right.set_title("test NLL bounds")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
+    fig.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -60,8 +60,8 @@ class Autoencoder(nn.Module):
             raise ConfigError("model.conditional=true needs a labelled dataset; this one has no labels")
         self.n_conditions = num_classes if config.conditional else 0
         net_args = (config.hidden, config.channels)
-        self.encoder, width = build_encoder_body(config.net, self.image_shape, *net_args)
-        self.encoder_head = nn.Linear(width + self.n_conditions, self.encoder_outputs())
+        self.encoder, width = build_encoder_body(config.net, self.image_shape, *net_args, self.n_conditions)
+        self.encoder_head = nn.Linear(width, self.encoder_outputs())
         self.decoder = build_decoder(config.net, self.code_size() + self.n_conditions, *net_args, self.image_shape)
 
     def encoder_outputs(self) -> int:
@@ -72,19 +72,19 @@ class Autoencoder(nn.Module):
         """Width of the decoder's latent input."""
         return self.latent_dim
 
-    def with_condition(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """Append the one-hot label to features or latents (B, F) -> (B, F + classes) if conditional."""
+    def one_hot(self, y: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+        """The one-hot label (B, classes) of a conditional model (None otherwise), with clear errors."""
         if not self.n_conditions:
-            return h
+            return None
         if y is None:
             raise ConfigError("this model is conditional: pass labels y (e.g. vaelab sample RUN --label 3)")
         if y.min() < 0 or y.max() >= self.n_conditions:
             raise ConfigError(f"label out of range: this model knows labels 0..{self.n_conditions - 1}")
-        return torch.cat([h, F.one_hot(y.long(), self.n_conditions).to(h.dtype)], dim=-1)
+        return F.one_hot(y.long(), self.n_conditions).to(dtype)
 
     def encoder_params(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The posterior's raw parameters (B, encoder_outputs()) for images x."""
-        return self.encoder_head(self.with_condition(self.encoder(x), y))
+        return self.encoder_head(self.encoder(x, self.one_hot(y, x.dtype)))
 
     def fit_closed_form(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """Set the parameters from all training images x (N, C, H, W) at once (closed-form models only)."""
@@ -96,7 +96,8 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder outputs (B, C, H, W): Bernoulli logits or pre-sigmoid Gaussian means."""
-        return self.decoder(self.with_condition(z, y))
+        condition = self.one_hot(y, z.dtype)
+        return self.decoder(z if condition is None else torch.cat([z, condition], dim=-1))
 
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's mean image in [0, 1], (B, C, H, W)."""

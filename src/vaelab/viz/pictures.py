@@ -33,6 +33,11 @@ def picture_scale(run) -> int:
     return max(2, 56 // run.model.image_shape[1])
 
 
+def picture_split(run) -> str:
+    """The split the pictures show: test, or the first non-empty of val and train when it is empty."""
+    return next((s for s in ("test", "val", "train") if len(run.data.split(s)[0])), "train")
+
+
 def write_run_pictures(run) -> dict[str, Path]:
     """(Re)write the standard pictures of a run; returns the existing ones by key (see ``PICTURES``)."""
     images = run.images_dir
@@ -48,8 +53,9 @@ def write_run_pictures(run) -> dict[str, Path]:
     stats = read_latent_stats(run.path)
     if stats:
         save_png(kl_heatmap(stats), images / PICTURES["kl_per_dim"])
-    save_png(traverse(run, max_rows=TRAVERSAL_ROWS).labelled(scale), images / PICTURES["traversal"])
-    save_png(latent_map(run), images / PICTURES["latent_map"])
+    split = picture_split(run)
+    save_png(traverse(run, split=split, max_rows=TRAVERSAL_ROWS).labelled(scale), images / PICTURES["traversal"])
+    save_png(latent_map(run, split), images / PICTURES["latent_map"])
     if run.model.latent_dim == 2:
         save_png(manifold_grid(run), images / PICTURES["manifold"], scale)
     last_epoch = int(metrics[-1]["epoch"]) if metrics else None
