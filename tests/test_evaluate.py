@@ -295,3 +295,17 @@ def test_compare_command_writes_table_csv_and_chart(tiny_npz, tmp_path, cli_env)
 def test_compare_rejects_an_unknown_model(tmp_path):
     result = vaelab("compare", "--data", "digits", "--models", "pca,vea", "--out", tmp_path)
     assert result.returncode == 2 and "unknown vea" in result.stderr
+
+
+def test_models_with_a_discrete_latent_get_clustering_scores(tiny_overrides):
+    from vaelab import train
+    from vaelab.evaluate import run_evaluation
+
+    run = train(None, tiny_overrides + ["model.name=joint-vae", "model.discrete=[3]", "model.latent_dim=2"])
+    results = run_evaluation(run, "test", iw_samples=20, fid=False)
+    (clusters,) = results["clustering"]
+    assert clusters["categories"] == 3 and 1 / 3 <= clusters["accuracy"] <= 1 and 0 <= clusters["nmi"] <= 1
+    assert {"kl_cont", "kl_disc"} <= set(results) and results["latent"]["dims"] == 2  # the continuous part
+    assert results["iw_nll"]["k"] == 20
+    plain = run_evaluation(train(None, tiny_overrides + ["train.name=plain"]), "test", iw_samples=0, fid=False)
+    assert "clustering" not in plain and "iw_nll" not in plain

@@ -21,6 +21,7 @@ from vaelab.viz import (
     prior_latents,
     reconstruction_image,
     sample_grid,
+    sigma_curves,
     training_curves,
     traverse,
     write_report,
@@ -297,6 +298,7 @@ def test_curves_and_kl_heatmap_are_pictures(runs):
     run = runs["joint"]
     assert_picture(training_curves(run.metrics))
     assert_picture(kl_heatmap(read_latent_stats(run.path)))
+    assert_picture(sigma_curves({"joint": read_latent_stats(run.path), "vae": read_latent_stats(runs["vae4"].path)}))
     assert_picture(training_curves(runs["pca"].metrics))  # a single epoch still draws
 
 
