@@ -1,7 +1,9 @@
 """vaelab.sklearn: scikit-learn's estimator checks, the input contract, Pipeline + GridSearchCV, pickling."""
 
 import pickle
+import runpy
 import time
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -263,3 +265,11 @@ def test_clone_gives_an_unfitted_copy_with_the_same_parameters(digits):
     est = small(BetaVAE, beta=2.0).fit(digits[0][:50])
     copy = clone(est)
     assert copy.get_params() == est.get_params() and not hasattr(copy, "model_")
+
+
+def test_the_walkthrough_example_runs(capsys):
+    runpy.run_path(str(Path(__file__).parent.parent / "examples" / "sklearn_pipeline.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    for fragment in ["test ELBO", "-> LogisticRegression: test accuracy", "grid search: best", "joblib round trip",
+                     "ONNX decoder"]:  # fmt: skip
+        assert fragment in out

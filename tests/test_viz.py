@@ -175,6 +175,11 @@ def test_traversal_fixes_the_other_dimensions_at_the_posterior_mean(runs):
     torch.testing.assert_close(result.images[0, 1], run.decode(z)[0], atol=1e-5, rtol=0)
 
 
+def test_traversal_rejects_an_image_outside_the_split(runs):
+    with pytest.raises(ConfigError, match="--index 180 is out of range: the test split has 180 images"):
+        traverse(runs["vae2"], index=180)
+
+
 def test_joint_vae_traversal_shows_each_category(runs):
     result = traverse(runs["joint"], steps=5)
     assert result.names[-1] == "c0 (3 categories)"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from vaelab import load_run  # noqa: E402
 from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
-from vaelab.viz.curves import mean_sigma, sigma_curves  # noqa: E402
+from vaelab.viz.curves import mean_sigma  # noqa: E402
 from vaelab.viz.grids import save_png  # noqa: E402
 from vaelab.viz.latent_stats import read_latent_stats  # noqa: E402
 from vaelab.viz.plotting import figure_to_array, new_figure  # noqa: E402
@@ -225,11 +225,17 @@ def no_kl(g: Guide) -> None:
     samples = RUNS / "pictures" / "beta0_samples.png"
     g.vaelab("sample", beta0, "-n", "36", "-o", samples)
     stats = {"VAE (beta = 1)": read_latent_stats(ROOT / vae), "beta = 0 (no KL term)": read_latent_stats(ROOT / beta0)}
-    figure = new_figure(10, 3.6)
-    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.35, 1]})
-    curves = sigma_curves(stats)
-    left.imshow(curves)
-    left.set_axis_off()
+    figure = new_figure(10, 3.8)
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    for label, rows in stats.items():
+        left.plot(*mean_sigma(rows), label=label, marker="o", markersize=3)
+    left.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="prior std")
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("posterior std (mean over dims and images)")
+    left.set_title("the posterior's std during training (latent_stats.csv)", fontsize=10)
+    left.grid(alpha=0.3, which="both")
+    left.legend(fontsize=8)
     panel(right, samples, "beta = 0: decoding N(0, I) draws")
     figure.tight_layout()
     save_figure(figure, "no-kl-sigma.png")

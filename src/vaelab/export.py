@@ -149,7 +149,7 @@ def export_model(
     """Write ``decoder``/``encoder`` files (``part``: decoder, encoder or both) of ``model`` into ``out_dir`` as
     ``<part>.onnx`` or ``<part>.pt``; ``extra`` joins the metadata (e.g. class names). Returns the paths."""
     _check_choices(format, part)
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval()  # the caller's model keeps its device and mode
     paths = []
     for name in PARTS if part == "both" else (part,):
         graph = ExportGraph(model, name)

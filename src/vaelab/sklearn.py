@@ -1,4 +1,5 @@
-"""scikit-learn estimators over vaelab's models: ``VAE``, ``AE``, ``BetaVAE``, ``ConditionalVAE``, ``JointVAE``, ``PCA``.
+"""scikit-learn estimators over vaelab's models: ``VAE``, ``AE``, ``BetaVAE``, ``ConditionalVAE``, ``JointVAE``,
+``PCA``.
 
 They look alike from outside: ``fit(X)`` trains (in memory, with vaelab's Trainer), ``transform`` gives the
 posterior means (the codes), ``inverse_transform`` decodes codes to images, ``sample(n)`` draws images from
@@ -108,10 +109,13 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             raise ValueError(f"validation_fraction={fraction} leaves no training image of n_samples={n}")
         order = torch.randperm(n, generator=generator)
         val, train = order[:n_val], order[n_val:]
-        pick = (lambda idx: None) if labels is None else (lambda idx: labels[idx])  # noqa: E731
+
+        def part(idx: torch.Tensor) -> torch.Tensor | None:
+            return None if labels is None else labels[idx]
+
         names = [str(c) for c in self.classes_] if self._conditional else None
         return ImageData(
-            "array", x[train], pick(train), x[val], pick(val), x[:0], pick(order[:0]), names, config.data.binarize,
+            "array", x[train], part(train), x[val], part(val), x[:0], part(order[:0]), names, config.data.binarize,
             f"{n} images from an array",
         )  # fmt: skip
 
@@ -687,11 +691,8 @@ class ConditionalVAE(_Estimator):
     def sample(self, n_samples: int = 1, y=None, random_state=None) -> np.ndarray:
         """``n_samples`` images of the labels y (one label or n_samples of them; None cycles through classes_)."""
         check_is_fitted(self)
-        if y is None:
-            labels = torch.arange(int(n_samples)) % len(self.classes_)
-        else:
-            labels = self._labels(y, int(n_samples))
-        return self._sample(n_samples, labels, random_state)
+        cycle = torch.arange(int(n_samples)) % len(self.classes_)
+        return self._sample(n_samples, cycle if y is None else self._labels(y, int(n_samples)), random_state)
 
 
 class PCA(_Estimator):

@@ -6,8 +6,10 @@
   frames of ``images/latent_map.gif``);
 - a row of ``latent_stats.csv``: KL and posterior std per dimension (see ``latent_stats``).
 
-A recorder costs a few milliseconds per epoch (one small forward pass and two small PNGs); it uses its own
-generators and leaves torch's global RNG alone, so a resumed run still equals an uninterrupted one.
+A recorder costs about 20 ms per epoch for the default MLP on 28x28 images (measured: 17-25 ms on one busy
+core; half of it is the two fsynced atomic writes, most of the rest the encoder pass over 256 validation
+images), against 0.3-4 s for an epoch of mnist-5k or Fashion-MNIST. It uses its own generators and leaves
+torch's global RNG alone, so a resumed run still equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ FRAME_SAMPLES = 16
 FRAME_RECONSTRUCTIONS = 8
 FRAME_COLUMNS = 8
 FRAME_SEED = 0
-STATS_IMAGES = 500  # validation images behind latent_stats.csv
+STATS_IMAGES = 256  # validation images behind latent_stats.csv
 MAP_IMAGES = 1000  # validation images in a latent-map frame
 MAP_HALF_WIDTH = 4.0  # a latent-map frame shows the prior's mean +- 4 std on each axis
 _FRAME_NAME = re.compile(r"^(epoch|latent)-(\d{4,})\.png$")

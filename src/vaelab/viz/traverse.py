@@ -123,11 +123,10 @@ def traverse(
     over the prior's quantiles q (``prior_quantiles``; (m, s) the prior's mean and std), the others fixed at
     the image's posterior mean; then one row per categorical (JointVAE) with its categories in turn."""
     model = run.model
-    x, y = split_float(run, split, SUMMARY_IMAGES)
-    if not 0 <= index < len(run.data.split(split)[0]):
-        raise ConfigError(f"image {index} is out of range: the {split} split has {len(run.data.split(split)[0])}")
-    if index >= len(x):
-        x, y = split_float(run, split, index + 1)
+    n = len(run.data.split(split)[0])
+    if not 0 <= index < n:
+        raise ConfigError(f"--index {index} is out of range: the {split} split has {n} images")
+    x, y = split_float(run, split, max(SUMMARY_IMAGES, index + 1))
     x, y = x.to(model.device), run.as_labels(y) if run.conditional else None
     summary = summarise_dimensions(model, x, y)
     chosen = choose_dims(dims, summary, model.latent_dim)[:max_rows]
