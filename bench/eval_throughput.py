@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from train_throughput import time_gemms  # bench/ is on sys.path when a script in it runs
 from vaelab import load_run, train
 from vaelab.evaluate.likelihood import iw_nll_per_image, iw_rows
 from vaelab.trainer import set_threads
@@ -34,16 +35,6 @@ def decoder_gemms(model: nn.Module, rows: int) -> list[tuple[torch.Tensor, torch
     layers = [m for m in model.decoder.modules() if isinstance(m, nn.Linear)]
     return [(torch.randn(rows, m.in_features), m.weight.detach().T.contiguous(), torch.empty(rows, m.out_features))
             for m in layers]  # fmt: skip
-
-
-def time_gemms(operands, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for a, b, out in operands:
-            torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
