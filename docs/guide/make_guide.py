@@ -271,8 +271,8 @@ def beta_tradeoff(g: Guide) -> None:
         g.vaelab("sample", run, "-n", "16", "-o", sample_path)
         rows.append((beta, e["recon"]["mean"], e["kl"]["mean"], e["neg_elbo"]["mean"], e["fid"]["samples"],
                      e["latent"]["active_units"], sample_path))  # fmt: skip
-    figure = new_figure(11, 6.4)
-    grid = figure.add_gridspec(2, len(rows), height_ratios=[1.25, 1])
+    figure = new_figure(11, 6.0)
+    grid = figure.add_gridspec(2, len(rows), height_ratios=[1.0, 1.0])
     ax = figure.add_subplot(grid[0, : len(rows) // 2 + 1])
     ax.plot([r[2] for r in rows], [r[1] for r in rows], marker="o")
     for beta, recon, kl, *_ in rows:
@@ -301,7 +301,8 @@ def beta_tradeoff(g: Guide) -> None:
     g.set(beta_table="\n".join(table), beta_best=f"{best[0]:g}", beta_best_fd=f"{best[4]:.1f}",
           beta_low_kl=f"{rows[0][2]:.1f}", beta_high_kl=f"{rows[-1][2]:.1f}",
           beta_low_recon=f"{rows[0][1]:.1f}", beta_high_recon=f"{rows[-1][1]:.1f}",
-          beta_high_active=rows[-1][5])  # fmt: skip
+          beta_low_active=rows[0][5], beta_min_active=min(r[5] for r in rows),
+          beta_min_active_beta=f"{min(rows, key=lambda r: r[5])[0]:g}")  # fmt: skip
 
 
 def traversal(g: Guide) -> None:
