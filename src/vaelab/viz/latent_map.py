@@ -81,16 +81,20 @@ def draw_latent_map(points: LatentPoints, class_names: list[str] | None = None, 
     figure = new_figure(6.4, 5.0)
     ax = figure.add_subplot()
     xy = points.points
+    size = float(np.clip(6000 / max(len(xy), 1), 3, 12))  # dot area in pt^2: bigger dots when there are few
     if points.labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6, color="#1f77b4", linewidths=0)
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.6, color="#1f77b4", linewidths=0)
     else:
         classes = np.unique(points.labels)
         colours = class_colours(int(classes.max()) + 1)
         for c in classes:
             keep = points.labels == c
             name = class_names[c] if class_names and c < len(class_names) else str(c)
-            ax.scatter(xy[keep, 0], xy[keep, 1], s=4, alpha=0.7, color=colours[c], linewidths=0, label=name)
-        legend = ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=3, frameon=False)
+            ax.scatter(xy[keep, 0], xy[keep, 1], s=size, alpha=0.7, color=colours[c], linewidths=0, label=name)
+        markerscale = 3 * (4 / size) ** 0.5
+        legend = ax.legend(
+            loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=markerscale, frameon=False
+        )
         for handle in legend.legend_handles:
             handle.set_alpha(1)
     ax.set_xlabel(points.axes[0])
