@@ -148,12 +148,14 @@ def test_prior_quantiles_are_equal_probability_steps_between_minus_and_plus_rang
 
 
 def test_auto_dims_order_by_kl_and_skip_inactive_ones():
-    summary = DimensionSummary(kl=np.array([0.5, 2.0, 0.001, 1.0]), mean_variance=np.array([0.5, 1.0, 0.001, 0.3]))
-    assert choose_dims("auto", summary, 4) == [1, 3, 0]
-    assert choose_dims("all", summary, 4) == [1, 3, 0, 2]
-    assert choose_dims("2,0", summary, 4) == [2, 0]
-    with pytest.raises(ConfigError, match="z0..z3"):
-        choose_dims("7", summary, 4)
+    summary = DimensionSummary(
+        kl=np.array([0.5, 2.0, 0.001, 1.0, 0.02]), mean_variance=np.array([0.5, 1.0, 0.001, 0.3, 0.03])
+    )
+    assert choose_dims("auto", summary, 5) == [1, 3, 0]  # dim 4 varies a little but carries 0.02 nats
+    assert choose_dims("all", summary, 5) == [1, 3, 0, 4, 2]
+    assert choose_dims("2,0", summary, 5) == [2, 0]
+    with pytest.raises(ConfigError, match="z0..z4"):
+        choose_dims("7", summary, 5)
 
 
 def test_traversal_has_one_varying_row_per_dimension(runs):

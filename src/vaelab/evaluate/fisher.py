@@ -125,6 +125,7 @@ class FisherVectorEncoder:
 
     def fit(self, x: torch.Tensor) -> FisherVectorEncoder:
         from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
 
         start = time.perf_counter()
         self.window_ = self._window(*x.shape[-2:])
@@ -140,9 +141,10 @@ class FisherVectorEncoder:
         self.components_ = eigvecs[:, -dims:].flip(1)  # (F, dims)
         self.explained_variance_ratio_ = float(eigvals[-dims:].sum() / eigvals.sum().clamp_min(1e-12))
         descriptors = self.descriptors(x).reshape(n * p, -1)[take].numpy()
-        gmm = GaussianMixture(
-            self.modes, covariance_type="diag", reg_covar=1e-4, max_iter=self.gmm_iter, random_state=self.seed
-        ).fit(descriptors)
+        with threadpool_limits(limits=1):  # many small BLAS calls: robust on a busy machine, as the probes
+            gmm = GaussianMixture(
+                self.modes, covariance_type="diag", reg_covar=1e-4, max_iter=self.gmm_iter, random_state=self.seed
+            ).fit(descriptors)
         self.gmm_ = gmm
         self.weights_, self.means_, self.variances_ = gmm.weights_, gmm.means_, gmm.covariances_
         self.fit_seconds_ = time.perf_counter() - start

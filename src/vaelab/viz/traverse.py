@@ -17,6 +17,7 @@ from .labels import label_rows
 from .sampling import prior_moments
 
 ACTIVE_THRESHOLD = 0.01  # active unit: variance over images of its posterior mean above this (Burda et al. 2016)
+MIN_KL = 0.05  # ... and, for a traversal, a mean KL of at least this many nats: below it a row shows no change
 SUMMARY_IMAGES = 1000  # images of the split that rank the dimensions
 PAD_VALUE = 0.5  # fills the tail of a row shorter than the others (the grid's own border grey)
 
@@ -52,7 +53,9 @@ class DimensionSummary:
         return [int(j) for j in np.argsort(-key, kind="stable")]
 
     def active(self, j: int) -> bool:
-        return bool(self.mean_variance[j] > ACTIVE_THRESHOLD)
+        """Worth a row: the posterior mean varies over images (Burda et al.'s active unit) and, for a Gaussian
+        posterior, its KL reaches MIN_KL (a unit can pass the variance test yet carry ~0.01 nats)."""
+        return bool(self.mean_variance[j] > ACTIVE_THRESHOLD and (self.kl is None or self.kl[j] >= MIN_KL))
 
     def name(self, j: int) -> str:
         return f"z{j} KL {self.kl[j]:.2f}" if self.kl is not None else f"z{j}"
