@@ -72,11 +72,11 @@ def test_a_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(tiny_over
     original = train_module.Trainer.batches
 
     def poisoned(self, epoch):
-        for i, (idx, x, y) in enumerate(original(self, epoch)):
+        for i, batch in enumerate(original(self, epoch)):
             if i == 2:
-                x = x.clone()
-                x[0, 0, 0, 0] = float("nan")
-            yield idx, x, y
+                batch.x = batch.x.clone()
+                batch.x[0, 0, 0, 0] = float("nan")
+            yield batch
 
     monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
     with pytest.raises(
@@ -113,11 +113,11 @@ def poison_batches(monkeypatch, bad_batches):
     original = train_module.Trainer.batches
 
     def poisoned(self, epoch):
-        for i, (idx, x, y) in enumerate(original(self, epoch)):
+        for i, batch in enumerate(original(self, epoch)):
             if (epoch, i) in bad_batches:
-                x = x.clone()
-                x[:, 0, 0, 0] = float("nan")
-            yield idx, x, y
+                batch.x = batch.x.clone()
+                batch.x[:, 0, 0, 0] = float("nan")
+            yield batch
 
     monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
 

@@ -76,6 +76,8 @@ def train(
 
     shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
     run = run_training(config, shortcuts + (overrides or []), resume=resume)
+    if run is None:  # a process other than rank 0 of a torchrun: rank 0 reports
+        return
     typer.echo(f"run folder: {run.path}")
     if evaluate:
         results = evaluate_run(run, "test")

@@ -28,6 +28,7 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1  # only for datasets without an official test split
     limit: int | None = None  # keep the first N training images (quick runs)
+    buffer_mb: int = 256  # npy:PATH data: memory for the shuffle window of streamed images
 
 
 @dataclass
@@ -64,6 +65,9 @@ class TrainConfig:
     frames: bool = True  # per-epoch frames (images/frames/, training.gif) and latent_stats.csv
     tensorboard: bool = False  # TensorBoard scalars and images in RUN/tensorboard/ (needs the tensorboard extra)
     report: bool = True  # write the standard pictures and report.html when training ends
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: a GPU when torch sees one, else the CPU
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # bf16: autocast matmuls; auto: bf16 where a probe finds it fast
+    compile: bool = False  # torch.compile the objective (docs/performance.md: when it pays)
 
 
 @dataclass
@@ -207,6 +211,7 @@ def _check_ranges(config: Config) -> None:
         ("train.lr", config.train.lr > 0),
         ("train.keep", config.train.keep >= 1),
         ("train.max_skips", config.train.max_skips >= 1),
+        ("data.buffer_mb", config.data.buffer_mb >= 1),
         ("model.gaussian_std", config.model.gaussian_std > 0),
         ("model.hidden", all(h >= 1 for h in config.model.hidden)),
         ("model.channels", all(c >= 1 for c in config.model.channels)),

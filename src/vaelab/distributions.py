@@ -18,6 +18,44 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
+class BatchShard:
+    """A generator for one process's rows ``start:stop`` of a global batch of ``size`` rows: every process
+    draws the noise of the whole batch from the same generator state and keeps its own rows, so the
+    processes together draw exactly what one process would (data-parallel training equals one process)."""
+
+    generator: torch.Generator
+    size: int
+    start: int
+    stop: int
+
+
+Generator = torch.Generator | BatchShard | None
+
+
+def draw(sample, shape: tuple[int, ...], generator: Generator, batch_dim: int = -2) -> torch.Tensor:
+    """``sample(shape, torch_generator)``; with a BatchShard, drawn for the global batch along ``batch_dim``
+    and narrowed to this process's rows."""
+    if not isinstance(generator, BatchShard):
+        return sample(shape, generator)
+    if shape[batch_dim] != generator.stop - generator.start:
+        raise ValueError(f"noise of shape {shape} does not hold the {generator.stop - generator.start} rows of a shard")
+    full = list(shape)
+    full[batch_dim] = generator.size
+    rows = generator.stop - generator.start
+    return sample(tuple(full), generator.generator).narrow(batch_dim, generator.start, rows)
+
+
+def randn_like_rows(shape: tuple[int, ...], like: torch.Tensor, generator: Generator) -> torch.Tensor:
+    """N(0, 1) draws of ``shape`` with ``like``'s dtype and device; rows are dim -2."""
+    return draw(lambda s, g: torch.randn(s, generator=g, dtype=like.dtype, device=like.device), shape, generator)
+
+
+def rand_like_rows(shape: tuple[int, ...], like: torch.Tensor, generator: Generator) -> torch.Tensor:
+    """U(0, 1) draws of ``shape`` with ``like``'s dtype and device; rows are dim -2."""
+    return draw(lambda s, g: torch.rand(s, generator=g, dtype=like.dtype, device=like.device), shape, generator)
+
+
+@dataclass
 class DiagonalGaussian:
     """q(z|x) = N(mu, diag(exp(logvar))); tensors of shape (B, D)."""
 
@@ -34,11 +72,11 @@ class DiagonalGaussian:
     def mean(self) -> torch.Tensor:
         return self.mu
 
-    def rsample(self, generator: torch.Generator | None = None, k: int | None = None) -> torch.Tensor:
+    def rsample(self, generator: Generator = None, k: int | None = None) -> torch.Tensor:
         """Reparameterised sample z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) (Kingma & Welling 2014,
         eq. 10): (B, D), or (k, B, D) with ``k`` samples per image."""
-        shape = self.mu.shape if k is None else (k, *self.mu.shape)
-        eps = torch.randn(shape, generator=generator, dtype=self.mu.dtype, device=self.mu.device)
+        shape = tuple(self.mu.shape) if k is None else (k, *self.mu.shape)
+        eps = randn_like_rows(shape, self.mu, generator)
         return self.mu + torch.exp(0.5 * self.logvar) * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -102,17 +140,17 @@ def make_likelihood(name: str, gaussian_std: float) -> BernoulliLikelihood | Gau
     return GaussianLikelihood(gaussian_std) if name == "gaussian" else BernoulliLikelihood()
 
 
-def gumbel_softmax_sample(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_softmax_sample(logits: torch.Tensor, tau: float, generator: Generator = None) -> torch.Tensor:
     """A relaxed one-hot sample softmax((logits + g) / tau), g ~ Gumbel(0, 1) (Jang et al. 2017; Maddison
     et al. 2017), (B, K) on the simplex; its argmax is an exact draw from Categorical(softmax(logits))."""
-    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    u = rand_like_rows(tuple(logits.shape), logits, generator)
     gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
     return torch.softmax((logits + gumbel) / tau, dim=-1)
 
 
-def categorical_sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def categorical_sample(logits: torch.Tensor, generator: Generator = None) -> torch.Tensor:
     """An exact draw from Categorical(softmax(logits)) as indices (..., ) via the Gumbel-max trick."""
-    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    u = rand_like_rows(tuple(logits.shape), logits, generator)
     return (logits - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))).argmax(-1)
 
 

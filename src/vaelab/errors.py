@@ -19,3 +19,7 @@ class RunError(VaelabError):
 
 class TrainingError(VaelabError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+class DeviceError(VaelabError):
+    """A requested device or precision is not available here (e.g. cuda without a GPU, bf16 without support)."""

@@ -70,7 +70,7 @@ def nonfinite_latent_dims(model, x: torch.Tensor, y: torch.Tensor | None) -> lis
 class NonFiniteGuard:
     """Applies ``train.on_nonfinite`` (stop | skip) and ``train.max_skips``, writing failure.json."""
 
-    def __init__(self, run_dir: Path, policy: str, max_skips: int, lr: float):
+    def __init__(self, run_dir: Path | None, policy: str, max_skips: int, lr: float):
         self.run_dir, self.policy, self.max_skips, self.lr = run_dir, policy, max_skips, lr
         self.in_a_row = 0
 
@@ -90,7 +90,8 @@ class NonFiniteGuard:
             "policy": self.policy,
             "skipped_in_a_row": self.in_a_row,
         }
-        atomic_write_text(self.run_dir / FAILURE_FILE, json.dumps(record, indent=1) + "\n")
+        if self.run_dir is not None:  # None: a process other than rank 0 of a multi-process run
+            atomic_write_text(self.run_dir / FAILURE_FILE, json.dumps(record, indent=1) + "\n")
         if self.policy == "skip" and self.in_a_row < self.max_skips:
             return
         kept = f"the last good checkpoint (epoch {last_good_epoch}) is kept" if last_good_epoch else "no epoch finished"

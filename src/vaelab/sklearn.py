@@ -84,7 +84,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         model = {"name": self._model_name, **{key: _plain(getattr(self, key)) for key in self._model_keys}}
         if self._conditional:
             model["conditional"] = True
-        train = {"progress": "never", "keep": 1}
+        train = {"progress": "never", "keep": 1, "device": "cpu"}  # the estimators' arrays live on the CPU
         for key in ("epochs", "batch_size", "lr"):
             if hasattr(self, key):
                 train[key] = _plain(getattr(self, key))

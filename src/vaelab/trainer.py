@@ -1,9 +1,11 @@
-"""The training loop: in-memory batches by index, Adam, per-epoch validation, crash-safe checkpoints, resume.
+"""The training loop: batches by index (in memory) or streamed (npy data), Adam, per-epoch validation,
+crash-safe checkpoints, resume; on one process or several (torchrun, DDP), on the CPU or a GPU, fp32 or bf16.
 
 Determinism: the data order of epoch e is a permutation drawn from a generator seeded by (seed, e);
-dynamic binarisation draws from its own generator and the reparameterisation noise from torch's
-global RNG, and both states are saved in every checkpoint. So resuming from the checkpoint of epoch
-e replays epochs e+1.. exactly as an uninterrupted run would (same thread count, same machine).
+dynamic binarisation and the reparameterisation noise draw from their own generators, whose states are
+saved in every checkpoint. So resuming from the checkpoint of epoch e replays epochs e+1.. exactly as an
+uninterrupted run would (same thread count, same machine). Several processes draw the order and the
+noise of each global batch alike and each keeps its rows, so they take the steps one process would.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
+from . import distributed
 from .checkpoint import (
     BEST_FILE,
     CHECKPOINT_DIR,
@@ -41,9 +45,15 @@ from .checkpoint import (
 from .checkpoint import weights_bytes as make_weights_bytes
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import ImageData, load_dataset, to_float
+from .data.batches import Batch, InMemoryBatches, epoch_permutation
+from .data.stream import StreamBatches
+from .devices import resolve_device
+from .distributed import SINGLE, Context
+from .distributions import BatchShard
 from .errors import ConfigError, RunError, TrainingError
-from .guards import FAILURE_FILE, NonFiniteGuard, gradient_problem, loss_problem, nonfinite_latent_dims
+from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Autoencoder, build_model
+from .precision import Choice, autocast, choose_precision
 from .run import CONFIG_FILE, IMAGES_DIR, METRICS_FILE, Run, load_run, read_run_config
 from .viz import EpochRecorders, image_grid, reconstruction_grid, save_png, write_report
 from .viz.pictures import picture_split
@@ -63,19 +73,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_threads(threads: int) -> int:
-    """Use ``threads`` torch threads (all cores this process may run on when 0), and flush denormal
-    floats to zero: as a VAE trains, tiny gradients and Adam moments turn denormal and, without this,
-    slow every CPU epoch after the second by 1.6x (measured: 3.2 s -> 5.3 s per Fashion-MNIST epoch)."""
-    n = threads or len(os.sched_getaffinity(0))
+def set_threads(threads: int, processes: int = 1) -> int:
+    """Use ``threads`` torch threads (when 0, the cores this process may run on shared among ``processes``
+    processes of this node), and flush denormal floats to zero: as a VAE trains, tiny gradients and Adam
+    moments turn denormal and, without this, slow every CPU epoch after the second by 1.6x (measured:
+    3.2 s -> 5.3 s per Fashion-MNIST epoch)."""
+    n = threads or max(1, len(os.sched_getaffinity(0)) // processes)
     torch.set_num_threads(n)
     torch.set_flush_denormal(True)
     return n
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of one epoch, a pure function of (seed, epoch)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
 def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -115,27 +121,76 @@ def new_run_dir(config: Config) -> Path:
             path = root / f"{name}-{n}"
 
 
-class Trainer:
-    """Trains ``model`` on ``data`` into ``run_dir``; ``fit()`` runs the remaining epochs."""
+class Objective(nn.Module):
+    """The model's training objective as a module's forward, for DistributedDataParallel and torch.compile."""
 
-    def __init__(self, config: Config, data: ImageData, model: Autoencoder, run_dir: Path):
-        self.config, self.data, self.model, self.run_dir = config, data, model, run_dir
-        self.optimizer = make_optimizer(model, config.train.lr)
-        self.binarize_generator = torch.Generator().manual_seed(config.seed + 1)
+    def __init__(self, model: Autoencoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, step: int, generator) -> dict[str, torch.Tensor]:
+        return self.model.loss(x, y, step, generator).named()
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` into ``run_dir``; ``fit()`` runs the remaining epochs. ``context`` is this
+    process's place in a multi-process run (rank 0 alone writes files and logs)."""
+
+    def __init__(self, config: Config, data: ImageData, model: Autoencoder, run_dir: Path, context: Context = SINGLE):
+        cfg = config.train
+        self.context = context
+        self.device = resolve_device(cfg.device, context.local_rank)
+        self.config, self.data, self.model, self.run_dir = config, data, model.to(self.device), run_dir
+        self.optimizer = make_optimizer(model, cfg.lr)
+        self.binarize_generator = torch.Generator(self.device).manual_seed(config.seed + 1)
+        self.noise_generator = torch.Generator(self.device).manual_seed(config.seed + 2)  # reparameterisation
+        self.source = self.batch_source()
+        self.choice = distributed.broadcast(self.choose_precision(), context)  # every process as rank 0 chose
+        self.objective = distributed.wrap(Objective(model), context, self.device)
+        if cfg.compile:
+            self.objective = torch.compile(self.objective)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimisation steps completed
         self.history: list[dict[str, float]] = []
         self.best_val = math.inf
         self.epochs_since_best = 0
         self.metadata = model_metadata(data)
-        self.val_x = to_float(data.val_x, data.binarize, torch.Generator().manual_seed(0))
         self.on_epoch_end: list[Callable[[Trainer, dict[str, float]], None]] = []  # called after each save
-        cfg = config.train
-        self.guard = NonFiniteGuard(run_dir, cfg.on_nonfinite, cfg.max_skips, cfg.lr)
+        self.guard = NonFiniteGuard(run_dir if context.main else None, cfg.on_nonfinite, cfg.max_skips, cfg.lr)
         self.skipped = 0  # batches skipped as non-finite in the current epoch
         self.improved = False  # whether the last epoch set a new best validation loss
-        self.write_files = True  # False: train in memory (no checkpoints, weights, metrics; vaelab.sklearn)
-        self.log: Callable[[str], None] = log  # where epoch lines go
+        self.write_files = context.main  # False: no checkpoints, weights, metrics (vaelab.sklearn; ranks > 0)
+        self.log: Callable[[str], None] = log if context.main else _quiet  # where epoch lines go
+
+    @property
+    def precision(self) -> str:
+        return self.choice.precision
+
+    def batch_source(self) -> InMemoryBatches | StreamBatches:
+        """The training batches: streamed from the npy file of npy:PATH data, else gathered from memory (the
+        images moved to the device once)."""
+        cfg, data = self.config, self.data
+        if data.stream is not None:
+            if self.model.closed_form:
+                raise ConfigError(f"{cfg.model.name} is fitted on all images at once; npy data is streamed")
+            return StreamBatches(data.stream, cfg.train.batch_size, cfg.seed, self.context, cfg.data.buffer_mb << 20)
+        y = None if data.train_y is None else data.train_y.to(self.device)
+        return InMemoryBatches(data.train_x.to(self.device), y, cfg.train.batch_size, cfg.seed, self.context)
+
+    def choose_precision(self) -> Choice:
+        """fp32 or bf16 for ``train.precision`` (auto: a probe of this model's layers at a batch's shapes)."""
+        shard = distributed.shard_bounds(min(self.config.train.batch_size, len(self.data.train_x)), self.context)
+        rows = shard[1] - shard[0]
+        x = torch.rand(rows, *self.data.image_shape, device=self.device)
+        y = torch.zeros(rows, dtype=torch.long, device=self.device) if self.data.num_classes else None
+        noise = torch.Generator(self.device)  # never torch's global RNG: the probe must not change a run
+        self.model.eval()  # no running statistics updated by the probe
+        try:
+            return choose_precision(
+                self.config.train.precision, self.device, self.model, lambda: self.model.loss(x, y, 0, noise)
+            )
+        finally:
+            self.model.train()
 
     # -- state -------------------------------------------------------------------------------------------
     def trainer_state(self) -> dict[str, Any]:
@@ -145,6 +200,9 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "binarize_rng": self.binarize_generator.get_state(),
+            "noise_rng": self.noise_generator.get_state(),
+            "device": self.device.type,
+            "precision": self.precision,
             "history": self.history,
             "best_val": self.best_val,
             "epochs_since_best": self.epochs_since_best,
@@ -152,61 +210,69 @@ class Trainer:
 
     def restore(self) -> None:
         """Load the newest loadable checkpoint of ``run_dir`` (and clear what interrupted writes left)."""
-        remove_stale_temporaries(self.run_dir)
+        if self.context.main:
+            remove_stale_temporaries(self.run_dir)
         if not list_checkpoints(self.run_dir):
             if (self.run_dir / WEIGHTS_FILE).exists() or (self.run_dir / METRICS_FILE).exists():
                 raise RunError(
                     f"{self.run_dir} has trained weights but no {CHECKPOINT_DIR}/ to resume from; "
                     "start a new run (its weights stay usable with eval, sample, ...)"
                 )
-            log(f"{self.run_dir} has no checkpoint yet (stopped in its first epoch): starting from the beginning")
+            self.log(f"{self.run_dir} has no checkpoint yet (stopped in its first epoch): starting from the beginning")
             return
         folder, weights, state, skipped = load_latest_checkpoint(self.run_dir)
         for message in skipped:
-            log(message)
+            self.log(message)
         load_matching_state(self.model, weights, folder / WEIGHTS_FILE, self.run_dir / CONFIG_FILE)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise RunError(f"{folder / TRAINER_FILE} does not fit this model's optimizer ({err})") from None
         torch.set_rng_state(state["torch_rng"])
+        saved_on = state.get("device", "cpu")
+        if saved_on != self.device.type:
+            raise RunError(f"{folder} was saved training on {saved_on}; resume it there (train.device={saved_on})")
         self.binarize_generator.set_state(state["binarize_rng"])
+        self.noise_generator.set_state(state.get("noise_rng", state["torch_rng"]))  # older runs: torch's RNG
+        if self.config.train.precision == "auto" and "precision" in state:  # keep what the run's probe chose
+            self.choice = Choice(state["precision"], f"{state['precision']} (auto: as chosen when the run started)")
         self.epoch, self.step = state["epoch"], state["step"]
         self.history = list(state["history"])
         self.best_val, self.epochs_since_best = state["best_val"], state["epochs_since_best"]
-        self.write_metrics()  # drop rows of epochs after the checkpoint
-        log(f"resuming {self.run_dir} from {folder.name} (step {self.step})")
+        if self.write_files:
+            self.write_metrics()  # drop rows of epochs after the checkpoint
+        self.log(f"resuming {self.run_dir} from {folder.name} (step {self.step})")
 
     # -- loop --------------------------------------------------------------------------------------------
     def batches(self, epoch: int):
-        """(indices, x, y) batches of one epoch in its seeded order; uint8 -> float happens per batch."""
-        x_all, y_all = self.data.train_x, self.data.train_y
-        order = epoch_permutation(len(x_all), self.config.seed, epoch)
-        for idx in order.split(self.config.train.batch_size):
-            x = to_float(x_all[idx], self.data.binarize, self.binarize_generator)
-            yield idx, x, (None if y_all is None else y_all[idx])
+        """This process's part of each batch of the epoch, in its seeded order, converted to float (and
+        binarised for the global batch) on the device."""
+        for batch in self.source.epoch(epoch):
+            shard = BatchShard(self.binarize_generator, batch.size, batch.start, batch.stop)
+            batch.x = to_float(batch.x.to(self.device, non_blocking=True), self.data.binarize, shard)
+            batch.y = None if batch.y is None else batch.y.to(self.device, non_blocking=True)
+            yield batch
 
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
         """One pass over the training data (or its first ``max_steps`` batches); returns the mean loss
-        terms per image."""
+        terms per image (over all processes)."""
         self.model.train()
-        n_batches = math.ceil(len(self.data.train_x) / self.config.train.batch_size)
+        n_batches = len(self.source)
         sums, names, seen, self.skipped = None, [], 0, 0
         bar = tqdm(total=min(n_batches, max_steps or n_batches), desc=f"epoch {epoch}/{self.config.train.epochs}",
                    leave=False, disable=not self.show_progress(), unit="batch")  # fmt: skip
-        for i, (idx, x, y) in enumerate(self.batches(epoch)):
+        for i, batch in enumerate(self.batches(epoch)):
             if i == max_steps:
                 break
-            terms = self.model.loss(x, y, self.step)
-            named = terms.named()
+            x, y = batch.x, batch.y
+            noise = BatchShard(self.noise_generator, batch.size, batch.start, batch.stop)
+            with autocast(self.precision, self.device):
+                named = self.objective(x, y, self.step, noise)
             self.optimizer.zero_grad(set_to_none=True)
-            problem = loss_problem(named)
-            if problem is None:
-                terms.total.backward()
-                problem = gradient_problem(self.model, self.config.train.grad_clip)
+            problem = self.backward(named, batch)
             if problem is not None:
                 problem.latent_dims = nonfinite_latent_dims(self.model, x, y)
-                self.guard.handle(problem, step=self.step + 1, epoch=epoch, batch=i, indices=idx,
+                self.guard.handle(problem, step=self.step + 1, epoch=epoch, batch=i, indices=batch.idx,
                                   last_good_epoch=self.epoch)  # fmt: skip
                 self.skipped += 1
                 bar.update()
@@ -225,14 +291,28 @@ class Trainer:
         bar.close()
         if sums is None:
             raise TrainingError(f"every batch of epoch {epoch} was skipped as non-finite; see {FAILURE_FILE}")
-        return dict(zip(names, (sums / seen).tolist(), strict=True))
+        totals = distributed.sum_over_processes(torch.cat([sums.cpu(), torch.tensor([float(seen)])]), self.context)
+        return dict(zip(names, (totals[:-1] / totals[-1]).tolist(), strict=True))
+
+    def backward(self, named: dict[str, torch.Tensor], batch: Batch) -> Problem | None:
+        """Gradients of this process's share of the global batch's mean loss, or the problem that stops the
+        step. The loss is a mean over this process's rows; DDP averages gradients over processes, so the
+        share is loss x rows x processes / global batch. Every process takes the same decision."""
+        problem = loss_problem(named)
+        if problem is None or self.context.active:  # a process that skipped backward would stall the others
+            scale = len(batch.x) * self.context.world_size / batch.size
+            (named["loss"] if scale == 1 else named["loss"] * scale).backward()
+            problem = problem or gradient_problem(self.model, self.config.train.grad_clip)
+        if distributed.any_process(problem is not None, self.context) and problem is None:
+            problem = Problem("loss", ["loss (on another process)"])
+        return problem
 
     @torch.no_grad()
     def fit_closed_form(self) -> dict[str, float]:
         """Fit a model that has a closed-form solution (e.g. PCA) on all training images at once; returns
         its mean training loss terms per image."""
-        x = to_float(self.data.train_x, self.data.binarize, self.binarize_generator)
-        self.model.fit_closed_form(x, self.data.train_y)
+        x = to_float(self.data.train_x.to(self.device), self.data.binarize, self.binarize_generator)
+        self.model.fit_closed_form(x, None if self.data.train_y is None else self.data.train_y.to(self.device))
         self.model.eval()
         recon = kl = 0.0
         for start in range(0, len(x), EVAL_BATCH):
@@ -242,18 +322,20 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean -ELBO terms per image on the validation split, with fixed noise."""
-        if len(self.val_x) == 0:
+        """Mean -ELBO terms per image on the validation split, in fp32, with fixed binarisation and noise."""
+        x_all, y_all = self.data.val_x, self.data.val_y
+        if len(x_all) == 0:
             return {}
         self.model.eval()
-        generator = torch.Generator().manual_seed(VAL_NOISE_SEED)
-        y_all = self.data.val_y
+        binarize = torch.Generator(self.device).manual_seed(0)
+        noise = torch.Generator(self.device).manual_seed(VAL_NOISE_SEED)
         recon = kl = 0.0
-        for start in range(0, len(self.val_x), EVAL_BATCH):
-            y = None if y_all is None else y_all[start : start + EVAL_BATCH]
-            t = self.model.terms(self.val_x[start : start + EVAL_BATCH], y, generator)
+        for start in range(0, len(x_all), EVAL_BATCH):
+            x = to_float(x_all[start : start + EVAL_BATCH].to(self.device), self.data.binarize, binarize)
+            y = None if y_all is None else y_all[start : start + EVAL_BATCH].to(self.device)
+            t = self.model.terms(x, y, noise)
             recon, kl = recon + t.recon.sum().item(), kl + t.kl.sum().item()
-        n = len(self.val_x)
+        n = len(x_all)
         return {"loss": (recon + kl) / n, "recon": recon / n, "kl": kl / n}
 
     def show_progress(self) -> bool:
@@ -273,8 +355,9 @@ class Trainer:
             row = {"epoch": epoch, "step": self.step}
             row |= {f"train_{k}": v for k, v in train_terms.items()}
             row |= {f"val_{k}": v for k, v in val_terms.items()}
-            row |= {"seconds": seconds, "samples_per_s": len(self.data.train_x) / seconds, "lr": cfg.lr}
-            row |= {"batch_size": cfg.batch_size, "skipped": self.skipped}
+            images = len(self.data.train_x) if self.model.closed_form else self.source.images
+            row |= {"seconds": seconds, "samples_per_s": images / seconds, "lr": cfg.lr}
+            row |= {"batch_size": cfg.batch_size, "processes": self.context.world_size, "skipped": self.skipped}
             self.history.append(row)
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
             self.save()
@@ -368,28 +451,50 @@ def train(
     config: Config | str | Path | None = None,
     overrides: list[str] | None = None,
     resume: str | Path | None = None,
-) -> Run:
+) -> Run | None:
     """Train a model and return its Run. ``config`` is a Config or a YAML path (defaults if None);
-    ``overrides`` are ``key.sub=value`` strings; ``resume`` is a run folder to continue."""
+    ``overrides`` are ``key.sub=value`` strings; ``resume`` is a run folder to continue. Under torchrun
+    every process trains its part (docs/scaling.md); rank 0 returns the Run, the other ranks None."""
     config = resolve_config(config, list(overrides or []), resume)
-    recorders = EpochRecorders(config)  # frames, latent stats, TensorBoard (its package is checked here, early)
-    threads = set_threads(config.train.threads)
+    context = distributed.context_from_env()
+    started = distributed.start(context, resolve_device(config.train.device, context.local_rank))
+    try:
+        return _train(config, resume, context)
+    finally:
+        if started:
+            distributed.stop()
+
+
+def _train(config: Config, resume: str | Path | None, context: Context) -> Run | None:
+    recorders = EpochRecorders(config) if context.main else None  # (TensorBoard's package is checked here, early)
+    threads = set_threads(config.train.threads, context.local_world_size)
     seed_everything(config.seed)
     d = config.data
     data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
                         seed=config.seed, binarize=d.binarize, limit=d.limit)  # fmt: skip
     model = build_model(config.model, data.image_shape, data.num_classes)
-    run_dir = new_run_dir(config) if resume is None else Path(resume)
-    trainer = Trainer(config, data, model, run_dir)
+    if resume is not None:
+        run_dir = Path(resume)
+    else:  # rank 0 names and creates the folder
+        run_dir = distributed.broadcast(new_run_dir(config) if context.main else None, context)
+    trainer = Trainer(config, data, model, run_dir, context)
     if resume is not None:
         trainer.restore()
+    if not context.main:
+        trainer.fit()
+        return None
     atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
     (run_dir / IMAGES_DIR).mkdir(exist_ok=True)
+    processes = f", {context.world_size} processes" if context.active else ""
     log(
         f"training {config.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
         f"{data.name}: {len(data.train_x)} train / {len(data.val_x)} val images of "
-        f"{'x'.join(map(str, data.image_shape))}, {threads} threads -> {run_dir}"
+        f"{'x'.join(map(str, data.image_shape))}, {threads} threads{processes} -> {run_dir}"
     )
+    per_process = f" ({config.train.batch_size / context.world_size:g} per process)" if context.active else ""
+    compiled = ", torch.compile on" if config.train.compile else ""
+    log(f"device {trainer.device}, precision {trainer.choice.reason}, batch {config.train.batch_size}{per_process}"
+        f"{compiled}")
     trainer.on_epoch_end.append(recorders)
     trainer.fit()
     recorders.finish(trainer)  # the GIFs from the per-epoch frames
@@ -398,3 +503,7 @@ def train(
     if config.train.report:
         write_report(run)
     return run
+
+
+def _quiet(message: str) -> None:
+    """The log of processes other than rank 0."""

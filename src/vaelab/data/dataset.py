@@ -5,12 +5,14 @@ Images stay uint8 (N, C, H, W) in memory; `to_float` turns a batch into float32 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from vaelab.data.sources import SOURCES, DatasetInfo, load_source
+from vaelab.data.sources import SOURCES, DatasetInfo, load_source, resolve
+from vaelab.data.stream import StreamFile, read_npy_dataset
+from vaelab.distributions import BatchShard, Generator
 from vaelab.errors import ConfigError, DataError
 
 BINARIZE_MODES = ("none", "static", "dynamic")
@@ -34,6 +36,7 @@ class ImageData:
     class_names: list[str] | None
     binarize: str  # "none" | "static" (images hold 0/255 only) | "dynamic" (resampled by to_float each batch)
     description: str = ""  # what was loaded from where, for logs
+    stream: StreamFile | None = None  # npy:PATH data: training streams train_x from this file
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -77,6 +80,8 @@ def load_dataset(
     seed 0, per source split and before splitting, so an image's binarisation is the same for every seed.
     """
     _check_options(val_fraction, test_fraction, binarize, limit)
+    if resolve(name, data_dir)[0] == "npy":
+        return _load_streamed(name, resolve(name, data_dir)[1], val_fraction, test_fraction, binarize, limit)
     raw = load_source(name, data_dir)
     x, y = _images(raw.train_x, binarize), _tensor(raw.train_y)
     if raw.test_x is None:
@@ -91,7 +96,39 @@ def load_dataset(
     return ImageData(name, x, y, val_x, val_y, test_x, test_y, raw.class_names, binarize, raw.description)
 
 
-def to_float(x_uint8: torch.Tensor, binarize: str, generator: torch.Generator | None = None) -> torch.Tensor:
+def _load_streamed(
+    name: str, path: str, val_fraction: float, test_fraction: float, binarize: str, limit: int | None
+) -> ImageData:
+    """An npy:PATH dataset as memory maps, nothing read: the file's rows are already in a random order, so the
+    splits are contiguous (train first, then val, then test when the file has no test split of its own) and
+    do not depend on the seed. Training streams the train rows (data/stream.py)."""
+    if binarize == "static":
+        raise ConfigError("data.binarize=static is not available for npy data (it would copy the file into memory); "
+                          "use dynamic or none, or binarise the file before vaelab convert")  # fmt: skip
+    raw, stream = read_npy_dataset(path)
+    x, y = torch.from_numpy(raw.train_x), _tensor_view(raw.train_y)
+    n = len(x)
+    _check_sizes(name, n, 0.0 if raw.test_x is not None else test_fraction, val_fraction)
+    n_test = 0 if raw.test_x is not None else _count(n, test_fraction)
+    n_val = _count(n - n_test, val_fraction)
+    n_train = min(n - n_test - n_val, limit or n)
+    end_val = n - n_test
+    if raw.test_x is not None:
+        test_x, test_y = torch.from_numpy(raw.test_x), _tensor_view(raw.test_y)
+    else:
+        test_x, test_y = x[end_val:], None if y is None else y[end_val:]
+    return ImageData(
+        name, x[:n_train], None if y is None else y[:n_train], x[end_val - n_val : end_val],
+        None if y is None else y[end_val - n_val : end_val], test_x, test_y, raw.class_names, binarize,
+        raw.description, replace(stream, rows=n_train),
+    )  # fmt: skip
+
+
+def _tensor_view(labels: np.ndarray | None) -> torch.Tensor | None:
+    return None if labels is None else torch.from_numpy(labels)
+
+
+def to_float(x_uint8: torch.Tensor, binarize: str, generator: Generator = None) -> torch.Tensor:
     """float32 in [0, 1]: x / 255, or with binarize="dynamic" a fresh draw of Bernoulli(x / 255) in {0, 1}.
 
     For one fixed binarisation (evaluation) pass `torch.Generator().manual_seed(0)`, on x's device.
@@ -104,18 +141,23 @@ def to_float(x_uint8: torch.Tensor, binarize: str, generator: torch.Generator | 
     return x_uint8.float().div_(255)
 
 
-def bernoulli_pixels(x_uint8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def bernoulli_pixels(x_uint8: torch.Tensor, generator: Generator = None) -> torch.Tensor:
     """A draw of Bernoulli(x / 255) per pixel, as a bool tensor of x's shape.
 
     Each pixel takes 16 random bits r, uniform on 0..65535, and is 1 when r < 257 x (+1 for x = 255):
     p = 257 x / 65536, within 1.6e-5 of x / 255 and exact at 0 and 255. Written by hand because one
     64-bit draw serves four pixels, which makes it about 4x faster than ``torch.bernoulli`` on a CPU,
-    where the draw otherwise costs as much as the network's activations.
+    where the draw otherwise costs as much as the network's activations. With a ``BatchShard``, x holds
+    the shard's rows (images) and the bits are drawn for the whole global batch.
     """
     n = x_uint8.numel()
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x_uint8.device)
+    start, total = 0, n
+    if isinstance(generator, BatchShard):
+        per_image = n // max(1, len(x_uint8))
+        start, total, generator = generator.start * per_image, generator.size * per_image, generator.generator
+    bits = torch.empty((total + 3) // 4, dtype=torch.int64, device=x_uint8.device)
     bits.random_(-(2**63), None, generator=generator)
-    r = bits.view(torch.int16)[:n].view(x_uint8.shape)  # r - 32768, signed
+    r = bits.view(torch.int16)[start : start + n].view(x_uint8.shape)  # r - 32768, signed
     threshold = x_uint8.to(torch.int32).mul_(257).sub_(32768).add_(x_uint8 == 255)
     return r < threshold
 

@@ -414,6 +414,13 @@ def _read_images(files: list[Path]) -> np.ndarray:
     return np.ascontiguousarray(np.stack(rgb).transpose(0, 3, 1, 2))
 
 
+def _load_npy(path: str | None) -> RawSplits:
+    """A dataset written by ``vaelab convert`` (memory-mapped; training streams it, see data/stream.py)."""
+    from vaelab.data.stream import read_npy_dataset
+
+    return read_npy_dataset(path)[0]
+
+
 SOURCES: dict[str, Source] = {
     "fashion-mnist": Source(
         _FASHION.load,
@@ -427,4 +434,5 @@ SOURCES: dict[str, Source] = {
     "digits": Source(_load_digits, _probe_digits, "scikit-learn's 1,797 8x8 handwritten digits (tiny, for tests)"),
     "npz": Source(_load_npz, None, "your arrays: x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test"),
     "folder": Source(_load_folder, None, "your PNG/JPEG images, one subfolder per class, optional train/ and test/"),
+    "npy": Source(_load_npy, None, "uint8 images on disk (vaelab convert), streamed: data larger than memory"),
 }

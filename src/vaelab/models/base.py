@@ -83,8 +83,9 @@ class Autoencoder(nn.Module):
         return F.one_hot(y.long(), self.n_conditions).to(dtype)
 
     def encoder_params(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The posterior's raw parameters (B, encoder_outputs()) for images x."""
-        return self.encoder_head(self.encoder(x, self.one_hot(y, x.dtype)))
+        """The posterior's raw parameters (B, encoder_outputs()) for images x, in float32 (also under bf16
+        autocast, so that the posterior, the KL and the loss are computed in float32)."""
+        return self.encoder_head(self.encoder(x, self.one_hot(y, x.dtype))).float()
 
     def fit_closed_form(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """Set the parameters from all training images x (N, C, H, W) at once (closed-form models only)."""
@@ -95,9 +96,9 @@ class Autoencoder(nn.Module):
         raise NotImplementedError
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder outputs (B, C, H, W): Bernoulli logits or pre-sigmoid Gaussian means."""
+        """Decoder outputs (B, C, H, W), float32: Bernoulli logits or pre-sigmoid Gaussian means."""
         condition = self.one_hot(y, z.dtype)
-        return self.decoder(z if condition is None else torch.cat([z, condition], dim=-1))
+        return self.decoder(z if condition is None else torch.cat([z, condition], dim=-1)).float()
 
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The likelihood's mean image in [0, 1], (B, C, H, W)."""
@@ -107,9 +108,10 @@ class Autoencoder(nn.Module):
         """Single-sample per-image reconstruction NLL and KL, each (B,)."""
         raise NotImplementedError
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossTerms:
-        """The training objective at optimisation step ``step``; the base objective is the -ELBO."""
-        t = self.terms(x, y)
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0, generator=None) -> LossTerms:
+        """The training objective at optimisation step ``step``, its noise drawn from ``generator`` (torch's
+        global RNG when None); the base objective is the -ELBO."""
+        t = self.terms(x, y, generator)
         recon, kl = t.recon.mean(), t.kl.mean()
         return LossTerms(recon + kl, recon, kl)
 

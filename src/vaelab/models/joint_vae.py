@@ -111,11 +111,11 @@ class JointVAE(Autoencoder):
         kl_cont, kl_disc = posterior.gaussian.kl_to_standard_normal(), posterior.kl_discrete()
         return ImageTerms(recon, kl_cont + kl_disc, {"kl_cont": kl_cont, "kl_disc": kl_disc})
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossTerms:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0, generator=None) -> LossTerms:
         """recon + gamma |KL_cont - C_cont(step)| + gamma |KL_disc - C_disc(step)| (Dupont 2018, eq. 7), the
         discrete capacity capped at sum(log K), the most a uniform-prior categorical KL can reach."""
         cfg = self.config
-        t = self.terms(x, y)
+        t = self.terms(x, y, generator)
         recon, kl_cont, kl_disc = t.recon.mean(), t.kl_parts["kl_cont"].mean(), t.kl_parts["kl_disc"].mean()
         c_cont = capacity(step, 0.0, cfg.cont_c_max, cfg.cont_c_steps)
         c_disc = min(capacity(step, 0.0, cfg.disc_c_max, cfg.disc_c_steps), sum(map(math.log, self.discrete_sizes)))

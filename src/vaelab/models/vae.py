@@ -44,9 +44,9 @@ class VAE(Autoencoder):
         recon = self.likelihood.nll(self.decode(z, y), x)  # (B,)
         return ImageTerms(recon, posterior.kl_to_standard_normal())
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossTerms:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0, generator=None) -> LossTerms:
         posterior = self.encode(x, y)
-        recon = self.likelihood.nll(self.decode(posterior.rsample(), y), x).mean()
+        recon = self.likelihood.nll(self.decode(posterior.rsample(generator), y), x).mean()
         kl_per_dim = posterior.kl_per_dim().mean(0)  # (D,) batch means
         total, extras = self.objective(recon, kl_per_dim, step)
         return LossTerms(total, recon, kl_per_dim.sum(), extras)

@@ -72,13 +72,12 @@ class FrameRecorder:
 
     def setup(self, trainer) -> None:
         data, model = trainer.data, trainer.model
-        if len(trainer.val_x):
-            x, y = trainer.val_x, data.val_y
-        else:  # no validation split: the first training images, one fixed binarisation
-            x = to_float(data.train_x[:MAP_IMAGES], data.binarize, torch.Generator().manual_seed(0))
-            y = None if data.train_y is None else data.train_y[:MAP_IMAGES]
+        x, y = (data.val_x, data.val_y) if len(data.val_x) else (data.train_x, data.train_y)  # no val: train
+        n = max(MAP_IMAGES, STATS_IMAGES)
+        x = to_float(x[:n].to(model.device), data.binarize, torch.Generator(model.device).manual_seed(0))
+        y = None if y is None else y[:n]
         classes = getattr(model, "n_conditions", 0)  # > 0 for a conditional model
-        self.x, self.y = x, y if classes else None
+        self.x, self.y = x, y.to(model.device) if classes else None
         self.labels = None if y is None else y[:MAP_IMAGES].numpy()
         self.sample_y = torch.arange(FRAME_SAMPLES) % classes if classes else None
         self.scale = frame_scale(data.image_shape)
