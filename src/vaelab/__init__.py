@@ -6,7 +6,7 @@ z = run.encode(run.data.test_x[:10])
 """
 
 from .config import Config, load_config
-from .errors import ConfigError, DataError, RunError, TrainingError, VaelabError
+from .errors import ConfigError, DataError, DeviceError, RunError, TrainingError, VaelabError
 from .run import Run, load_run
 from .trainer import train
 
@@ -14,6 +14,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataError",
+    "DeviceError",
     "Run",
     "RunError",
     "TrainingError",

@@ -105,19 +105,24 @@ def evaluate(
     probes: Annotated[bool, typer.Option(help="Linear and kNN probes of the latent means.")] = True,
     fid: Annotated[bool, typer.Option(help="Fréchet distance of prior samples (small-classifier features).")] = True,
     batch_size: Annotated[int, typer.Option(min=1)] = 1024,
+    precision: Annotated[
+        str, typer.Option(help="IW-NLL networks in fp32, bf16, or auto (bf16 where a probe finds it faster).")
+    ] = "auto",
+    device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto (GPU paths untested).")] = "cpu",
 ) -> None:
     """-ELBO and its terms, IW-NLL, active units, probes, Fréchet distance; writes eval.json in the run folder.
 
     All terms per image in nats; docs/evaluation.md says what each number means."""
     from .evaluate import run_evaluation, write_eval
+    from .devices import resolve_device
     from .evaluate.suite import collapse_warning, report_lines
     from .run import load_run
     from .trainer import set_threads
 
     set_threads(0)
-    loaded = load_run(run)
+    loaded = load_run(run, resolve_device(device))
     log = lambda message: typer.echo(message, err=True)  # noqa: E731
-    results = run_evaluation(loaded, split, iw_samples, probes, fid, batch_size, log=log)
+    results = run_evaluation(loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision)
     write_eval(loaded, results)
     typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
     for line in report_lines(results):
@@ -126,6 +131,22 @@ def evaluate(
     if warning:
         typer.echo(warning, err=True)
     typer.echo(f"written: {loaded.path / 'eval.json'}")
+
+
+@app.command()
+def convert(
+    source: Annotated[str, typer.Argument(help="A dataset name: fashion-mnist, mnist, npz:PATH, folder:PATH, ...")],
+    destination: Annotated[Path, typer.Argument(help="The .npy file to write, e.g. data/fashion.npy")],
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the source's files.")] = None,
+) -> None:
+    """Write a dataset as uint8 .npy files (images in a seeded random order, labels, test split) that
+    training streams from disk with a bounded-memory shuffle: vaelab train data.name=npy:DESTINATION."""
+    from .data.sources import load_source
+    from .data.stream import write_npy_dataset
+
+    for path in write_npy_dataset(load_source(source, data_dir), destination):
+        typer.echo(f"written: {path}")
+    typer.echo(f"train on it with: vaelab train data.name=npy:{destination}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from ..checkpoint import atomic_write_text
 from ..data import to_float
 from ..errors import ConfigError
 from ..models import Autoencoder
+from ..precision import Choice, autocast, choose_precision
 from ..run import EVAL_FILE, Run
 
 EVAL_SEED = 0  # fixed binarisation and posterior noise: evaluations of a run are reproducible
@@ -96,6 +97,7 @@ def iw_nll_per_image(
     seed: int = EVAL_SEED,
     rows: int | None = None,
     progress: bool | None = None,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """The importance-weighted estimate of -log p(x) per image, (N,) float64 nats (Burda et al. 2016, eq. 8):
     -[logsumexp_k log w_k - log k], log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x).
@@ -104,6 +106,8 @@ def iw_nll_per_image(
     Batched over images and samples: each call of ``model.log_importance_weights`` decodes ``rows`` latents
     (images x samples); an image's k log weights are gathered (float64) before one logsumexp, so memory is
     bounded whatever k is. Reproducible: fixed binarisation and a noise generator seeded by ``seed``.
+    ``precision="bf16"`` runs the networks under bf16 autocast; the log weights and the logsumexp stay in
+    float32 and float64.
     """
     if not supports_iw(model):
         raise ConfigError(f"the importance-weighted NLL is not defined for {model.registry_name}: it has no density")
@@ -119,10 +123,24 @@ def iw_nll_per_image(
     out = []
     with tqdm(total=len(x_uint8), desc=f"IW-NLL k={k}", unit="img", disable=not show, leave=False) as bar:
         for x, yb in evaluation_batches(x_uint8, y, binarize, images, seed, model.device):
-            log_w = torch.cat([model.log_importance_weights(x, yb, s, noise_gen).double() for s in sizes])  # (k, B)
+            with autocast(precision, model.device):
+                log_w = torch.cat([model.log_importance_weights(x, yb, s, noise_gen).double() for s in sizes])  # (k, B)
             out.append((math.log(k) - torch.logsumexp(log_w, dim=0)).cpu())
             bar.update(len(x))
     return torch.cat(out)
+
+
+def iw_precision(model: Autoencoder, requested: str, k: int, rows: int | None = None) -> Choice:
+    """fp32 or bf16 for the IW-NLL of ``model`` with k samples (``auto``: a probe of the model's layers at the
+    shapes of one call of ``log_importance_weights``)."""
+    rows = rows or iw_rows(model)
+    images = max(1, rows // k)
+    x = torch.rand(images, *model.image_shape, device=model.device)
+    y = torch.zeros(images, dtype=torch.long, device=model.device) if getattr(model, "n_conditions", 0) else None
+    noise = torch.Generator(model.device)
+    return choose_precision(
+        requested, model.device, model, lambda: model.log_importance_weights(x, y, min(k, rows // images), noise)
+    )
 
 
 def summarise(values: torch.Tensor) -> dict[str, float]:
@@ -143,11 +161,17 @@ def split_images(run: Run, split: str) -> tuple[torch.Tensor, torch.Tensor | Non
 
 
 def evaluate_run(
-    run: Run, split: str = "test", batch_size: int = BLOCK, iw_samples: int = 0, progress: bool | None = None
+    run: Run,
+    split: str = "test",
+    batch_size: int = BLOCK,
+    iw_samples: int = 0,
+    progress: bool | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """-ELBO, reconstruction and KL per image in nats on ``split`` of the run's dataset; with ``iw_samples``
-    = k > 0 also the k-sample importance-weighted NLL (``iw_nll``: mean, stderr over images, k, seconds,
-    images x samples per second), for models that have log importance weights."""
+    """-ELBO, reconstruction and KL per image in nats on ``split`` of the run's dataset (in fp32); with
+    ``iw_samples`` = k > 0 also the k-sample importance-weighted NLL (``iw_nll``: mean, stderr over images, k,
+    seconds, images x samples per second, the precision used: ``precision`` fp32, bf16 or auto), for models
+    that have log importance weights."""
     x, y = split_images(run, split)
     model, binarize = run.model, run.data.binarize
     start = time.perf_counter()
@@ -162,12 +186,14 @@ def evaluate_run(
         "seconds": time.perf_counter() - start,
     }
     if iw_samples > 0 and supports_iw(model):
+        choice = iw_precision(model, precision, iw_samples)
         start = time.perf_counter()
-        nll = iw_nll_per_image(model, x, y, binarize, iw_samples, progress=progress)
+        nll = iw_nll_per_image(model, x, y, binarize, iw_samples, progress=progress, precision=choice.precision)
         seconds = time.perf_counter() - start
         results["iw_nll"] = {
             **summarise(nll),
             "k": iw_samples,
+            "precision": choice.precision,
             "seconds": seconds,
             "images_x_samples_per_s": len(x) * iw_samples / seconds,
         }

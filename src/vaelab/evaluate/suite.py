@@ -21,11 +21,13 @@ def run_evaluation(
     batch_size: int = 1024,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """-ELBO and its terms, the IW-NLL with ``iw_samples`` samples (0: skipped; models without a density:
     None), KL per dimension and active units, the probes (``probes``), clustering of discrete latents and the
-    Fréchet distance of prior samples (``fid``; skipped with a note on unlabelled data)."""
-    results = evaluate_run(run, split, batch_size, iw_samples, progress)
+    Fréchet distance of prior samples (``fid``; skipped with a note on unlabelled data). ``precision`` (fp32,
+    bf16, auto) applies to the IW-NLL, the one costly part."""
+    results = evaluate_run(run, split, batch_size, iw_samples, progress, precision)
     results |= evaluate_latents(run, split, probes)
     if fid:
         try:
@@ -55,7 +57,7 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         lines.append("iw_nll: not defined for this model (no posterior density)")
     elif iw:
         rate = iw["images_x_samples_per_s"]
-        lines.append(f"iw_nll: {iw['seconds']:.1f} s, {rate:,.0f} images x samples per second")
+        lines.append(f"iw_nll: {iw['seconds']:.1f} s, {rate:,.0f} images x samples per second, {iw['precision']}")
     latent = results.get("latent")
     if latent:
         lines.append(

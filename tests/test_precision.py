@@ -1,0 +1,81 @@
+"""Devices and precision: bf16 autocast with float32 loss terms, the auto probe, clear errors, bf16 IW-NLL."""
+
+import pytest
+import torch
+
+import vaelab.precision as precision_module
+from vaelab import DeviceError, train
+from vaelab.config import load_config
+from vaelab.devices import resolve_device
+from vaelab.evaluate.likelihood import evaluate_run, iw_nll_per_image
+from vaelab.models import build_model
+from vaelab.precision import autocast, bf16_supported, choose_precision
+
+needs_bf16 = pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DeviceError, match="device cuda was requested but torch .* sees no CUDA GPU"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_bf16_on_a_device_without_it_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(precision_module, "bf16_supported", lambda device: False)
+    model = torch.nn.Linear(4, 4)
+    with pytest.raises(DeviceError, match="precision bf16 was requested but this cpu has no native bfloat16"):
+        choose_precision("bf16", torch.device("cpu"), model, lambda: None)
+    choice = choose_precision("auto", torch.device("cpu"), model, lambda: None)
+    assert choice.precision == "fp32" and "no native bfloat16" in choice.reason
+
+
+@needs_bf16
+def test_under_bf16_the_networks_run_in_bf16_and_the_loss_terms_in_float32():
+    model = build_model(load_config(None, ["model.hidden=[64]", "model.latent_dim=4"]).model, (1, 8, 8))
+    x = torch.rand(16, 1, 8, 8).bernoulli()
+    seen = []
+    model.decoder[0].register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    with autocast("bf16", torch.device("cpu")):
+        terms = model.loss(x)
+    assert seen == [torch.bfloat16]
+    assert all(t.dtype == torch.float32 for t in terms.named().values())
+    assert model.log_importance_weights(x, k=3).dtype == torch.float32
+
+
+@needs_bf16
+def test_auto_takes_what_the_probe_finds_and_the_run_log_says_so(tiny_overrides, capsys, monkeypatch):
+    monkeypatch.setattr(precision_module, "probe", lambda model, device, run_model: (2.0, 1.0))  # bf16 2x faster
+    run = train(None, tiny_overrides + ["train.precision=auto", "train.epochs=1"])
+    assert "precision bf16 (auto: the model's layers ran 2.00x faster in bf16 than fp32" in capsys.readouterr().err
+    monkeypatch.setattr(precision_module, "probe", lambda model, device, run_model: (1.0, 1.0))
+    train(None, ["train.epochs=2"], resume=run.path)  # a resumed run keeps the precision its probe chose
+    assert "precision bf16 (auto: as chosen when the run started)" in capsys.readouterr().err
+
+
+@needs_bf16
+def test_the_probe_finds_bf16_faster_for_the_default_mlp_at_batch_512():
+    model = build_model(load_config(None, []).model, (1, 28, 28))
+    x = torch.rand(512, 1, 28, 28)
+    fp32, bf16 = precision_module.probe(model, torch.device("cpu"), lambda: model.loss(x))
+    assert fp32 / bf16 > precision_module.AUTO_SPEEDUP
+
+
+@needs_bf16
+def test_bf16_training_learns(tiny_overrides):
+    run = train(None, tiny_overrides + ["train.precision=bf16", "train.epochs=6"])
+    losses = [row["val_loss"] for row in run.metrics]
+    assert losses[-1] < losses[0] - 5
+
+
+@needs_bf16
+def test_bf16_iw_nll_is_within_005_nats_of_fp32(tmp_path):
+    run = train(None, ["data.name=mnist-5k", "model.hidden=[256]", "model.latent_dim=16", "train.epochs=1",
+                       "train.progress=never", "train.frames=false", "train.report=false", "train.device=cpu",
+                       f"train.out_dir={tmp_path}"])  # fmt: skip
+    x, _ = run.data.split("test")
+    nll = {p: iw_nll_per_image(run.model, x[:300], None, "dynamic", 100, precision=p) for p in ("fp32", "bf16")}
+    assert abs(nll["bf16"].mean() - nll["fp32"].mean()) < 0.05
+    results = evaluate_run(run, iw_samples=10, precision="auto")
+    assert results["iw_nll"]["precision"] in ("fp32", "bf16")
