@@ -64,22 +64,22 @@ def sibling(path: Path, part: str) -> Path:
 
 def read_header(path: Path) -> NpyArray:
     """The layout of a .npy file, with a DataError if it is not one or is truncated."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; write it with vaelab convert SRC {path}")
+    size = path.stat().st_size
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
-            offset = f.tell()
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}; check the path") from None
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as e:
-        raise DataError(f"{path} is not a .npy file ({e}); write one with vaelab convert SRC {path}") from None
-    if fortran or dtype.hasobject:
-        raise DataError(f"{path} holds a Fortran-ordered or object array; save a C-ordered numeric array")
-    array = NpyArray(Path(path), offset, tuple(shape), dtype)
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if os.path.getsize(path) < expected:
-        raise DataError(f"{path} is truncated: its header says {shape} {dtype}, {expected} bytes, file holds fewer")
-    return array
+        truncated = "greater than file size" in str(e) or "cannot reshape" in str(e)
+        what = "is truncated" if truncated else "is not a .npy file of numbers"
+        raise DataError(f"{path} {what} ({e}); write it again with vaelab convert SRC {path}") from None
+    if not isinstance(array, np.memmap) or not array.flags.c_contiguous:
+        raise DataError(f"{path} does not hold one C-ordered array; save it with numpy.save")
+    layout = NpyArray(path, array.offset, tuple(array.shape), array.dtype)
+    if size < layout.offset + array.nbytes:
+        raise DataError(f"{path} is truncated: its header says {array.shape} {array.dtype}, the file is shorter")
+    return layout
 
 
 def _images(path: Path) -> tuple[NpyArray, np.ndarray]:
