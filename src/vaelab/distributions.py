@@ -8,6 +8,7 @@ overhead and every quantity is reduced the same way; tests check each formula ag
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,12 +22,21 @@ LOG_2PI = math.log(2 * math.pi)
 class BatchShard:
     """A generator for one process's rows ``start:stop`` of a global batch of ``size`` rows: every process
     draws the noise of the whole batch from the same generator state and keeps its own rows, so the
-    processes together draw exactly what one process would (data-parallel training equals one process)."""
+    processes together draw exactly what one process would (data-parallel training equals one process).
+
+    For torch.compile, which cannot trace a draw from a Generator, the draws of a step can be made ahead:
+    ``record`` collects what each draw was, and a later step with the same rows passes them as ``tape``."""
 
     generator: torch.Generator
     size: int
     start: int
     stop: int
+    tape: list[torch.Tensor] | None = None  # draws made ahead, consumed in order
+    record: list[tuple[Callable, tuple[int, ...], int]] | None = None  # (sample, shape, batch_dim) of each draw
+
+    def draw_ahead(self, recorded: list[tuple[Callable, tuple[int, ...], int]]) -> None:
+        """Make the draws ``recorded`` on an earlier step, in order, as this step's tape."""
+        self.tape = [_draw(sample, shape, self, batch_dim) for sample, shape, batch_dim in recorded]
 
 
 Generator = torch.Generator | BatchShard | None
@@ -34,7 +44,17 @@ Generator = torch.Generator | BatchShard | None
 
 def draw(sample, shape: tuple[int, ...], generator: Generator, batch_dim: int = -2) -> torch.Tensor:
     """``sample(shape, torch_generator)``; with a BatchShard, drawn for the global batch along ``batch_dim``
-    and narrowed to this process's rows."""
+    and narrowed to this process's rows (or taken from its tape)."""
+    if isinstance(generator, BatchShard) and generator.tape is not None:
+        return generator.tape.pop(0)
+    out = _draw(sample, shape, generator, batch_dim)
+    if isinstance(generator, BatchShard) and generator.record is not None:
+        generator.record.append((sample, shape, batch_dim))
+    return out
+
+
+@torch.compiler.disable  # torch.compile cannot trace a draw from a Generator: the graph breaks here
+def _draw(sample, shape: tuple[int, ...], generator: Generator, batch_dim: int) -> torch.Tensor:
     if not isinstance(generator, BatchShard):
         return sample(shape, generator)
     if shape[batch_dim] != generator.stop - generator.start:

@@ -149,6 +149,7 @@ class Trainer:
         self.objective = distributed.wrap(Objective(model), context, self.device)
         if cfg.compile:
             self.objective = torch.compile(self.objective)
+        self.noise_draws: dict[tuple[int, int, int], list] = {}  # with compile: the draws of a step, by its rows
         self.epoch = 0  # epochs completed
         self.step = 0  # optimisation steps completed
         self.history: list[dict[str, float]] = []
@@ -265,7 +266,7 @@ class Trainer:
             if i == max_steps:
                 break
             x, y = batch.x, batch.y
-            noise = BatchShard(self.noise_generator, batch.size, batch.start, batch.stop)
+            noise = self.noise(batch)
             with autocast(self.precision, self.device):
                 named = self.objective(x, y, self.step, noise)
             self.optimizer.zero_grad(set_to_none=True)
@@ -293,6 +294,18 @@ class Trainer:
             raise TrainingError(f"every batch of epoch {epoch} was skipped as non-finite; see {FAILURE_FILE}")
         totals = distributed.sum_over_processes(torch.cat([sums.cpu(), torch.tensor([float(seen)])]), self.context)
         return dict(zip(names, (totals[:-1] / totals[-1]).tolist(), strict=True))
+
+    def noise(self, batch: Batch) -> BatchShard:
+        """The reparameterisation noise of a batch; with torch.compile, drawn ahead of the compiled objective
+        (the draws of the first step of each batch geometry are recorded, later steps replay them)."""
+        shard = BatchShard(self.noise_generator, batch.size, batch.start, batch.stop)
+        if self.config.train.compile:
+            key = (batch.size, batch.start, batch.stop)
+            if key in self.noise_draws:
+                shard.draw_ahead(self.noise_draws[key])
+            else:
+                shard.record = self.noise_draws[key] = []
+        return shard
 
     def backward(self, named: dict[str, torch.Tensor], batch: Batch) -> Problem | None:
         """Gradients of this process's share of the global batch's mean loss, or the problem that stops the
