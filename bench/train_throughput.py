@@ -1,13 +1,13 @@
-"""Training throughput of the default MLP VAE against this machine's own limits, measured in one run.
+"""Training throughput of the default MLP VAE in fp32 and bf16 against this machine's own limits, one run.
 
-Prints three figures and two ratios:
-  ours       images/s of vaelab's training step (Trainer.train_epoch: batching, binarisation,
-             forward, backward, fused Adam) on Fashion-MNIST;
-  roofline   images/s if the step cost only its matmuls: the same GEMM shapes (forward, grad input,
-             grad weight of every Linear layer) timed alone at this machine's fp32 rate;
-  naive      images/s of a plain DataLoader loop (per-sample indexing and collation, default Adam)
-             on the same network.
-Target: ours / roofline >= 0.6.   Run: make bench   (or .venv/bin/python bench/train_throughput.py)
+Prints:
+  images/s of vaelab's training step (Trainer.train_epoch: batching, binarisation, forward, backward, fused
+  Adam) on Fashion-MNIST in fp32, bf16 (autocast), and each with train.compile, in interleaved rounds;
+  the roofline of each precision: images/s if a step cost only its matmuls (the same GEMM shapes timed
+  alone with torch.mm, fp32 or bf16 operands), and our ratio to it (target fp32 >= 0.6);
+  bf16 / fp32 (target >= 1.4) and the test -ELBO of each after --epochs epochs (target: within 1 nat);
+  a plain DataLoader loop on the same network, for reference.
+Run: make bench   (or .venv/bin/python bench/train_throughput.py)
 """
 
 from __future__ import annotations
@@ -21,36 +21,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaelab.config import load_config
-from vaelab.data import load_dataset
+from common import DEFAULT_CONFIG, default_setup, gemm_flops, step_gemms, time_gemms
+from vaelab import train
+from vaelab.config import apply_overrides, config_from_dict
+from vaelab.evaluate.likelihood import evaluate_run
 from vaelab.models import build_model
 from vaelab.trainer import Trainer, set_threads
 
-
-def step_gemms(model: nn.Module, batch: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Operands (a, b, out) of every matmul one training step runs: per Linear layer (in -> out), the
-    forward (B, in) @ (in, out), the weight gradient (out, B) @ (B, in) and, except for the first layer,
-    whose input (the data) needs no gradient, the input gradient (B, out) @ (out, in)."""
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    operands = []
-    for i, layer in enumerate(layers):
-        n_in, n_out = layer.in_features, layer.out_features
-        x, w, g = torch.randn(batch, n_in), torch.randn(n_in, n_out), torch.randn(batch, n_out)
-        operands += [(x, w, torch.empty(batch, n_out)), (g.t(), x, torch.empty(n_out, n_in))]
-        if i > 0:
-            operands.append((g, w.t(), torch.empty(batch, n_in)))
-    return operands
-
-
-def time_gemms(operands, repeats: int) -> float:
-    """Seconds per training step spent in its matmuls alone (best of ``repeats`` passes)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for a, b, out in operands:
-            torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return best
+VARIANTS = {  # name: (train.precision, train.compile)
+    "fp32": ("fp32", False),
+    "bf16": ("bf16", False),
+    "fp32 + compile": ("fp32", True),
+    "bf16 + compile": ("bf16", True),
+}
 
 
 def naive_loop(model: nn.Module, x_uint8: torch.Tensor, batch: int, seconds_budget: float) -> float:
@@ -75,46 +58,69 @@ def naive_loop(model: nn.Module, x_uint8: torch.Tensor, batch: int, seconds_budg
     return seen / (time.perf_counter() - start)
 
 
+def test_elbo(precision: str, epochs: int, out_dir: str) -> tuple[float, float]:
+    """(test -ELBO after ``epochs`` epochs of the default config in ``precision``, seconds per epoch)."""
+    overrides = [f"train.epochs={epochs}", f"train.precision={precision}", "train.progress=never",
+                 "train.frames=false", "train.report=false", f"train.out_dir={out_dir}", f"train.name={precision}"]  # fmt: skip
+    run = train(DEFAULT_CONFIG, overrides)
+    seconds = sum(row["seconds"] for row in run.metrics) / len(run.metrics)
+    return evaluate_run(run, "test")["neg_elbo"]["mean"], seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of step and matmul timings")
     parser.add_argument("--steps", type=int, default=100, help="training steps timed per round")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's train.batch_size")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the fp32 / bf16 test -ELBO comparison")
     args = parser.parse_args()
 
     threads = set_threads(0)
-    config = load_config(
-        Path(__file__).parent.parent / "configs" / "vae-mlp.yaml",
-        ["train.progress=never"] + ([f"train.batch_size={args.batch_size}"] if args.batch_size else []),
-    )
-    d = config.data
-    data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, seed=config.seed, binarize=d.binarize)
-    torch.manual_seed(0)
-    model = build_model(config.model, data.image_shape)
+    config, data = default_setup([f"train.batch_size={args.batch_size}"] if args.batch_size else [])
     batch = config.train.batch_size
-    operands = step_gemms(model, batch)
-    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in operands)
-    step_best = gemm_best = float("inf")
+    gemms = {dtype: step_gemms(build_model(config.model, data.image_shape), batch, dtype)
+             for dtype in (torch.float32, torch.bfloat16)}  # fmt: skip
+    flops = gemm_flops(gemms[torch.float32])
+    step = dict.fromkeys(VARIANTS, float("inf"))
+    gemm = dict.fromkeys(gemms, float("inf"))
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config, data, model, Path(tmp))
-        trainer.train_epoch(1)  # a full epoch first: the steady state, not the first steps, is measured
-        for r in range(args.rounds):  # interleaved, so that both see the same machine load
-            start = time.perf_counter()
-            trainer.train_epoch(2 + r, max_steps=args.steps)
-            step_best = min(step_best, (time.perf_counter() - start) / args.steps)
-            gemm_best = min(gemm_best, time_gemms(operands, repeats=50))
-    ours, roofline = batch / step_best, batch / gemm_best
+        trainers = {}
+        for name, (precision, compiled) in VARIANTS.items():
+            torch.manual_seed(0)
+            keys = [f"train.precision={precision}", f"train.compile={str(compiled).lower()}"]
+            variant = config_from_dict(apply_overrides(config.to_dict(), keys))
+            trainers[name] = Trainer(variant, data, build_model(variant.model, data.image_shape), Path(tmp))
+            trainers[name].train_epoch(1)  # a full epoch first (and compilation): the steady state is measured
+        for r in range(args.rounds):  # interleaved, so that all see the same machine load
+            for name, trainer in trainers.items():
+                start = time.perf_counter()
+                trainer.train_epoch(2 + r, max_steps=args.steps)
+                step[name] = min(step[name], (time.perf_counter() - start) / args.steps)
+            for dtype, operands in gemms.items():
+                gemm[dtype] = min(gemm[dtype], time_gemms(operands, repeats=50))
+        elbo = {p: test_elbo(p, args.epochs, tmp) for p in ("fp32", "bf16")}
     torch.manual_seed(0)
     naive = naive_loop(build_model(config.model, data.image_shape), data.train_x, batch, seconds_budget=5.0)
 
+    rate = {name: batch / seconds for name, seconds in step.items()}
+    roofline = {"fp32": batch / gemm[torch.float32], "bf16": batch / gemm[torch.bfloat16]}
     print(f"default MLP VAE (configs/vae-mlp.yaml), batch {batch}, {threads} threads, torch {torch.__version__}")
-    print(f"matmuls of one step: {len(operands)} GEMMs, {flops / 1e6:.0f} MFLOP")
-    print(f"fp32 matmul rate on those GEMMs       : {flops / gemm_best / 1e9:8.1f} GFLOP/s")
-    print(f"roofline (the step's matmuls alone)   : {roofline:8.0f} images/s")
-    print(f"vaelab training step                  : {ours:8.0f} images/s")
-    print(f"naive DataLoader loop, same net       : {naive:8.0f} images/s")
-    print(f"ratio vaelab / roofline               : {ours / roofline:8.2f}   (target >= 0.60)")
-    print(f"ratio vaelab / naive loop             : {ours / naive:8.2f}")
+    print(f"matmuls of one step: {len(gemms[torch.float32])} GEMMs, {flops / 1e6:.0f} MFLOP")
+    for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        print(f"{p} matmul rate on those GEMMs       : {flops / gemm[dtype] / 1e9:8.1f} GFLOP/s")
+        print(f"{p} roofline (the matmuls alone)     : {roofline[p]:8.0f} images/s")
+    for name, value in rate.items():
+        print(f"vaelab training step, {name:<15}: {value:8.0f} images/s   ({value / roofline[name[:4]]:.2f} of the "
+              f"{name[:4]} roofline)")  # fmt: skip
+    print(f"naive DataLoader loop, fp32          : {naive:8.0f} images/s")
+    print(f"ratio vaelab fp32 / fp32 roofline    : {rate['fp32'] / roofline['fp32']:8.2f}   (target >= 0.60)")
+    print(f"ratio bf16 / fp32                    : {rate['bf16'] / rate['fp32']:8.2f}   (target >= 1.40)")
+    print(f"ratio bf16 + compile / fp32          : {rate['bf16 + compile'] / rate['fp32']:8.2f}")
+    print(f"ratio fp32 + compile / fp32          : {rate['fp32 + compile'] / rate['fp32']:8.2f}")
+    print(f"ratio vaelab fp32 / naive loop       : {rate['fp32'] / naive:8.2f}")
+    for p, (value, seconds) in elbo.items():
+        print(f"test -ELBO after {args.epochs} epochs, {p}       : {value:8.2f} nats ({seconds:.1f} s per epoch)")
+    print(f"bf16 - fp32 test -ELBO               : {elbo['bf16'][0] - elbo['fp32'][0]:+8.2f} nats   (target |.| <= 1)")
 
 
 if __name__ == "__main__":

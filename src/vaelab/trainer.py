@@ -266,6 +266,8 @@ class Trainer:
             if i == max_steps:
                 break
             x, y = batch.x, batch.y
+            if self.config.train.compile:  # a graph per batch size (the last batch of an epoch is smaller)
+                torch._dynamo.mark_static(x, 0)
             noise = self.noise(batch)
             with autocast(self.precision, self.device):
                 named = self.objective(x, y, self.step, noise)

@@ -1,0 +1,59 @@
+"""Helpers the bench scripts share: the default config and data, the matmuls of a step, timing, peak memory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vaelab.config import Config, load_config
+from vaelab.data import ImageData, load_dataset
+
+ROOT = Path(__file__).parent.parent
+DEFAULT_CONFIG = ROOT / "configs" / "vae-mlp.yaml"
+
+
+def default_setup(overrides: list[str] | None = None) -> tuple[Config, ImageData]:
+    """The default MLP VAE's config (with ``overrides``) and its Fashion-MNIST data."""
+    config = load_config(DEFAULT_CONFIG, ["train.progress=never", *(overrides or [])])
+    d = config.data
+    data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, seed=config.seed, binarize=d.binarize)
+    return config, data
+
+
+def step_gemms(model: nn.Module, batch: int, dtype: torch.dtype = torch.float32):
+    """Operands (a, b, out) of every matmul one training step runs: per Linear layer (in -> out), the
+    forward (B, in) @ (in, out), the weight gradient (out, B) @ (B, in) and, except for the first layer,
+    whose input (the data) needs no gradient, the input gradient (B, out) @ (out, in)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    operands = []
+    for i, layer in enumerate(layers):
+        n_in, n_out = layer.in_features, layer.out_features
+        x, w, g = (torch.randn(*shape, dtype=dtype) for shape in ((batch, n_in), (n_in, n_out), (batch, n_out)))
+        operands += [(x, w, torch.empty(batch, n_out, dtype=dtype)), (g.t(), x, torch.empty(n_out, n_in, dtype=dtype))]
+        if i > 0:
+            operands.append((g, w.t(), torch.empty(batch, n_in, dtype=dtype)))
+    return operands
+
+
+def gemm_flops(operands) -> int:
+    return sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in operands)
+
+
+def time_gemms(operands, repeats: int) -> float:
+    """Seconds of one pass over ``operands`` with ``torch.mm`` (best of ``repeats`` passes)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for a, b, out in operands:
+            torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM; ``ru_maxrss`` would keep a forking parent's)."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status["VmHWM"].split()[0]) * 1024
