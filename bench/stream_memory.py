@@ -19,14 +19,14 @@ import numpy as np
 from common import ROOT
 
 CHILD = textwrap.dedent("""
-    import sys, time
+    import sys
     sys.path.insert(0, sys.argv[4])
     from common import peak_rss_bytes
     from vaelab import train
-    start = time.perf_counter()
     run = train(None, [f"data.name=npy:{sys.argv[1]}", f"data.buffer_mb={sys.argv[2]}", "data.val_fraction=0",
                        "model.hidden=[64]", "model.latent_dim=8", "train.batch_size=512", "train.epochs=1",
-                       "train.progress=never", "train.frames=false", "train.report=false", f"train.out_dir={sys.argv[3]}"])
+                       "train.progress=never", "train.frames=false", "train.report=false",
+                       f"train.out_dir={sys.argv[3]}"])
     print(peak_rss_bytes(), run.metrics[0]["samples_per_s"])
 """)
 
@@ -44,17 +44,22 @@ def main() -> None:
             rows = times * (args.buffer_mb << 20) // 784
             out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, 1, 28, 28))
             for start in range(0, rows, 65536):
-                out[start : start + 65536] = np.random.default_rng(start).integers(0, 256, out[start : start + 65536].shape, dtype=np.uint8)
+                part = out[start : start + 65536]
+                part[:] = np.random.default_rng(start).integers(0, 256, part.shape, dtype=np.uint8)
             del out
-            result = subprocess.run([sys.executable, "-c", CHILD, path, str(args.buffer_mb), tmp, str(Path(__file__).parent)],
-                                    check=True, capture_output=True, text=True, env=env)  # fmt: skip
+            child = [sys.executable, "-c", CHILD, path, str(args.buffer_mb), tmp, str(Path(__file__).parent)]
+            result = subprocess.run(child, check=True, capture_output=True, text=True, env=env)
             peak, rate = result.stdout.split()
             peaks[times] = int(peak)
             size = path.stat().st_size
-            print(f"file {times:>2}x the buffer ({size / 2**20:5.0f} MB, {rows} images): peak RSS "
-                  f"{peaks[times] / 2**20:6.0f} MB, {float(rate):7.0f} images/s")
-    print(f"peak RSS 16x - 4x                    : {(peaks[16] - peaks[4]) / 2**20:+6.0f} MB "
-          f"(the file grew by {12 * args.buffer_mb} MB; must not grow)")
+            print(
+                f"file {times:>2}x the buffer ({size / 2**20:5.0f} MB, {rows} images): peak RSS "
+                f"{peaks[times] / 2**20:6.0f} MB, {float(rate):7.0f} images/s"
+            )
+    print(
+        f"peak RSS 16x - 4x                    : {(peaks[16] - peaks[4]) / 2**20:+6.0f} MB "
+        f"(the file grew by {12 * args.buffer_mb} MB; must not grow)"
+    )
 
 
 if __name__ == "__main__":

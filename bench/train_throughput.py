@@ -60,8 +60,8 @@ def naive_loop(model: nn.Module, x_uint8: torch.Tensor, batch: int, seconds_budg
 
 def test_elbo(precision: str, epochs: int, out_dir: str) -> tuple[float, float]:
     """(test -ELBO after ``epochs`` epochs of the default config in ``precision``, seconds per epoch)."""
-    overrides = [f"train.epochs={epochs}", f"train.precision={precision}", "train.progress=never",
-                 "train.frames=false", "train.report=false", f"train.out_dir={out_dir}", f"train.name={precision}"]  # fmt: skip
+    overrides = [f"train.epochs={epochs}", f"train.precision={precision}", "train.progress=never", "train.frames=false",
+                 "train.report=false", f"train.out_dir={out_dir}", f"train.name={precision}"]  # fmt: skip
     run = train(DEFAULT_CONFIG, overrides)
     seconds = sum(row["seconds"] for row in run.metrics) / len(run.metrics)
     return evaluate_run(run, "test")["neg_elbo"]["mean"], seconds

@@ -94,7 +94,7 @@ PEAK_RSS = textwrap.dedent("""
                  "model.latent_dim=2", "train.batch_size=256", "train.epochs=1", "train.threads=1", "train.device=cpu",
                  "train.progress=never", "train.frames=false", "train.report=false", f"train.out_dir={sys.argv[2]}"])
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
-    print(int(status["VmHWM"].split()[0]) * 1024)  # peak resident memory of this process (ru_maxrss keeps the forking parent's)
+    print(int(status["VmHWM"].split()[0]) * 1024)  # this process's peak (ru_maxrss keeps the forking parent's)
 """)
 
 

@@ -11,6 +11,7 @@ import torch
 import vaelab.trainer as train_module
 from vaelab import TrainingError, load_run, train
 from vaelab.checkpoint import list_checkpoints, read_weights
+from vaelab.data.batches import epoch_permutation
 
 
 def weights(run_dir):
@@ -128,7 +129,7 @@ def test_failure_json_names_the_step_and_the_batch_indices(tiny_overrides, monke
         train(None, tiny_overrides + ["train.epochs=1"])
     failure = json.loads((pathlib.Path(tiny_overrides[-2].split("=")[1]) / "tiny" / "failure.json").read_text())
     assert failure["epoch"] == 1 and failure["batch"] == 3 and failure["where"] == "loss"
-    expected = train_module.epoch_permutation(97, 0, 1)[48:64].tolist()  # batch 3 of size 16, seed 0
+    expected = epoch_permutation(97, 0, 1)[48:64].tolist()  # batch 3 of size 16, seed 0
     assert failure["batch_indices"] == expected
     assert "recon" in failure["terms"]
 

@@ -113,8 +113,8 @@ def evaluate(
     """-ELBO and its terms, IW-NLL, active units, probes, Fréchet distance; writes eval.json in the run folder.
 
     All terms per image in nats; docs/evaluation.md says what each number means."""
-    from .evaluate import run_evaluation, write_eval
     from .devices import resolve_device
+    from .evaluate import run_evaluation, write_eval
     from .evaluate.suite import collapse_warning, report_lines
     from .run import load_run
     from .trainer import set_threads

@@ -66,7 +66,9 @@ class TrainConfig:
     tensorboard: bool = False  # TensorBoard scalars and images in RUN/tensorboard/ (needs the tensorboard extra)
     report: bool = True  # write the standard pictures and report.html when training ends
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: a GPU when torch sees one, else the CPU
-    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # bf16: autocast matmuls; auto: bf16 where a probe finds it fast
+    precision: Literal["fp32", "bf16", "auto"] = (
+        "fp32"  # bf16: autocast matmuls; auto: bf16 where a probe finds it fast
+    )
     compile: bool = False  # torch.compile the objective (docs/performance.md: when it pays)
 
 

@@ -45,7 +45,7 @@ from .checkpoint import (
 from .checkpoint import weights_bytes as make_weights_bytes
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import ImageData, load_dataset, to_float
-from .data.batches import Batch, InMemoryBatches, epoch_permutation
+from .data.batches import Batch, InMemoryBatches
 from .data.stream import StreamBatches
 from .devices import resolve_device
 from .distributed import SINGLE, Context
@@ -508,8 +508,10 @@ def _train(config: Config, resume: str | Path | None, context: Context) -> Run |
     )
     per_process = f" ({config.train.batch_size / context.world_size:g} per process)" if context.active else ""
     compiled = ", torch.compile on" if config.train.compile else ""
-    log(f"device {trainer.device}, precision {trainer.choice.reason}, batch {config.train.batch_size}{per_process}"
-        f"{compiled}")
+    log(
+        f"device {trainer.device}, precision {trainer.choice.reason}, batch {config.train.batch_size}{per_process}"
+        f"{compiled}"
+    )
     trainer.on_epoch_end.append(recorders)
     trainer.fit()
     recorders.finish(trainer)  # the GIFs from the per-epoch frames
