@@ -13,6 +13,8 @@ Run: make bench   (or .venv/bin/python bench/train_throughput.py)
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,37 +69,64 @@ def test_elbo(precision: str, epochs: int, out_dir: str) -> tuple[float, float]:
     return evaluate_run(run, "test")["neg_elbo"]["mean"], seconds
 
 
+def step_seconds(config, data, names: list[str], rounds: int, steps: int, gemms=None) -> dict[str, float]:
+    """Best seconds per training step of each variant in ``names`` (a full warm-up epoch first, then
+    interleaved rounds of ``steps`` steps); ``gemms`` {dtype: operands} are timed between rounds, their
+    best seconds stored under the dtype."""
+    best: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {}
+        for name in names:
+            torch.manual_seed(0)
+            precision, compiled = VARIANTS[name]
+            keys = [f"train.precision={precision}", f"train.compile={str(compiled).lower()}"]
+            variant = config_from_dict(apply_overrides(config.to_dict(), keys))
+            trainers[name] = Trainer(variant, data, build_model(variant.model, data.image_shape), Path(tmp))
+            trainers[name].train_epoch(1)  # a full epoch first (and compilation): the steady state is measured
+        for r in range(rounds):  # interleaved, so that all see the same machine load
+            for name, trainer in trainers.items():
+                start = time.perf_counter()
+                trainer.train_epoch(2 + r, max_steps=steps)
+                best[name] = min(best.get(name, float("inf")), (time.perf_counter() - start) / steps)
+            for dtype, operands in (gemms or {}).items():
+                best[dtype] = min(best.get(dtype, float("inf")), time_gemms(operands, repeats=50))
+    return best
+
+
+def compiled_seconds(name: str, args) -> float:
+    """``step_seconds`` of a compiled variant in a process of its own (two compiled objectives in one process
+    share torch.compile's caches and slow each other down)."""
+    command = [sys.executable, __file__, "--variant", name, "--rounds", str(args.rounds), "--steps", str(args.steps)]
+    if args.batch_size:
+        command += ["--batch-size", str(args.batch_size)]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return float(result.stdout.split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of step and matmul timings")
     parser.add_argument("--steps", type=int, default=100, help="training steps timed per round")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's train.batch_size")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the fp32 / bf16 test -ELBO comparison")
+    parser.add_argument("--variant", choices=VARIANTS, help="only time this variant; print its seconds per step")
     args = parser.parse_args()
 
     threads = set_threads(0)
     config, data = default_setup([f"train.batch_size={args.batch_size}"] if args.batch_size else [])
+    if args.variant:
+        print(step_seconds(config, data, [args.variant], args.rounds, args.steps)[args.variant])
+        return
     batch = config.train.batch_size
     gemms = {dtype: step_gemms(build_model(config.model, data.image_shape), batch, dtype)
              for dtype in (torch.float32, torch.bfloat16)}  # fmt: skip
     flops = gemm_flops(gemms[torch.float32])
-    step = dict.fromkeys(VARIANTS, float("inf"))
-    gemm = dict.fromkeys(gemms, float("inf"))
+    eager = [name for name, (_, compiled) in VARIANTS.items() if not compiled]
+    timed = step_seconds(config, data, eager, args.rounds, args.steps, gemms)
+    step = {name: timed[name] for name in eager}
+    gemm = {dtype: timed[dtype] for dtype in gemms}
+    step |= {name: compiled_seconds(name, args) for name in VARIANTS if name not in step}
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {}
-        for name, (precision, compiled) in VARIANTS.items():
-            torch.manual_seed(0)
-            keys = [f"train.precision={precision}", f"train.compile={str(compiled).lower()}"]
-            variant = config_from_dict(apply_overrides(config.to_dict(), keys))
-            trainers[name] = Trainer(variant, data, build_model(variant.model, data.image_shape), Path(tmp))
-            trainers[name].train_epoch(1)  # a full epoch first (and compilation): the steady state is measured
-        for r in range(args.rounds):  # interleaved, so that all see the same machine load
-            for name, trainer in trainers.items():
-                start = time.perf_counter()
-                trainer.train_epoch(2 + r, max_steps=args.steps)
-                step[name] = min(step[name], (time.perf_counter() - start) / args.steps)
-            for dtype, operands in gemms.items():
-                gemm[dtype] = min(gemm[dtype], time_gemms(operands, repeats=50))
         elbo = {p: test_elbo(p, args.epochs, tmp) for p in ("fp32", "bf16")}
     torch.manual_seed(0)
     naive = naive_loop(build_model(config.model, data.image_shape), data.train_x, batch, seconds_budget=5.0)

@@ -1,5 +1,8 @@
 """Devices and precision: bf16 autocast with float32 loss terms, the auto probe, clear errors, bf16 IW-NLL."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -79,3 +82,22 @@ def test_bf16_iw_nll_is_within_005_nats_of_fp32(tmp_path):
     assert abs(nll["bf16"].mean() - nll["fp32"].mean()) < 0.05
     results = evaluate_run(run, iw_samples=10, precision="auto")
     assert results["iw_nll"]["precision"] in ("fp32", "bf16")
+
+
+def test_the_cli_names_a_missing_gpu_in_one_line(tiny_overrides):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = subprocess.run([sys.executable, "-m", "vaelab", "train", *tiny_overrides, "train.device=cuda"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.startswith("error: device cuda was requested")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_compiled_training_takes_the_steps_of_eager_training(tiny_overrides):
+    """train.compile=true draws the same noise (ahead of the compiled objective) and computes the same loss."""
+    eager = train(None, tiny_overrides + ["train.name=eager", "train.epochs=2"])
+    compiled = train(None, tiny_overrides + ["train.name=compiled", "train.epochs=2", "train.compile=true"])
+    for a, b in zip(eager.metrics, compiled.metrics, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
