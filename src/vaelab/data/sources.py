@@ -276,7 +276,7 @@ def _load_npz(path: str | None) -> RawSplits:
         archive = np.load(path, allow_pickle=False)
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}; check the path") from None
-    except (ValueError, EOFError, zipfile.BadZipFile):
+    except (ValueError, EOFError, NotImplementedError, zipfile.BadZipFile):  # NotImplementedError: zip version
         raise DataError(f"{path} is not a numpy .npz file; save one with numpy.savez(path, x=..., y=...)") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"{path} holds a single array; save a .npz with numpy.savez(path, x=images, y=labels)")
@@ -287,7 +287,7 @@ def _load_npz(path: str | None) -> RawSplits:
             raise DataError(f"{path} holds arrays {held}; expected x and optionally y, x_test, y_test")
         try:
             arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile) as e:
             raise DataError(f"cannot read the arrays in {path} ({e}); save numeric arrays with numpy.savez") from None
     x = _npz_images(arrays["x"], f"{path}: x")
     y = _npz_labels(arrays["y"], f"{path}: y", len(x)) if "y" in arrays else None
