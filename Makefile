@@ -23,12 +23,13 @@ test: install-test
 guide: install data
 	$(PY) docs/guide/make_guide.py $(ARGS)
 
-# fp32 / bf16 / compile training and their rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory (~8 min)
+# fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search
 bench: install data
 	$(PY) bench/train_throughput.py
 	$(PY) bench/ddp_throughput.py
 	$(PY) bench/eval_throughput.py
 	$(PY) bench/stream_memory.py
+	$(PY) bench/sklearn_grid_search.py
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests bench

@@ -360,25 +360,7 @@ class VAE(_Estimator):
         random_state=None,
         verbose=False,
     ):
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.net = net
-        self.channels = channels
-        self.likelihood = likelihood
-        self.gaussian_std = gaussian_std
-        self.kl_warmup_steps = kl_warmup_steps
-        self.free_bits = free_bits
-        self.binarize = binarize
-        self.value_range = value_range
-        self.image_shape = image_shape
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
+        _keep_parameters(self, locals())
 
 
 class BetaVAE(_Estimator):
@@ -413,26 +395,7 @@ class BetaVAE(_Estimator):
         random_state=None,
         verbose=False,
     ):
-        self.latent_dim = latent_dim
-        self.beta = beta
-        self.hidden = hidden
-        self.net = net
-        self.channels = channels
-        self.likelihood = likelihood
-        self.gaussian_std = gaussian_std
-        self.kl_warmup_steps = kl_warmup_steps
-        self.free_bits = free_bits
-        self.binarize = binarize
-        self.value_range = value_range
-        self.image_shape = image_shape
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
+        _keep_parameters(self, locals())
 
 
 class AE(_Estimator):
@@ -462,23 +425,7 @@ class AE(_Estimator):
         random_state=None,
         verbose=False,
     ):
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.net = net
-        self.channels = channels
-        self.likelihood = likelihood
-        self.gaussian_std = gaussian_std
-        self.binarize = binarize
-        self.value_range = value_range
-        self.image_shape = image_shape
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
+        _keep_parameters(self, locals())
 
 
 class JointVAE(_Estimator):
@@ -522,30 +469,7 @@ class JointVAE(_Estimator):
         random_state=None,
         verbose=False,
     ):
-        self.latent_dim = latent_dim
-        self.discrete = discrete
-        self.tau = tau
-        self.gamma = gamma
-        self.cont_c_max = cont_c_max
-        self.cont_c_steps = cont_c_steps
-        self.disc_c_max = disc_c_max
-        self.disc_c_steps = disc_c_steps
-        self.hidden = hidden
-        self.net = net
-        self.channels = channels
-        self.likelihood = likelihood
-        self.gaussian_std = gaussian_std
-        self.binarize = binarize
-        self.value_range = value_range
-        self.image_shape = image_shape
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
+        _keep_parameters(self, locals())
 
     @torch.no_grad()
     def categories(self, X) -> np.ndarray:
@@ -556,7 +480,7 @@ class JointVAE(_Estimator):
         return torch.cat(parts).numpy() if parts else np.zeros((0, len(self.model_.discrete_sizes)), np.int64)
 
 
-class ConditionalVAE(_Estimator):
+class ConditionalVAE(VAE):
     """Conditional VAE: encoder and decoder see the one-hot label, q(z|x, y) and p(x|z, y). ``fit(X, y)`` needs
     labels (any values; ``classes_`` keeps them). Elsewhere labels are optional:
 
@@ -572,52 +496,7 @@ class ConditionalVAE(_Estimator):
 
     Parameters: those of ``VAE``."""
 
-    _model_name = "vae"
-    _model_keys = VAE._model_keys
     _conditional = True
-
-    def __init__(
-        self,
-        latent_dim=16,
-        *,
-        hidden=(256, 256),
-        net="mlp",
-        channels=(32, 64),
-        likelihood="bernoulli",
-        gaussian_std=0.1,
-        kl_warmup_steps=0,
-        free_bits=0.0,
-        binarize="none",
-        value_range=None,
-        image_shape=None,
-        epochs=30,
-        batch_size=128,
-        lr=1e-3,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        random_state=None,
-        verbose=False,
-    ):
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.net = net
-        self.channels = channels
-        self.likelihood = likelihood
-        self.gaussian_std = gaussian_std
-        self.kl_warmup_steps = kl_warmup_steps
-        self.free_bits = free_bits
-        self.binarize = binarize
-        self.value_range = value_range
-        self.image_shape = image_shape
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.random_state = random_state
-        self.verbose = verbose
 
     def _validate_fit(self, X, y) -> tuple[torch.Tensor, torch.Tensor]:
         if y is None:
@@ -719,13 +598,7 @@ class PCA(_Estimator):
         image_shape=None,
         random_state=None,
     ):
-        self.latent_dim = latent_dim
-        self.likelihood = likelihood
-        self.gaussian_std = gaussian_std
-        self.binarize = binarize
-        self.value_range = value_range
-        self.image_shape = image_shape
-        self.random_state = random_state
+        _keep_parameters(self, locals())
 
     def _validate_fit(self, X, y) -> tuple[torch.Tensor, None]:
         x, _ = super()._validate_fit(X, y)
@@ -758,6 +631,13 @@ def _plain(value: Any) -> Any:
 def _dtype_of(X) -> np.dtype:
     dtype = getattr(X, "dtype", None)
     return np.dtype(dtype) if isinstance(dtype, np.dtype) else np.dtype(np.float64)
+
+
+def _keep_parameters(estimator: BaseEstimator, parameters: dict[str, Any]) -> None:
+    """scikit-learn's ``__init__`` convention: store each parameter, unchanged, under its own name."""
+    for name, value in parameters.items():
+        if name != "self":
+            setattr(estimator, name, value)
 
 
 def _silent(message: str) -> None:
