@@ -99,11 +99,6 @@ def sum_over_processes(t: torch.Tensor, context: Context) -> torch.Tensor:
     return t
 
 
-def barrier(context: Context) -> None:
-    if context.active:
-        dist.barrier()
-
-
 def wrap(module: nn.Module, context: Context, device: torch.device) -> nn.Module:
     """``module`` in DistributedDataParallel (which starts from rank 0's parameters), or as it is alone."""
     if not context.active:

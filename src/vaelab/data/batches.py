@@ -1,5 +1,5 @@
-"""Training batches of an in-memory dataset: the seeded order of each epoch, split into global batches, of
-which each process takes its rows (one process takes them all)."""
+"""Training batches: global batches of which each process takes its rows (one process takes them all), and
+the in-memory source of them, gathered by index in each epoch's seeded order (data/stream.py streams them)."""
 
 from __future__ import annotations
 
