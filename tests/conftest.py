@@ -59,3 +59,48 @@ def tiny_overrides(tiny_npz, tmp_path):
         f"train.out_dir={tmp_path / 'runs'}",
         "train.name=tiny",
     ]
+
+
+EXPLORER_RUNS = {  # tiny digits runs, one per kind of page the explorer builds
+    "vae2": ["model.latent_dim=2"],
+    "vae4": ["model.latent_dim=4"],
+    "cvae": ["model.latent_dim=3", "model.conditional=true"],
+    "joint": ["model.name=joint-vae", "model.latent_dim=3", "model.discrete=[4]"],
+}
+
+
+@pytest.fixture(scope="session")
+def explorer_runs(tmp_path_factory) -> dict:
+    """Run folders of a 2-D VAE, a 4-D VAE, a conditional VAE and a JointVAE on sklearn's digits (~1 s each)."""
+    from vaelab import train
+
+    out = tmp_path_factory.mktemp("explorer-runs")
+    common = ["data.name=digits", "model.hidden=[32]", "train.epochs=4", "train.batch_size=64", "train.threads=1",
+              "train.progress=never", "train.report=false", "train.frames=false", f"train.out_dir={out}"]  # fmt: skip
+    return {name: train(None, [*common, *keys, f"train.name={name}"]).path for name, keys in EXPLORER_RUNS.items()}
+
+
+@pytest.fixture(scope="session")
+def live_explorer(explorer_runs):
+    """A real uvicorn server (in a thread, on a free port) over the 2-D, conditional and JointVAE runs: its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from vaelab.web import create_app, load_explorers
+    from vaelab.web.server import bind, url
+
+    sock = bind("127.0.0.1", 0)
+    app = create_app(load_explorers([explorer_runs[name] for name in ("vae2", "cvae", "joint")]))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start within 30 s"
+    yield url(sock).rstrip("/")
+    server.should_exit = True
+    thread.join(10)
+    sock.close()

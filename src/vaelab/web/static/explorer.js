@@ -204,10 +204,11 @@ function drawMaps() {
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, view.size, view.size);
     ctx.globalAlpha = 0.6;
+    const dot = Math.min(6, Math.max(2, 120 / Math.sqrt(map.points.length)));  // bigger dots when there are few
     map.points.forEach((p, i) => {
       ctx.fillStyle = map.colours[map.labels ? map.labels[i] : 0];
       const [x, y] = toPixel(view, p);
-      ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+      ctx.fillRect(x - dot / 2, y - dot / 2, dot, dot);
     });
     Object.assign(map, { view, layer });
     $(`map-caption-${k}`).textContent = `${map.points.length} test images; axes ${map.axes.filter(Boolean).join(", ")}`;
