@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..errors import VaelabError
@@ -152,7 +153,10 @@ def create_app(explorers: list[Explorer]) -> FastAPI:
         request: Request,
         label: Annotated[int | None, Query(ge=0, lt=MAX_CATEGORIES, description="conditional models")] = None,
     ) -> Encoded:
-        data = await request.body()
+        try:
+            data = await request.body()
+        except ClientDisconnect:  # nobody is left to answer; not a server error
+            return Response(status_code=400)
         return await run_in_threadpool(e.encode_upload, data, request.headers.get("content-type", ""), label)
 
     @app.post("/api/runs/{run_id}/interpolate", response_class=Response, responses=PNG, summary="Interpolate")
