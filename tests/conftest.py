@@ -82,25 +82,9 @@ def explorer_runs(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def live_explorer(explorer_runs):
-    """A real uvicorn server (in a thread, on a free port) over the 2-D, conditional and JointVAE runs: its URL."""
-    import threading
-    import time
+    """A real uvicorn server (in a thread, on a free port) over the four explorer runs: its URL."""
+    from vaelab.web import load_explorers
+    from vaelab.web.server import BackgroundServer
 
-    import uvicorn
-
-    from vaelab.web import create_app, load_explorers
-    from vaelab.web.server import bind, url
-
-    sock = bind("127.0.0.1", 0)
-    app = create_app(load_explorers([explorer_runs[name] for name in ("vae2", "cvae", "joint")]))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start within 30 s"
-    yield url(sock).rstrip("/")
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with BackgroundServer(load_explorers([explorer_runs[name] for name in EXPLORER_RUNS])) as url:
+        yield url

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -66,3 +68,31 @@ def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8765
     log(f"vaelab explorer: {url(sock)}  ({', '.join(e.name for e in explorers)}; Ctrl+C stops)")
     config = uvicorn.Config(create_app(explorers), log_level="warning", timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+class BackgroundServer:
+    """uvicorn serving the explorer over ``explorers`` from a thread, on a free port of 127.0.0.1 (tests, benches):
+    ``with BackgroundServer(explorers) as url: ...``."""
+
+    def __init__(self, explorers: list[Explorer], timeout: float = 30.0):
+        import uvicorn
+
+        self.socket = bind("127.0.0.1", 0)
+        config = uvicorn.Config(create_app(explorers), log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+        self.timeout = timeout
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + self.timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the explorer's server did not start within {self.timeout} s")
+            time.sleep(0.02)
+        return url(self.socket).rstrip("/")
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(self.timeout)
+        self.socket.close()
