@@ -26,6 +26,7 @@ guide: install data
 bench: install data
 	$(PY) bench/train_throughput.py
 	$(PY) bench/eval_throughput.py
+	$(PY) bench/serve_latency.py
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests bench
