@@ -23,13 +23,14 @@ test: install-test
 guide: install data
 	$(PY) docs/guide/make_guide.py $(ARGS)
 
-# fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search
+# fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search, explorer latency
 bench: install data
 	$(PY) bench/train_throughput.py
 	$(PY) bench/ddp_throughput.py
 	$(PY) bench/eval_throughput.py
 	$(PY) bench/stream_memory.py
 	$(PY) bench/sklearn_grid_search.py
+	$(PY) bench/serve_latency.py
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests bench

@@ -59,3 +59,32 @@ def tiny_overrides(tiny_npz, tmp_path):
         f"train.out_dir={tmp_path / 'runs'}",
         "train.name=tiny",
     ]
+
+
+EXPLORER_RUNS = {  # tiny digits runs, one per kind of page the explorer builds
+    "vae2": ["model.latent_dim=2"],
+    "vae4": ["model.latent_dim=4"],
+    "cvae": ["model.latent_dim=3", "model.conditional=true"],
+    "joint": ["model.name=joint-vae", "model.latent_dim=3", "model.discrete=[4]"],
+}
+
+
+@pytest.fixture(scope="session")
+def explorer_runs(tmp_path_factory) -> dict:
+    """Run folders of a 2-D VAE, a 4-D VAE, a conditional VAE and a JointVAE on sklearn's digits (~1 s each)."""
+    from vaelab import train
+
+    out = tmp_path_factory.mktemp("explorer-runs")
+    common = ["data.name=digits", "model.hidden=[32]", "train.epochs=4", "train.batch_size=64", "train.threads=1",
+              "train.progress=never", "train.report=false", "train.frames=false", f"train.out_dir={out}"]  # fmt: skip
+    return {name: train(None, [*common, *keys, f"train.name={name}"]).path for name, keys in EXPLORER_RUNS.items()}
+
+
+@pytest.fixture(scope="session")
+def live_explorer(explorer_runs):
+    """A real uvicorn server (in a thread, on a free port) over the four explorer runs: its URL."""
+    from vaelab.web import load_explorers
+    from vaelab.web.server import BackgroundServer
+
+    with BackgroundServer(load_explorers([explorer_runs[name] for name in EXPLORER_RUNS])) as url:
+        yield url

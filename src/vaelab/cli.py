@@ -319,6 +319,23 @@ def report(run: RunArg) -> None:
 
 
 @app.command()
+def serve(
+    runs: Annotated[list[Path], typer.Argument(help="One or more run folders; several are shown side by side.")],
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on; other than 127.0.0.1 exposes the explorer.")] = (
+        "127.0.0.1"
+    ),
+) -> None:
+    """The latent explorer: a local web page with sliders, the latent map, interpolations and your own images."""
+    import torch
+
+    from .web import serve as run_server
+
+    torch.set_num_threads(1)  # one image per request: a single thread is fastest and leaves cores to others
+    run_server(runs, host, port, log=lambda message: typer.echo(message, err=message.startswith("warning")))
+
+
+@app.command()
 def export(
     run: RunArg,
     format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript")] = "onnx",

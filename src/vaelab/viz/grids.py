@@ -41,12 +41,17 @@ def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, 
     return image_grid(torch.cat(rows), ncols=ncols)
 
 
-def save_png(array: np.ndarray, path: str | Path, scale: int = 1) -> Path:
-    """Save a uint8 (rows, cols, 1 or 3) array as PNG (atomically), upscaled by ``scale`` with nearest pixels."""
+def png_bytes(array: np.ndarray, scale: int = 1, compress_level: int = 6) -> bytes:
+    """A uint8 (rows, cols, 1 or 3) array as the bytes of a PNG file, upscaled by ``scale`` with nearest pixels."""
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def save_png(array: np.ndarray, path: str | Path, scale: int = 1) -> Path:
+    """Save a uint8 (rows, cols, 1 or 3) array as PNG (atomically), upscaled by ``scale`` with nearest pixels."""
+    atomic_write_bytes(path, png_bytes(array, scale))
     return Path(path)

@@ -29,6 +29,22 @@ class LatentPoints:
     axes: tuple[str, str]
     method: str  # "latents" (2-D latents as they are), "pca" or "tsne"
     dims: int  # continuous latent dimensions
+    inverse: tuple[np.ndarray, np.ndarray] | None = None  # (origin (D,), basis (2, D)); see ``project``
+
+    def to_latents(self, points: np.ndarray) -> np.ndarray:
+        """Latents (N, D) of 2-D map positions (N, 2): origin + points @ basis (the PCA plane through the mean;
+        other directions at the mean). t-SNE maps cannot be inverted."""
+        if self.inverse is None:
+            raise ConfigError("a t-SNE map has no inverse: use the PCA map to go from map positions to latents")
+        origin, basis = self.inverse
+        return origin + np.asarray(points, dtype=np.float64) @ basis
+
+    def to_map(self, latents: np.ndarray) -> np.ndarray:
+        """Map positions (N, 2) of latents (N, D): (latents - origin) @ basis^T (the basis rows are orthonormal)."""
+        if self.inverse is None:
+            raise ConfigError("a t-SNE map cannot place new points: use the PCA map")
+        origin, basis = self.inverse
+        return (np.asarray(latents, dtype=np.float64) - origin) @ basis.T
 
 
 @torch.no_grad()
@@ -43,37 +59,39 @@ def continuous_means(model, x: torch.Tensor, y: torch.Tensor | None, batch_size:
     return torch.cat(means).double().numpy()
 
 
-def project(means: np.ndarray, method: Method = "auto", seed: int = 0) -> tuple[np.ndarray, tuple[str, str], str]:
+def project(means: np.ndarray, method: Method = "auto", seed: int = 0):
     """2-D points from latent means (N, D): the means themselves when D <= 2 (``auto``), else PCA, or t-SNE
-    (``tsne``, perplexity 30, PCA initialisation)."""
+    (``tsne``, perplexity 30, PCA initialisation). Returns (points (N, 2), axis names, method, inverse), the
+    inverse (origin (D,), basis (2, D)) taking a point p back to latents origin + p @ basis (None for t-SNE)."""
     n, d = means.shape
     if method == "auto" and d <= 2:
         points = means if d == 2 else np.column_stack([means[:, 0], np.zeros(n)])
-        return points, ("z0", "z1" if d == 2 else ""), "latents"
+        return points, ("z0", "z1" if d == 2 else ""), "latents", (np.zeros(d), np.eye(2, d))
     if method == "tsne":
         from sklearn.manifold import TSNE
 
         perplexity = min(30.0, max(2.0, (n - 1) / 3))
         tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=1)
-        return tsne.fit_transform(means), ("t-SNE 1", "t-SNE 2"), "tsne"
+        return tsne.fit_transform(means), ("t-SNE 1", "t-SNE 2"), "tsne", None
     if method not in ("auto", "pca"):
         raise ConfigError(f"latent map method must be auto, pca or tsne; got {method!r}")
     from sklearn.decomposition import PCA
 
     pca = PCA(min(2, d), random_state=seed).fit(means)
     points = pca.transform(means)
+    basis = np.vstack([pca.components_, np.zeros((2 - len(pca.components_), d))])  # (2, D)
     if points.shape[1] == 1:
         points = np.column_stack([points[:, 0], np.zeros(n)])
     share = list(pca.explained_variance_ratio_) + [0.0]
-    return points, (f"PC1 ({share[0]:.0%} of variance)", f"PC2 ({share[1]:.0%})"), "pca"
+    return points, (f"PC1 ({share[0]:.0%} of variance)", f"PC2 ({share[1]:.0%})"), "pca", (pca.mean_, basis)
 
 
 def latent_points(run, split: str = "test", n: int = MAP_IMAGES, method: Method = "auto") -> LatentPoints:
     """The posterior means of the first n images of ``split``, as 2-D points."""
     x, y = split_float(run, split, n)
     means = continuous_means(run.model, x, run.as_labels(y) if run.conditional else None)
-    points, axes, made_by = project(means, method)
-    return LatentPoints(points, None if y is None else y.numpy(), axes, made_by, means.shape[1])
+    points, axes, made_by, inverse = project(means, method)
+    return LatentPoints(points, None if y is None else y.numpy(), axes, made_by, means.shape[1], inverse)
 
 
 def draw_latent_map(points: LatentPoints, class_names: list[str] | None = None, title: str = "") -> np.ndarray:

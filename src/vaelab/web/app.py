@@ -1,0 +1,175 @@
+"""The explorer's FastAPI app: a JSON and PNG API over one or more runs, and the static page.
+
+Every input is validated (schemas.py) and bad input gets a 4xx with a message in ``detail``. Request bodies are
+capped at 2 MiB before they are read (``Guard``). Model calls run in the thread pool, so a slow client, which
+only holds the event loop while its bytes trickle in, never blocks the others. The page and its scripts come
+from ``static/`` only, and the Content-Security-Policy forbids anything from elsewhere. The OpenAPI schema is
+at /openapi.json; the interactive /docs page is off, as it loads its scripts from a CDN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from .. import __version__
+from ..errors import VaelabError
+from .explorer import Explorer
+from .schemas import (
+    MAX_CATEGORIES,
+    MAX_INDEX,
+    DecodeRequest,
+    Encoded,
+    EncodeRequest,
+    InterpolateRequest,
+    LatentMap,
+    RequestError,
+    RunInfo,
+)
+from .uploads import FORMATS, MAX_UPLOAD_BYTES
+
+STATIC = FilePath(__file__).parent / "static"
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+UPLOAD_BODY = {
+    "required": True,
+    "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in FORMATS},
+    "description": f"the image file's bytes, at most {MAX_UPLOAD_BYTES} bytes and 4096 pixels per side",
+}
+
+
+class Guard:
+    """ASGI middleware: refuses request bodies above ``limit`` bytes with 413 (by Content-Length before reading,
+    or while counting a chunked body) and adds the security headers to every response."""
+
+    def __init__(self, app, limit: int = MAX_UPLOAD_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit():
+            return await self.reply(send, 400, "Content-Length must be a number of bytes")
+        if int(length) > self.limit:
+            return await self.reply(send, 413, f"{self.too_large} (this one has {int(length)} bytes)")
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, self.too_large)
+            return message
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, counted, with_headers)
+
+    @property
+    def too_large(self) -> str:
+        return f"the request body is too large: the limit is {self.limit} bytes ({self.limit / 2**20:g} MiB)"
+
+    async def reply(self, send, status: int, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + SECURITY_HEADERS})
+        await send({"type": "http.response.body", "body": body})
+
+
+def chosen_run(
+    request: Request, run_id: Annotated[int, Path(ge=0, le=MAX_INDEX, description="the run's index")]
+) -> Explorer:
+    explorers = request.app.state.explorers
+    if run_id >= len(explorers):
+        raise RequestError(f"no run {run_id}: this explorer has runs 0..{len(explorers) - 1}", 404)
+    return explorers[run_id]
+
+
+Run = Annotated[Explorer, Depends(chosen_run)]
+
+
+def create_app(explorers: list[Explorer]) -> FastAPI:
+    """The app over these runs (ids 0, 1, ... in the given order)."""
+    app = FastAPI(
+        title="vaelab explorer",
+        version=__version__,
+        description="Decode latents, encode images, walk the latent map of trained vaelab runs. "
+        "Errors: a 4xx with a message in `detail`.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(Guard)
+    app.state.explorers = explorers
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 without echoing the input, which may hold NaN (not JSON: FastAPI's own handler fails)."""
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(VaelabError)
+    async def user_error(request: Request, err: VaelabError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=getattr(err, "status", 422))
+
+    @app.get("/api/runs", response_model=list[RunInfo], summary="The runs, their latent spec and dimensions")
+    def runs() -> list[RunInfo]:
+        return [e.info() for e in explorers]
+
+    @app.get("/api/runs/{run_id}/map", response_model=LatentMap, summary="Test latents as 2-D points")
+    def latent_map(e: Run) -> LatentMap:
+        return e.latent_map()
+
+    @app.post("/api/runs/{run_id}/decode", response_class=Response, responses=PNG, summary="Decode a latent")
+    def decode(e: Run, request: DecodeRequest) -> Response:
+        return Response(e.decode_png(request), media_type="image/png")
+
+    @app.post("/api/runs/{run_id}/encode", response_model=Encoded, summary="Encode a test image")
+    def encode(e: Run, request: EncodeRequest) -> Encoded:
+        return e.encode_test(request.index)
+
+    @app.post(
+        "/api/runs/{run_id}/upload", response_model=Encoded, openapi_extra={"requestBody": UPLOAD_BODY},
+        summary="Encode your own PNG or JPEG image",
+        responses={413: {"description": "body above 2 MiB"}, 415: {"description": "not PNG or JPEG"}},
+    )  # fmt: skip
+    async def upload(
+        e: Run,
+        request: Request,
+        label: Annotated[int | None, Query(ge=0, lt=MAX_CATEGORIES, description="conditional models")] = None,
+    ) -> Encoded:
+        try:
+            data = await request.body()
+        except ClientDisconnect:  # nobody is left to answer; not a server error
+            return Response(status_code=400)
+        return await run_in_threadpool(e.encode_upload, data, request.headers.get("content-type", ""), label)
+
+    @app.post("/api/runs/{run_id}/interpolate", response_class=Response, responses=PNG, summary="Interpolate")
+    def interpolate(e: Run, request: InterpolateRequest) -> Response:
+        return Response(e.interpolate_png(request.i, request.j, request.steps, request.slerp), media_type="image/png")
+
+    @app.get("/api/runs/{run_id}/test-images/{index}", response_class=Response, responses=PNG, summary="A test image")
+    def test_image(e: Run, index: Annotated[int, Path(ge=0, le=MAX_INDEX)]) -> Response:
+        return Response(e.test_image_png(index), media_type="image/png")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
