@@ -103,10 +103,17 @@ def evaluate(
     probes: Annotated[bool, typer.Option(help="Linear and kNN probes of the latent means.")] = True,
     fid: Annotated[bool, typer.Option(help="Fréchet distance of prior samples (small-classifier features).")] = True,
     batch_size: Annotated[int, typer.Option(min=1)] = 1024,
+    disentanglement: Annotated[
+        bool,
+        typer.Option(help="beta-VAE, FactorVAE, MIG, SAP and DCI scores against the factors (shapes datasets)."),
+    ] = False,
+    disentanglement_points: Annotated[
+        int, typer.Option(min=20, help="Training points of each metric (evaluation points: half); 10000 as published.")
+    ] = 10_000,
 ) -> None:
-    """-ELBO and its terms, IW-NLL, active units, probes, Fréchet distance; writes eval.json in the run folder.
+    """-ELBO and its terms, IW-NLL, active units, probes, Fréchet distance, disentanglement; writes eval.json.
 
-    All terms per image in nats; docs/evaluation.md says what each number means."""
+    All terms per image in nats; docs/evaluation.md and docs/metrics.md say what each number means."""
     from .evaluate import run_evaluation, write_eval
     from .evaluate.suite import collapse_warning, report_lines
     from .run import load_run
@@ -115,7 +122,10 @@ def evaluate(
     set_threads(0)
     loaded = load_run(run)
     log = lambda message: typer.echo(message, err=True)  # noqa: E731
-    results = run_evaluation(loaded, split, iw_samples, probes, fid, batch_size, log=log)
+    results = run_evaluation(
+        loaded, split, iw_samples, probes, fid, batch_size, log=log,
+        disentanglement=disentanglement, disentanglement_points=disentanglement_points,
+    )  # fmt: skip
     write_eval(loaded, results)
     typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
     for line in report_lines(results):
