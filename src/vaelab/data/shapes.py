@@ -32,7 +32,7 @@ from ..checkpoint import atomic_write_text
 
 VERSION = 1  # bump when the drawing changes: cached files of other versions are then ignored
 SIZE = 64  # image height and width
-PATCH = 32  # a sprite is drawn in a PATCH x PATCH square, placed at offsets 0 .. SIZE - PATCH
+PATCH = 32  # a sprite is drawn in a PATCH x PATCH square, placed at offsets 0 .. SIZE - PATCH - 1
 RADIUS = 10.0  # pixels: half the side of the square at scale 1 (rotated, it stays inside the patch)
 SHAPE_NAMES = ("square", "ellipse", "heart")
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
@@ -68,8 +68,9 @@ class Grid:
         ]
 
     def offsets(self) -> np.ndarray:
-        """Pixel offset of the patch for each position value: round(pos * (SIZE - PATCH))."""
-        return np.rint(self.values()[3] * (SIZE - PATCH)).astype(np.int64)
+        """Pixel offset of the patch for each position value: round(pos * 31), 0 .. 31 one pixel apart on the
+        full grid."""
+        return np.rint(self.values()[3] * (SIZE - PATCH - 1)).astype(np.int64)
 
 
 GRIDS = {"shapes": Grid("shapes", 6, 40, 32), "shapes-small": Grid("shapes-small", 3, 8, 8)}
