@@ -163,7 +163,8 @@ def shapes_run(tmp_path_factory):
 
 
 def _vaelab(*args):
-    return subprocess.run([sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "vaelab", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def test_eval_disentanglement_writes_every_metric_and_prints_the_table(shapes_run):
