@@ -109,10 +109,17 @@ def evaluate(
         str, typer.Option(help="IW-NLL networks in fp32, bf16, or auto (bf16 where a probe finds it faster).")
     ] = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto (GPU paths untested).")] = "cpu",
+    disentanglement: Annotated[
+        bool,
+        typer.Option(help="beta-VAE, FactorVAE, MIG, SAP and DCI scores against the factors (shapes datasets)."),
+    ] = False,
+    disentanglement_points: Annotated[
+        int, typer.Option(min=20, help="Training points of each metric (evaluation points: half); 10000 as published.")
+    ] = 10_000,
 ) -> None:
-    """-ELBO and its terms, IW-NLL, active units, probes, Fréchet distance; writes eval.json in the run folder.
+    """-ELBO and its terms, IW-NLL, active units, probes, Fréchet distance, disentanglement; writes eval.json.
 
-    All terms per image in nats; docs/evaluation.md says what each number means."""
+    All terms per image in nats; docs/evaluation.md and docs/metrics.md say what each number means."""
     from .devices import resolve_device
     from .evaluate import run_evaluation, write_eval
     from .evaluate.suite import collapse_warning, report_lines
@@ -122,7 +129,10 @@ def evaluate(
     set_threads(0)
     loaded = load_run(run, resolve_device(device))
     log = lambda message: typer.echo(message, err=True)  # noqa: E731
-    results = run_evaluation(loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision)
+    results = run_evaluation(
+        loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision,
+        disentanglement=disentanglement, disentanglement_points=disentanglement_points,
+    )  # fmt: skip
     write_eval(loaded, results)
     typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
     for line in report_lines(results):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from vaelab.data.shapes import PackedImages
 from vaelab.data.sources import SOURCES, DatasetInfo, load_source, resolve
 from vaelab.data.stream import StreamFile, read_npy_dataset
 from vaelab.distributions import BatchShard, Generator
@@ -83,16 +84,20 @@ def load_dataset(
     if resolve(name, data_dir)[0] == "npy":
         return _load_streamed(name, resolve(name, data_dir)[1], val_fraction, test_fraction, binarize, limit)
     raw = load_source(name, data_dir)
-    x, y = _images(raw.train_x, binarize), _tensor(raw.train_y)
+    images = _source_images(raw.train_x, binarize)
+    rest = torch.arange(len(images))
     if raw.test_x is None:
-        _check_sizes(name, len(x), test_fraction, val_fraction)
-        test_x, test_y, x, y = _carve(x, y, test_fraction, _TEST_SEED)
+        _check_sizes(name, len(rest), test_fraction, val_fraction)
+        test_idx, rest = _carve(rest, test_fraction, _TEST_SEED)
+        test_x, test_y = _take(images, test_idx), _labels(raw.train_y, test_idx)
     else:
-        _check_sizes(name, len(x), 0.0, val_fraction)
-        test_x, test_y = _images(raw.test_x, binarize), _tensor(raw.test_y)
-    val_x, val_y, x, y = _carve(x, y, val_fraction, seed)
+        _check_sizes(name, len(rest), 0.0, val_fraction)
+        test_x, test_y = _take(_source_images(raw.test_x, binarize)), _labels(raw.test_y)
+    val_idx, train_idx = _carve(rest, val_fraction, seed)
     if limit is not None:
-        x, y = x[:limit].clone(), None if y is None else y[:limit].clone()
+        train_idx = train_idx[:limit]
+    val_x, val_y = _take(images, val_idx), _labels(raw.train_y, val_idx)
+    x, y = _take(images, train_idx), _labels(raw.train_y, train_idx)
     return ImageData(name, x, y, val_x, val_y, test_x, test_y, raw.class_names, binarize, raw.description)
 
 
@@ -176,14 +181,25 @@ def available_datasets(data_dir: str | None = None) -> list[DatasetInfo]:
     ]
 
 
-def _images(array: np.ndarray, binarize: str) -> torch.Tensor:
-    """A fresh uint8 tensor of a (cached, shared) source array; binarised once here when static."""
-    x = torch.from_numpy(array)
-    return _binarize_static(x) if binarize == "static" else x.clone()
+def _source_images(images: np.ndarray | PackedImages, binarize: str) -> np.ndarray | PackedImages:
+    """A source's images to index splits from: binarised once here, whole and in source order, when static
+    (binary images, such as packed ones, are their own static binarisation: it is exact at 0 and 255)."""
+    if binarize == "static" and isinstance(images, np.ndarray):
+        return _binarize_static(torch.from_numpy(images)).numpy()
+    return images
 
 
-def _tensor(labels: np.ndarray | None) -> torch.Tensor | None:
-    return None if labels is None else torch.from_numpy(labels).clone()
+def _take(images: np.ndarray | PackedImages, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """A fresh uint8 tensor of the images at ``idx`` (all when None): the only copy made of them."""
+    if idx is None:
+        return torch.from_numpy(np.array(images[:]))
+    return torch.from_numpy(np.ascontiguousarray(images[idx.numpy()]))
+
+
+def _labels(labels: np.ndarray | None, idx: torch.Tensor | None = None) -> torch.Tensor | None:
+    if labels is None:
+        return None
+    return torch.from_numpy(labels.copy() if idx is None else labels[idx.numpy()])
 
 
 def _count(n: int, fraction: float) -> int:
@@ -200,13 +216,11 @@ def _check_sizes(name: str, n: int, test_fraction: float, val_fraction: float) -
         )
 
 
-def _carve(
-    x: torch.Tensor, y: torch.Tensor | None, fraction: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-    """(part_x, part_y, rest_x, rest_y): a random `fraction` of the images and the rest, both shuffled."""
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    take, keep = perm[: _count(len(x), fraction)], perm[_count(len(x), fraction) :]
-    return x[take], None if y is None else y[take], x[keep], None if y is None else y[keep]
+def _carve(idx: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(part, rest): a random ``fraction`` of the indices ``idx`` and the others, both in shuffled order."""
+    perm = torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))
+    k = _count(len(idx), fraction)
+    return idx[perm[:k]], idx[perm[k:]]
 
 
 def _binarize_static(x: torch.Tensor) -> torch.Tensor:

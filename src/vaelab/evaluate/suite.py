@@ -7,6 +7,8 @@ from typing import Any
 
 from ..errors import DataError
 from ..run import Run
+from .disentanglement import HEADLINE
+from .factors import PROTOCOL_POINTS, evaluate_disentanglement
 from .fid import evaluate_fid
 from .latents import evaluate_latents
 from .likelihood import evaluate_run
@@ -22,11 +24,19 @@ def run_evaluation(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     precision: str = "fp32",
+    disentanglement: bool = False,
+    disentanglement_points: int = PROTOCOL_POINTS,
 ) -> dict[str, Any]:
     """-ELBO and its terms, the IW-NLL with ``iw_samples`` samples (0: skipped; models without a density:
-    None), KL per dimension and active units, the probes (``probes``), clustering of discrete latents and the
-    Fréchet distance of prior samples (``fid``; skipped with a note on unlabelled data). ``precision`` (fp32,
-    bf16, auto) applies to the IW-NLL, the one costly part."""
+    None), KL per dimension and active units, the probes (``probes``), clustering of discrete latents, the
+    Fréchet distance of prior samples (``fid``; skipped with a note on unlabelled data) and, with
+    ``disentanglement``, the disentanglement metrics against the dataset's factors (DataError without factors,
+    raised before anything else is computed). ``precision`` (fp32, bf16, auto) applies to the IW-NLL, the one
+    costly part."""
+    if disentanglement:
+        from ..data.sources import factor_source
+
+        factor_source(run.config.data.name)  # fail now, not after minutes of other measurements
     results = evaluate_run(run, split, batch_size, iw_samples, progress, precision)
     results |= evaluate_latents(run, split, probes)
     if fid:
@@ -34,6 +44,8 @@ def run_evaluation(
             results |= evaluate_fid(run, split, log=log)
         except DataError as err:
             results["fid"] = {"skipped": str(err)}
+    if disentanglement:
+        results |= evaluate_disentanglement(run, disentanglement_points, log=log)
     return results
 
 
@@ -87,7 +99,44 @@ def report_lines(results: dict[str, Any]) -> list[str]:
             f"Fréchet distance, small-classifier features (not Inception FID): samples {fid['samples']:.3f}, "
             f"training images {fid['train_images']:.3f} (reference), n={fid['n']}"
         )
+    if "disentanglement" in results:
+        lines += disentanglement_lines(results["disentanglement"])
     return lines
+
+
+def disentanglement_lines(results: dict[str, Any]) -> list[str]:
+    """The printed form of the ``disentanglement`` results: a table of the metrics, then the discrete latents."""
+    factors = ", ".join(f"{name} {size}" for name, size in results["factors"].items())
+    beta, fvae, dci, p = results["beta_vae"], results["factor_vae"], results["dci"], results["points"]
+    rows = [
+        ["beta-VAE score", f"{beta['score']:.3f}", f"train accuracy {beta['train_accuracy']:.3f}"],
+        ["FactorVAE score", f"{fvae['score']:.3f}",
+         f"train accuracy {fvae['train_accuracy']:.3f}, {fvae['active_dims']} dims kept"],
+        ["MIG", f"{results['mig']['score']:.3f}", _per_factor(results, "mig")],
+        ["SAP", f"{results['sap']['score']:.3f}", _per_factor(results, "sap")],
+        ["DCI disentanglement", f"{dci['disentanglement']:.3f}", ""],
+        ["DCI completeness", f"{dci['completeness']:.3f}", ""],
+        ["DCI informativeness", f"{dci['informativeness']:.3f}",
+         f"test accuracy (train {dci['informativeness_train']:.3f})"],
+    ]  # fmt: skip
+    lines = [f"disentanglement on {results['dataset']} ({factors}; {p} training / {p // 2} evaluation points)"]
+    lines += _table(rows, ["metric", "score", "detail"])
+    for d in results.get("discrete", []):
+        lines.append(
+            f"discrete latent {d['latent']} ({d['categories']} categories) vs {d['factor']} ({d['factor_values']} "
+            f"values): I = {d['mutual_information']:.3f} nats ({d['fraction_of_entropy']:.1%} of H), "
+            f"accuracy {d['accuracy']:.4f} (Hungarian), NMI {d['nmi']:.4f}"
+        )
+    seconds = sum(results[name]["seconds"] for name in HEADLINE)
+    table = results.get("code_table")
+    encoded = f" after encoding all {table['images']:,} grid images once ({table['seconds']:.0f} s)" if table else ""
+    lines.append(f"disentanglement metrics: {seconds:.0f} s{encoded}")
+    return lines
+
+
+def _per_factor(results: dict[str, Any], metric: str) -> str:
+    pairs = zip(results["factors"], results[metric]["per_factor"], strict=True)
+    return "per factor: " + " ".join(f"{name}={value:.2f}" for name, value in pairs)
 
 
 def collapse_warning(results: dict[str, Any]) -> str | None:
