@@ -198,7 +198,7 @@ def _read_or_generate(grid: Grid) -> np.ndarray:
     images_path, manifest_path = cache_paths(grid.name)
     problem = _check_cache(grid, images_path, manifest_path)
     if problem is None:
-        return np.load(images_path, mmap_mode="r")
+        return np.load(images_path, mmap_mode="r", allow_pickle=False)
     if problem != "missing":
         _say(f"{images_path} is damaged ({problem}); generating it again")
     start = time.perf_counter()
@@ -217,7 +217,7 @@ def _check_cache(grid: Grid, images_path: Path, manifest_path: Path) -> str | No
         return "missing"
     try:
         manifest = json.loads(manifest_path.read_text())
-        packed = np.load(images_path, mmap_mode="r")
+        packed = np.load(images_path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:
         return f"unreadable: {err}"
     expected = (grid.n_images, SIZE * SIZE // 8)
