@@ -2,7 +2,7 @@
 
 Trains configs/cvae-mlp.yaml on each dataset, trains the feature classifier on the real training images, and
 prints the share of 1,000 prior samples (100 per class, temperature 1) that the classifier labels as requested,
-overall and per class. Not part of `make bench` (about 12 minutes on 2 cores); tests/test_family_quality.py runs
+overall and per class. Not part of `make bench` (11.5 minutes on 2 cores); tests/test_family_quality.py runs
 a shorter budget as a regression guard.
 Run: .venv/bin/python bench/cvae_sample_accuracy.py
 """
