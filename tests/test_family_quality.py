@@ -14,11 +14,11 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 
 # The target is 0.9 on both datasets, met at the full budget (bench/cvae_sample_accuracy.py: mnist-5k
 # 0.915, Fashion-MNIST 0.911 after 40 epochs judged by a 30-epoch classifier). Fashion-MNIST runs a shorter
-# budget here to keep make test quick (measured 0.882 with 20 epochs and a 10-epoch classifier), so its floor
+# budget here to keep make test quick (measured 0.788 with 10 epochs and a 3-epoch classifier), so its floor
 # guards against regressions rather than restating the target.
 BUDGETS = {  # dataset -> (overrides, classifier epochs, floor)
     "mnist-5k": (["data.binarize=dynamic", "train.epochs=40"], 10, 0.9),
-    "fashion-mnist": (["train.epochs=20"], 10, 0.85),
+    "fashion-mnist": (["train.epochs=10"], 3, 0.75),
 }
 
 
