@@ -53,6 +53,8 @@ EPOCHS = 30  # epochs of the mnist-5k runs (4,050 training images: about 1 s per
 BETAS = [0.5, 1.0, 2.0, 4.0, 8.0]
 FASHION_EPOCHS = 10  # Fashion-MNIST runs (54,000 training images: about 4 s per epoch here)
 TRAVERSE_INDEX = 0  # the test image whose latents the traversal starts from
+
+
 class SectionNotRun(Exception):
     """A section whose runs do not exist, met while only collecting (``--only`` another section)."""
 
