@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from vaelab import load_run  # noqa: E402
+from vaelab.checkpoint import atomic_write_text  # noqa: E402
 from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
 from vaelab.viz.curves import mean_sigma  # noqa: E402
 from vaelab.viz.grids import save_png  # noqa: E402
@@ -88,7 +89,7 @@ class Guide:
         if result.returncode != 0:
             sys.exit(f"make_guide: `{command}` failed:\n{result.stderr}")
         self.seconds[command] = time.perf_counter() - start
-        (ROOT / TIMINGS).write_text(json.dumps(self.seconds, indent=1))
+        atomic_write_text(ROOT / TIMINGS, json.dumps(self.seconds, indent=1))
         print(f"  ({self.seconds[command]:.0f} s)", file=sys.stderr, flush=True)
         return result.stdout
 
