@@ -144,6 +144,30 @@ def evaluate(
 
 
 @app.command()
+def consensus(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run folders of one config trained with different seeds (joint-vae).")
+    ],
+) -> None:
+    """Keep, without labels, the restart whose discrete codes agree most with the others' (mean adjusted
+    Rand index on the first run's training and validation images); prints each run's agreement and the
+    chosen run."""
+    from .evaluate.agreement import code_agreement, recorded_accuracy
+    from .run import load_run
+    from .trainer import set_threads
+
+    set_threads(0)
+    result = code_agreement([load_run(path) for path in runs])
+    rows = []
+    for i, (path, score) in enumerate(zip(result.paths, result.mean_ari, strict=True)):
+        accuracy = recorded_accuracy(path)  # a labelled score, shown beside the choice, never used by it
+        accuracy = "-" if accuracy is None else f"{accuracy:.3f}"
+        rows.append([str(path), f"{score:.3f}", accuracy, "<- chosen" if i == result.chosen else ""])
+    _print_table(rows, ["run", "mean ARI to the others", "test clustering accuracy (eval.json)", ""])
+    typer.echo(f"chosen: {result.paths[result.chosen]} ({result.n_images} training and validation images compared, no labels)")
+
+
+@app.command()
 def convert(
     source: Annotated[str, typer.Argument(help="A dataset name: fashion-mnist, mnist, npz:PATH, folder:PATH, ...")],
     destination: Annotated[Path, typer.Argument(help="The .npy file to write, e.g. data/fashion.npy")],
