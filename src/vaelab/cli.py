@@ -164,7 +164,8 @@ def consensus(
         accuracy = "-" if accuracy is None else f"{accuracy:.3f}"
         rows.append([str(path), f"{score:.3f}", accuracy, "<- chosen" if i == result.chosen else ""])
     _print_table(rows, ["run", "mean ARI to the others", "test clustering accuracy (eval.json)", ""])
-    typer.echo(f"chosen: {result.paths[result.chosen]} ({result.n_images} training and validation images compared, no labels)")
+    chosen = result.paths[result.chosen]
+    typer.echo(f"chosen: {chosen} ({result.n_images} training and validation images compared, no labels)")
 
 
 @app.command()
