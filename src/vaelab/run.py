@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,16 @@ def read_run_config(path: Path) -> Config:
         return config_from_dict(yaml.safe_load(config_path.read_text()) or {})
     except (yaml.YAMLError, ConfigError) as err:
         raise RunError(f"{config_path} is not a valid vaelab config: {err}") from None
+
+
+def read_eval(path: Path) -> dict[str, Any]:
+    """The run folder's eval.json ({split: results}), or {} when it is missing or damaged (a damaged file holds
+    nothing worth keeping; an unreadable one raises OSError)."""
+    file = path / EVAL_FILE
+    try:
+        return json.loads(file.read_text()) if file.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

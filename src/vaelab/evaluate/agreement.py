@@ -1,7 +1,7 @@
 """Choosing among restarts without labels: the run whose discrete codes agree most with the other runs'.
 
 Which partition a discrete latent settles on depends on the seed (JointVAE on mnist-5k: clustering accuracy
-0.45-0.71 over five seeds of one config). The adjusted Rand index (ARI; Hubert & Arabie 1985) of two runs'
+0.45-0.71 over ten seeds of one config). The adjusted Rand index (ARI; Hubert & Arabie 1985) of two runs'
 codes on the same images measures how alike their partitions are: 1 for the same partition up to renaming,
 about 0 for chance. Restarts that find the data's classes resemble one another, while the failures differ
 each in its own way, so the run with the highest mean ARI to the others (the medoid) is kept. No label is
@@ -10,7 +10,6 @@ read, and no test image: every run encodes the first run's training and validati
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..run import EVAL_FILE, Run
+from ..run import Run, read_eval
 from .latents import STORED, encode_split
 
 
@@ -99,7 +98,7 @@ def recorded_accuracy(path: Path) -> float | None:
     """The test clustering accuracy of a run's first discrete latent as `vaelab eval` recorded it in
     eval.json, or None when it was not evaluated (or eval.json is unreadable)."""
     try:
-        clustering = json.loads((path / EVAL_FILE).read_text()).get("test", {}).get("clustering")
-    except (OSError, json.JSONDecodeError):
+        clustering = read_eval(path).get("test", {}).get("clustering")
+    except OSError:
         return None
     return clustering[0]["accuracy"] if clustering else None

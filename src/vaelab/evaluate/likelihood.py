@@ -22,7 +22,7 @@ from ..data import to_float
 from ..errors import ConfigError
 from ..models import Autoencoder
 from ..precision import Choice, autocast, choose_precision
-from ..run import EVAL_FILE, Run
+from ..run import EVAL_FILE, Run, read_eval
 
 EVAL_SEED = 0  # fixed binarisation and posterior noise: evaluations of a run are reproducible
 BLOCK = 1024  # images binarised per draw of the evaluation binarisation
@@ -205,10 +205,6 @@ def evaluate_run(
 def write_eval(run: Run, results: dict[str, Any]) -> None:
     """Merge ``results`` into the section of its split in the run's eval.json, atomically; keys written
     by other evaluations are kept."""
-    path = run.path / EVAL_FILE
-    try:
-        current = json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        current = {}  # a damaged eval.json holds nothing worth keeping: it is rewritten whole
+    current = read_eval(run.path)  # a damaged eval.json holds nothing worth keeping: it is rewritten whole
     current.setdefault(results["split"], {}).update(results)
-    atomic_write_text(path, json.dumps(current, indent=2) + "\n")
+    atomic_write_text(run.path / EVAL_FILE, json.dumps(current, indent=2) + "\n")
