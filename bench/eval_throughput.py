@@ -72,7 +72,7 @@ def main() -> None:
             start = time.perf_counter()
             iw_nll_per_image(model, x[:n_naive], None, data.binarize, args.k, rows=args.k, progress=False)
             naive = min(naive, time.perf_counter() - start)
-            gemm = min(gemm, time_gemms(operands, repeats=20))
+            gemm = min(gemm, time_gemms(operands, passes=20))
     rate, naive, roofline = len(x) * args.k / ours, n_naive * args.k / naive, rows / gemm
     rate_bf16 = len(x) * args.k / ours_bf16
     projected = 10_000 * 5000 / max(rate, rate_bf16)

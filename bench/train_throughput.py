@@ -72,8 +72,8 @@ def test_elbo(precision: str, epochs: int, out_dir: str) -> tuple[float, float]:
 
 def step_seconds(config, data, names: list[str], rounds: int, steps: int, gemms=None) -> dict[str, float]:
     """Best seconds per training step of each variant in ``names`` (a full warm-up epoch first, then
-    interleaved rounds of ``steps`` steps); ``gemms`` {dtype: operands} are timed between rounds, their
-    best seconds stored under the dtype."""
+    interleaved rounds of ``steps`` steps, each round's mean); ``gemms`` {dtype: operands} are timed between
+    rounds the same way (a mean over ``steps`` passes), their best stored under the dtype."""
     best: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         trainers = {}
@@ -90,7 +90,7 @@ def step_seconds(config, data, names: list[str], rounds: int, steps: int, gemms=
                 trainer.train_epoch(2 + r, max_steps=steps)
                 best[name] = min(best.get(name, float("inf")), (time.perf_counter() - start) / steps)
             for dtype, operands in (gemms or {}).items():
-                best[dtype] = min(best.get(dtype, float("inf")), time_gemms(operands, repeats=50))
+                best[dtype] = min(best.get(dtype, float("inf")), time_gemms(operands, passes=steps))
     return best
 
 

@@ -342,6 +342,17 @@ def test_report_includes_eval_json_when_present(runs, tmp_path):
     assert '<section id="evaluation">' in text and "neg_elbo" in text and "test -ELBO" in text
 
 
+def test_a_damaged_eval_json_is_named_in_the_report_and_rewritten_by_eval(runs):
+    from vaelab.evaluate import evaluate_run, write_eval
+
+    run = runs["vae4"]
+    (run.path / "eval.json").write_text('{"test": {"neg_')  # e.g. a disk that filled up mid-write
+    text = write_report(run, pictures=False).read_text()
+    assert "eval.json</code> could not be read (damaged)" in text and "neg_elbo" not in text
+    write_eval(run, evaluate_run(run, "test", progress=False))
+    assert "neg_elbo" in write_report(run, pictures=False).read_text()
+
+
 # -- TensorBoard -----------------------------------------------------------------------------------------------
 
 

@@ -33,14 +33,15 @@ def read_run_config(path: Path) -> Config:
         raise RunError(f"{config_path} is not a valid vaelab config: {err}") from None
 
 
-def read_eval(path: Path) -> dict[str, Any]:
-    """The run folder's eval.json ({split: results}), or {} when it is missing or damaged (a damaged file holds
-    nothing worth keeping; an unreadable one raises OSError)."""
+def read_eval(path: Path) -> dict[str, Any] | None:
+    """The run folder's eval.json ({split: results}): {} when it is missing, None when it is damaged (not a
+    JSON object); an unreadable file raises OSError."""
     file = path / EVAL_FILE
     try:
-        return json.loads(file.read_text()) if file.is_file() else {}
+        evaluation = json.loads(file.read_text()) if file.is_file() else {}
     except json.JSONDecodeError:
-        return {}
+        return None
+    return evaluation if isinstance(evaluation, dict) else None
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

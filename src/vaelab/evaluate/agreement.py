@@ -98,7 +98,7 @@ def recorded_accuracy(path: Path) -> float | None:
     """The test clustering accuracy of a run's first discrete latent as `vaelab eval` recorded it in
     eval.json, or None when it was not evaluated (or eval.json is unreadable)."""
     try:
-        clustering = read_eval(path).get("test", {}).get("clustering")
+        clustering = (read_eval(path) or {}).get("test", {}).get("clustering")
     except OSError:
         return None
     return clustering[0]["accuracy"] if clustering else None

@@ -205,6 +205,6 @@ def evaluate_run(
 def write_eval(run: Run, results: dict[str, Any]) -> None:
     """Merge ``results`` into the section of its split in the run's eval.json, atomically; keys written
     by other evaluations are kept."""
-    current = read_eval(run.path)  # a damaged eval.json holds nothing worth keeping: it is rewritten whole
+    current = read_eval(run.path) or {}  # a damaged eval.json holds nothing worth keeping: it is rewritten whole
     current.setdefault(results["split"], {}).update(results)
     atomic_write_text(run.path / EVAL_FILE, json.dumps(current, indent=2) + "\n")

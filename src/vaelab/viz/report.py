@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from ..checkpoint import atomic_write_text
-from ..run import EVAL_FILE, Run
+from ..run import Run, read_eval
 from .frames import frame_files
 from .gif import GIFS, gif_bytes
 from .pictures import PICTURES, TRAVERSAL_ROWS, write_run_pictures
@@ -144,7 +144,12 @@ def _facts(run: Run, evaluation: dict[str, Any]) -> list[tuple[str, str]]:
     return facts
 
 
-def _evaluation_html(evaluation: dict[str, Any]) -> str:
+def _evaluation_html(evaluation: dict[str, Any], damaged: bool) -> str:
+    if damaged:
+        return (
+            '<section id="evaluation"><h2>Evaluation</h2><p>This run\'s <code>eval.json</code> could not be read '
+            "(damaged): run <code>vaelab eval RUN</code> again to rewrite it.</p></section>"
+        )
     if not evaluation:
         return ""
     parts = ['<section id="evaluation"><h2>Evaluation</h2>']
@@ -181,12 +186,13 @@ def _metrics_html(metrics: list[dict[str, float]]) -> str:
 
 def render_report(run: Run) -> str:
     """The HTML of a run's report, from the pictures that exist in its images/ folder."""
-    evaluation = json.loads((run.path / EVAL_FILE).read_text()) if (run.path / EVAL_FILE).is_file() else {}
+    evaluation = read_eval(run.path)
+    damaged, evaluation = evaluation is None, evaluation or {}
     pictures = {key: run.images_dir / name for key, name in PICTURES.items() if (run.images_dir / name).is_file()}
-    sections = [_evaluation_html(evaluation)] + [_figure(run, key, path) for key, path in pictures.items()]
+    sections = [_evaluation_html(evaluation, damaged)] + [_figure(run, key, path) for key, path in pictures.items()]
     sections += [_metrics_html(run.metrics)]
     sections.append(f'<section id="config"><h2>Config</h2><pre>{html.escape(run.config.to_yaml())}</pre></section>')
-    links = [("evaluation", "evaluation")] * bool(evaluation) + [(k, TITLES[k].lower()) for k in pictures]
+    links = [("evaluation", "evaluation")] * bool(evaluation or damaged) + [(k, TITLES[k].lower()) for k in pictures]
     links += [("metrics", "metrics")] * bool(run.metrics) + [("config", "config")]
     nav = " ".join(f'<a href="#{key}">{html.escape(text)}</a>' for key, text in links)
     facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _facts(run, evaluation))
