@@ -113,3 +113,10 @@ def test_conditional_sampling_by_label(tiny_overrides, tmp_path):
 def test_label_on_an_unconditional_run_is_an_error(tiny_overrides, tmp_path):
     assert vaelab("train", *tiny_overrides, "train.epochs=1", "--no-evaluate").returncode == 0
     assert_user_error(vaelab("sample", tmp_path / "runs" / "tiny", "--label", 1), "is not a conditional model")
+
+
+def test_commands_start_without_importing_the_compiler():
+    """torch._dynamo costs ~1.6 s to import; only train.compile=true needs it (it is imported then)."""
+    code = "import sys, vaelab.cli; print('torch._dynamo' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr

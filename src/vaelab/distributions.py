@@ -53,8 +53,7 @@ def draw(sample, shape: tuple[int, ...], generator: Generator, batch_dim: int = 
     return out
 
 
-@torch.compiler.disable  # torch.compile cannot trace a draw from a Generator: the graph breaks here
-def _draw(sample, shape: tuple[int, ...], generator: Generator, batch_dim: int) -> torch.Tensor:
+def _draw_now(sample, shape: tuple[int, ...], generator: Generator, batch_dim: int) -> torch.Tensor:
     if not isinstance(generator, BatchShard):
         return sample(shape, generator)
     if shape[batch_dim] != generator.stop - generator.start:
@@ -63,6 +62,17 @@ def _draw(sample, shape: tuple[int, ...], generator: Generator, batch_dim: int) 
     full[batch_dim] = generator.size
     rows = generator.stop - generator.start
     return sample(tuple(full), generator.generator).narrow(batch_dim, generator.start, rows)
+
+
+_draw = _draw_now  # what draw() calls; keep_draws_out_of_compiled_graphs() wraps it
+
+
+def keep_draws_out_of_compiled_graphs() -> None:
+    """Make torch.compile break its graph at each draw, which it cannot trace from a Generator. Called when
+    compilation is switched on rather than at import: torch.compiler.disable imports torch._dynamo, which
+    would add ~1.6 s to the start of every vaelab command."""
+    global _draw
+    _draw = torch.compiler.disable(_draw_now)
 
 
 def randn_like_rows(shape: tuple[int, ...], like: torch.Tensor, generator: Generator) -> torch.Tensor:

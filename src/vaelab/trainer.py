@@ -49,7 +49,7 @@ from .data.batches import Batch, InMemoryBatches
 from .data.stream import StreamBatches
 from .devices import resolve_device
 from .distributed import SINGLE, Context
-from .distributions import BatchShard
+from .distributions import BatchShard, keep_draws_out_of_compiled_graphs
 from .errors import ConfigError, RunError, TrainingError
 from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Autoencoder, build_model
@@ -148,6 +148,7 @@ class Trainer:
         self.choice = distributed.broadcast(self.choose_precision(), context)  # every process as rank 0 chose
         self.objective = distributed.wrap(Objective(model), context, self.device)
         if cfg.compile:
+            keep_draws_out_of_compiled_graphs()
             self.objective = torch.compile(self.objective)
         self.noise_draws: dict[tuple[int, int, int], list] = {}  # with compile: the draws of a step, by its rows
         self.epoch = 0  # epochs completed
