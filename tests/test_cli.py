@@ -9,13 +9,10 @@ import pytest
 from PIL import Image
 
 
-def vaelab(*args, cwd=None):
+def vaelab(*args, cwd=None, env=None):
+    """``python -m vaelab ARGS`` in a subprocess (other test files import this)."""
     return subprocess.run(
-        [sys.executable, "-m", "vaelab", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
+        [sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
     )
 
 

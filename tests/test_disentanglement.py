@@ -5,8 +5,6 @@ estimates agree with independent computations; and `vaelab eval --disentanglemen
 import itertools
 import json
 import math
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 from scipy.stats import entropy as scipy_entropy
 from sklearn.metrics import mutual_info_score
 
+from tests.test_cli import vaelab
 from vaelab.evaluate.disentanglement import (
     HEADLINE,
     all_metrics,
@@ -162,13 +161,8 @@ def shapes_run(tmp_path_factory):
     return train(None, overrides).path
 
 
-def _vaelab(*args):
-    command = [sys.executable, "-m", "vaelab", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
-
-
 def test_eval_disentanglement_writes_every_metric_and_prints_the_table(shapes_run):
-    result = _vaelab("eval", shapes_run, "--disentanglement", "--disentanglement-points", 300,
+    result = vaelab("eval", shapes_run, "--disentanglement", "--disentanglement-points", 300,
                      "--iw-samples", 0, "--no-probes", "--no-fid")  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((shapes_run / "eval.json").read_text())["test"]["disentanglement"]
@@ -185,8 +179,8 @@ def test_eval_disentanglement_writes_every_metric_and_prints_the_table(shapes_ru
 
 
 def test_eval_disentanglement_without_factors_is_a_one_line_error(tiny_overrides, tmp_path):
-    assert _vaelab("train", *tiny_overrides).returncode == 0
-    result = _vaelab("eval", tmp_path / "runs" / "tiny", "--disentanglement")
+    assert vaelab("train", *tiny_overrides).returncode == 0
+    result = vaelab("eval", tmp_path / "runs" / "tiny", "--disentanglement")
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "has no ground-truth factors" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -4,14 +4,13 @@ Fréchet distance and its cached classifier, and `vaelab eval` / `vaelab compare
 import csv
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from tests.test_cli import vaelab
 from vaelab.distributions import DiagonalGaussian, standard_normal_log_prob
 from vaelab.evaluate.fid import feature_classifier, feature_distance, frechet_distance
 from vaelab.evaluate.latents import active_units, clustering_scores, hungarian_accuracy, probe_accuracy
@@ -221,12 +220,6 @@ def test_the_feature_classifier_is_trained_once_then_loaded_from_the_cache(tiny_
     assert meta_again["cached"]
     x = data.test_x.float() / 255
     np.testing.assert_array_equal(net.features(x), again.features(x))
-
-
-def vaelab(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, timeout=300, env=env
-    )
 
 
 @pytest.fixture
