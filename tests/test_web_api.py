@@ -21,6 +21,8 @@ from vaelab.viz import interpolation_grid
 from vaelab.viz.traverse import split_float
 from vaelab.web import create_app, load_explorers
 from vaelab.web.app import STATIC
+from vaelab.web.server import allowed_hosts
+from vaelab.web.uploads import read_upload, reduced
 
 ORDER = ("vae2", "vae4", "cvae", "joint")
 VAE2, VAE4, CVAE, JOINT = range(4)
@@ -33,7 +35,7 @@ def explorers(explorer_runs):
 
 @pytest.fixture(scope="module")
 def client(explorers):
-    return TestClient(create_app(explorers))
+    return TestClient(create_app(explorers), base_url="http://127.0.0.1")
 
 
 def png_array(data: bytes) -> np.ndarray:
@@ -117,10 +119,49 @@ def test_decode_refuses_non_finite_numbers(client, literal):
     assert response.status_code == 422 and "finite number" in response.text
 
 
-def test_malformed_json_is_a_4xx(client):
-    for body in (b"{", b"[" * 100_000, b"\xff\xfe", b""):
+def test_malformed_json_is_a_400(client):
+    for body in (b"{", b"[" * 100_000, b"\xff\xfe"):
         response = client.post(f"/api/runs/{VAE2}/decode", content=body, headers={"content-type": "application/json"})
-        assert 400 <= response.status_code < 500, body[:10]
+        assert response.status_code == 400, body[:10]
+    response = client.post(f"/api/runs/{VAE2}/decode", content=b"", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["type"] == "missing"  # no body at all
+    response = client.post(
+        f"/api/runs/{VAE2}/decode", content=b'{"z": [0, 0}', headers={"content-type": "application/json"}
+    )
+    assert response.json()["detail"].startswith("the body is not valid JSON at character 11")
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize("endpoint", ["decode", "encode", "interpolate"])
+def test_a_json_endpoint_refuses_other_content_types_with_415(client, endpoint, kind):
+    response = client.post(f"/api/runs/{VAE2}/{endpoint}", content=b'{"z": [0, 0]}', headers={"content-type": kind})
+    assert response.status_code == 415 and "Content-Type: application/json" in response.json()["detail"]
+
+
+def test_json_without_a_content_type_is_refused_with_415(client):
+    response = client.post(f"/api/runs/{VAE2}/decode", content=b'{"z": [0, 0]}')
+    assert response.status_code == 415 and "got no Content-Type" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["rebind.attacker.example:8765", "rebind.attacker.example", "192.168.1.5:8765", ""])
+def test_requests_for_another_host_name_are_refused(client, host):
+    """DNS rebinding: a page on attacker.example whose name now points at 127.0.0.1 sends its own Host header."""
+    for method, path in [("GET", "/api/runs"), ("GET", f"/api/runs/{VAE2}/test-images/0"), ("GET", "/static")]:
+        response = client.request(method, path, headers={"host": host}, follow_redirects=False)
+        assert response.status_code == 400 and "answers requests for 127.0.0.1, [::1], localhost only" in response.text
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "127.0.0.1"])
+def test_requests_for_this_machine_by_a_local_name_are_answered(client, host):
+    assert client.get("/api/runs", headers={"host": host}).status_code == 200
+
+
+def test_the_allowed_host_names_follow_the_listening_address(explorers):
+    assert allowed_hosts("0.0.0.0") is None and allowed_hosts("192.168.1.5") is None  # shared on purpose: any name
+    assert allowed_hosts("127.0.0.2") == {"127.0.0.1", "localhost", "[::1]", "127.0.0.2"}
+    assert "[::1]" in allowed_hosts("::1")
+    public = TestClient(create_app(explorers, hosts=None), base_url="http://192.168.1.5")
+    assert public.get("/api/runs", headers={"host": "my-machine.lan:8765"}).status_code == 200
 
 
 def test_unknown_run_is_404(client):
@@ -208,6 +249,32 @@ def test_dark_on_white_uploads_are_inverted_to_the_training_background(client):
 
     assert encode(255 - digit_on_black()) == pytest.approx(encode(digit_on_black()), abs=1e-5)
     assert encode(digit_on_black(), "JPEG", "image/jpeg") == pytest.approx(encode(digit_on_black()), abs=0.1)
+
+
+def ring_upload(mode: str, size: int) -> tuple[bytes, str]:
+    """digit_on_black as a user might send it: grey PNG, white ink on a transparent RGBA or palette canvas, JPEG."""
+    ring, buffer = digit_on_black(size), io.BytesIO()
+    if mode == "RGBA":
+        Image.fromarray(np.dstack([ring] * 4)).save(buffer, "PNG")
+    elif mode == "P":
+        image = Image.fromarray((ring > 0).astype(np.uint8), mode="P")
+        image.putpalette([0, 0, 0, 255, 255, 255])
+        image.save(buffer, "PNG", transparency=0)
+    else:
+        Image.fromarray(ring).save(buffer, mode)
+    return buffer.getvalue(), "image/jpeg" if mode == "JPEG" else "image/png"
+
+
+@pytest.mark.parametrize("mode", ["PNG", "RGBA", "P", "JPEG"])
+def test_a_4096_pixel_upload_is_shrunk_before_it_is_copied_and_reads_as_the_full_image_would(mode):
+    """The reduction by whole blocks (and JPEG's reduced-scale decoding) that bounds an upload's memory changes
+    the model input by little against PIL's Lanczos resize of the full drawing (computed here independently)."""
+    x = read_upload(*ring_upload(mode, 4096), (1, 28, 28), background=0.0)[0, 0]
+    full = Image.fromarray(digit_on_black(4096)).resize((28, 28), Image.Resampling.LANCZOS)
+    reference = torch.from_numpy(np.asarray(full, dtype=np.float32) / 255)
+    assert (x - reference).abs().mean() < 0.01 and (x - reference).abs().max() < 0.1
+    assert reduced(Image.new("RGBA", (4096, 4096)), (28, 28)).size == (512, 512)  # by 8: no side under 512
+    assert reduced(Image.new("RGBA", (1000, 4096)), (28, 28)).size == (1000, 4096)  # 1000 // 512 < 2: as it is
 
 
 def test_uploads_to_a_conditional_model_need_a_label(client):

@@ -144,7 +144,7 @@ def open_socket(base: str) -> socket.socket:
 
 def test_a_body_above_2_mib_is_refused_with_413_before_it_is_sent(live_explorer):
     with open_socket(live_explorer) as s:
-        s.sendall(b"POST /api/runs/0/upload HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        s.sendall(b"POST /api/runs/0/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                   b"Content-Length: %d\r\n\r\n" % (MAX_UPLOAD_BYTES + 1))  # fmt: skip
         response = http.client.HTTPResponse(s)  # reads the status line, the headers, then Content-Length bytes
         response.begin()
@@ -154,7 +154,7 @@ def test_a_body_above_2_mib_is_refused_with_413_before_it_is_sent(live_explorer)
 
 @pytest.fixture(scope="module")
 def client(explorer_runs):
-    return TestClient(create_app(load_explorers([explorer_runs["vae2"]])))
+    return TestClient(create_app(load_explorers([explorer_runs["vae2"]])), base_url="http://127.0.0.1")
 
 
 def test_a_chunked_body_is_cut_off_at_2_mib_with_413(client):
@@ -174,12 +174,12 @@ def test_slow_clients_do_not_block_others(live_explorer):
     stalled = []
     for _ in range(10):  # each kind of slow client, ten times
         slowloris = open_socket(live_explorer)
-        slowloris.sendall(b"POST /api/runs/0/decode HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        slowloris.sendall(b"POST /api/runs/0/decode HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
         slow_upload = open_socket(live_explorer)
-        slow_upload.sendall(b"POST /api/runs/0/upload HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        slow_upload.sendall(b"POST /api/runs/0/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                             b"Content-Length: 1000000\r\n\r\n\x89PNG")  # fmt: skip
         slow_json = open_socket(live_explorer)
-        slow_json.sendall(b'POST /api/runs/0/decode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+        slow_json.sendall(b'POST /api/runs/0/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
                           b'Content-Length: 100\r\n\r\n{"z": [')  # fmt: skip
         stalled += [slowloris, slow_upload, slow_json]
     try:

@@ -1,7 +1,9 @@
 """The explorer's FastAPI app: a JSON and PNG API over one or more runs, and the static page.
 
 Every input is validated (schemas.py) and bad input gets a 4xx with a message in ``detail``. Request bodies are
-capped at 2 MiB before they are read (``Guard``). Model calls run in the thread pool, so a slow client, which
+capped at 2 MiB before they are read, and a server on a loopback address answers only requests addressed to it by
+that address or ``localhost`` (``Guard``): a web page whose own host name an attacker re-points at 127.0.0.1 (DNS
+rebinding) gets 400, not the test images. Model calls run in the thread pool, so a slow client, which
 only holds the event loop while its bytes trickle in, never blocks the others. The page and its scripts come
 from ``static/`` only, and the Content-Security-Policy forbids anything from elsewhere. The OpenAPI schema is
 at /openapi.json; the interactive /docs page is off, as it loads its scripts from a CDN."""
@@ -49,17 +51,33 @@ UPLOAD_BODY = {
 }
 
 
-class Guard:
-    """ASGI middleware: refuses request bodies above ``limit`` bytes with 413 (by Content-Length before reading,
-    or while counting a chunked body) and adds the security headers to every response."""
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
-    def __init__(self, app, limit: int = MAX_UPLOAD_BYTES):
-        self.app, self.limit = app, limit
+
+def host_name(header: str) -> str:
+    """The host of a Host header without its port: 'localhost:8765' -> 'localhost', '[::1]:80' -> '[::1]'."""
+    header = header.strip().lower()
+    if header.startswith("[") and "]" in header:
+        return header[: header.index("]") + 1]
+    return header.split(":", 1)[0]
+
+
+class Guard:
+    """ASGI middleware: refuses requests whose Host header is not one of ``hosts`` (None: any) with 400, request
+    bodies above ``limit`` bytes with 413 (by Content-Length before reading, or while counting a chunked body),
+    and adds the security headers to every response."""
+
+    def __init__(self, app, limit: int = MAX_UPLOAD_BYTES, hosts: frozenset[str] | None = LOCAL_HOSTS):
+        self.app, self.limit, self.hosts = app, limit, hosts
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"0")
+        headers = dict(scope["headers"])
+        host = headers.get(b"host")  # HTTP/1.0 may send none; browsers always do
+        if self.hosts is not None and host is not None and host_name(host.decode("latin-1")) not in self.hosts:
+            return await self.reply(send, 400, self.wrong_host(host.decode("latin-1")))
+        length = headers.get(b"content-length", b"0")
         if not length.isdigit():
             return await self.reply(send, 400, "Content-Length must be a number of bytes")
         if int(length) > self.limit:
@@ -80,6 +98,10 @@ class Guard:
             await send(message)
 
         await self.app(scope, counted, with_headers)
+
+    def wrong_host(self, host: str) -> str:
+        names = ", ".join(sorted(self.hosts or ()))
+        return f"this explorer answers requests for {names} only, not for Host {host!r}: open it by one of those"
 
     @property
     def too_large(self) -> str:
@@ -104,8 +126,20 @@ def chosen_run(
 Run = Annotated[Explorer, Depends(chosen_run)]
 
 
-def create_app(explorers: list[Explorer]) -> FastAPI:
-    """The app over these runs (ids 0, 1, ... in the given order)."""
+def json_body(request: Request) -> None:
+    """415 for a body sent as anything but JSON (FastAPI reads a body as JSON only when it is labelled so)."""
+    kind = request.headers.get("content-type")
+    if kind is None or kind.split(";")[0].strip().lower() != "application/json":
+        got = "no Content-Type" if kind is None else repr(kind)
+        raise RequestError(f"send the body as JSON with Content-Type: application/json; got {got}", 415)
+
+
+JSON = Depends(json_body)
+
+
+def create_app(explorers: list[Explorer], hosts: frozenset[str] | None = LOCAL_HOSTS) -> FastAPI:
+    """The app over these runs (ids 0, 1, ... in the given order), answering requests for ``hosts`` (None: any
+    host, for a server on a public address)."""
     app = FastAPI(
         title="vaelab explorer",
         version=__version__,
@@ -114,13 +148,20 @@ def create_app(explorers: list[Explorer]) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(Guard)
+    app.add_middleware(Guard, hosts=hosts)
     app.state.explorers = explorers
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        """FastAPI's 422 without echoing the input, which may hold NaN (not JSON: FastAPI's own handler fails)."""
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
+        """FastAPI's 422 without echoing the input, which may hold NaN (not JSON: FastAPI's own handler fails);
+        400 for a body that is not JSON at all."""
+        errors = err.errors()
+        broken = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if broken is not None:
+            where = f" at character {broken['loc'][-1]}" if isinstance(broken["loc"][-1], int) else ""
+            error = broken.get("ctx", {}).get("error", broken["msg"])
+            return JSONResponse({"detail": f"the body is not valid JSON{where}: {error}"}, status_code=400)
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(VaelabError)
@@ -135,11 +176,17 @@ def create_app(explorers: list[Explorer]) -> FastAPI:
     def latent_map(e: Run) -> LatentMap:
         return e.latent_map()
 
-    @app.post("/api/runs/{run_id}/decode", response_class=Response, responses=PNG, summary="Decode a latent")
+    @app.post(
+        "/api/runs/{run_id}/decode",
+        response_class=Response,
+        responses=PNG,
+        summary="Decode a latent",
+        dependencies=[JSON],
+    )
     def decode(e: Run, request: DecodeRequest) -> Response:
         return Response(e.decode_png(request), media_type="image/png")
 
-    @app.post("/api/runs/{run_id}/encode", response_model=Encoded, summary="Encode a test image")
+    @app.post("/api/runs/{run_id}/encode", response_model=Encoded, summary="Encode a test image", dependencies=[JSON])
     def encode(e: Run, request: EncodeRequest) -> Encoded:
         return e.encode_test(request.index)
 
@@ -159,7 +206,13 @@ def create_app(explorers: list[Explorer]) -> FastAPI:
             return Response(status_code=400)
         return await run_in_threadpool(e.encode_upload, data, request.headers.get("content-type", ""), label)
 
-    @app.post("/api/runs/{run_id}/interpolate", response_class=Response, responses=PNG, summary="Interpolate")
+    @app.post(
+        "/api/runs/{run_id}/interpolate",
+        response_class=Response,
+        responses=PNG,
+        summary="Interpolate",
+        dependencies=[JSON],
+    )
     def interpolate(e: Run, request: InterpolateRequest) -> Response:
         return Response(e.interpolate_png(request.i, request.j, request.steps, request.slerp), media_type="image/png")
 

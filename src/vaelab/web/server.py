@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..run import load_run
-from .app import create_app
+from .app import LOCAL_HOSTS, create_app
 from .explorer import Explorer
 
 
@@ -52,6 +52,14 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def allowed_hosts(host: str) -> frozenset[str] | None:
+    """The Host names the explorer answers when it listens on ``host``: on a loopback address, that address and
+    the local names (no DNS rebinding); on any other address, every name (sharing it was asked for)."""
+    if not is_loopback(host):
+        return None
+    return LOCAL_HOSTS | {f"[{host}]" if ":" in host else host.lower()}
+
+
 def url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -66,7 +74,8 @@ def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8765
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who can reach this machine can use the explorer")
     log(f"vaelab explorer: {url(sock)}  ({', '.join(e.name for e in explorers)}; Ctrl+C stops)")
-    config = uvicorn.Config(create_app(explorers), log_level="warning", timeout_graceful_shutdown=1)
+    app = create_app(explorers, allowed_hosts(host))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -5,6 +5,7 @@ opposite of the training images' (dark digits on white paper for a model of whit
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from .schemas import RequestError
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_SIDE = 4096  # pixels per side: bounds the memory a decoded upload takes (4096^2 RGBA = 64 MiB)
 FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
+DECODING = threading.BoundedSemaphore(2)  # uploads decoded at once (each up to ~130 MB at 4096^2 RGBA)
+REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F"}  # modes whose pixel values may be averaged
+KEEP_SIDE = 512  # uploads are reduced only to this many pixels per side or more (a 512^2 RGBA copy is 1 MiB)
 
 
 def read_upload(data: bytes, content_type: str, image_shape: tuple[int, int, int], background: float) -> torch.Tensor:
@@ -27,13 +31,14 @@ def read_upload(data: bytes, content_type: str, image_shape: tuple[int, int, int
         raise RequestError(f"the upload has {len(data)} bytes; the limit is {MAX_UPLOAD_BYTES} (2 MiB)", 413)
     if not data:
         raise RequestError("the upload is empty: send the image's bytes as the request body")
+    c, h, w = image_shape
     try:
-        with Image.open(io.BytesIO(data), formats=[kind]) as image:
+        with DECODING, Image.open(io.BytesIO(data), formats=[kind]) as image:
             if max(image.size) > MAX_SIDE:
                 width, height = image.size
                 raise RequestError(f"the image is {width}x{height} pixels; at most {MAX_SIDE} per side")
-            image = flatten_alpha(image, background)
-            c, h, w = image_shape
+            image.draft(image.mode, (4 * w, 4 * h))  # JPEG: decode at a reduced scale; PNG: no effect
+            image = flatten_alpha(reduced(image, (w, h)), background)
             image = image.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.LANCZOS)
     except RequestError:
         raise
@@ -53,9 +58,28 @@ def border_mean(x: torch.Tensor) -> float:
     return float(torch.cat([x[..., [0, -1], :].flatten(), x[..., :, [0, -1]].flatten()]).mean())
 
 
+def has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def reduced(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` shrunk by an integer factor (the mean of each block) to no less than four times ``size`` (w, h)
+    and ``KEEP_SIDE`` pixels per side, before any other copy is made: flattening a 4096^2 RGBA upload then
+    copies 1 MiB images, not 64 MiB ones. Palette and colour-key transparency become an alpha channel first;
+    other modes whose values are not intensities (1-bit, 16-bit, palette) are small when decoded and stay."""
+    factor = min(image.width // max(4 * size[0], KEEP_SIDE), image.height // max(4 * size[1], KEEP_SIDE))
+    if factor < 2:
+        return image
+    if has_alpha(image) and image.mode not in ("LA", "RGBA"):
+        image = image.convert("RGBA")
+    elif image.mode not in REDUCIBLE:
+        return image
+    return image.reduce(factor)
+
+
 def flatten_alpha(image: Image.Image, background: float) -> Image.Image:
     """Transparent pixels take the training images' background grey (a drawing on a transparent canvas)."""
-    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+    if not has_alpha(image):
         return image
     rgba = image.convert("RGBA")
     grey = round(background * 255)
