@@ -5,7 +5,6 @@ opposite of the training images' (dark digits on white paper for a model of whit
 from __future__ import annotations
 
 import io
-import threading
 
 import numpy as np
 import torch
@@ -16,7 +15,6 @@ from .schemas import RequestError
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_SIDE = 4096  # pixels per side: bounds the memory a decoded upload takes (4096^2 RGBA = 64 MiB)
 FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
-DECODING = threading.BoundedSemaphore(2)  # uploads decoded at once (each up to ~130 MB at 4096^2 RGBA)
 REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F"}  # modes whose pixel values may be averaged
 KEEP_SIDE = 512  # uploads are reduced only to this many pixels per side or more (a 512^2 RGBA copy is 1 MiB)
 
@@ -33,7 +31,7 @@ def read_upload(data: bytes, content_type: str, image_shape: tuple[int, int, int
         raise RequestError("the upload is empty: send the image's bytes as the request body")
     c, h, w = image_shape
     try:
-        with DECODING, Image.open(io.BytesIO(data), formats=[kind]) as image:
+        with Image.open(io.BytesIO(data), formats=[kind]) as image:
             if max(image.size) > MAX_SIDE:
                 width, height = image.size
                 raise RequestError(f"the image is {width}x{height} pixels; at most {MAX_SIDE} per side")
