@@ -87,6 +87,14 @@ def test_training_on_npy_data_resumes_exactly(npy, tiny_overrides):
     assert full.metrics[-1]["val_loss"] < full.metrics[0]["val_loss"]
 
 
+def test_a_hand_made_npy_of_n_h_w_images_trains_as_one_channel(tiny_npz, tiny_overrides, tmp_path):
+    path = tmp_path / "plain.npy"
+    np.save(path, np.load(tiny_npz)["x"])  # uint8 (120, 10, 10): no channel axis, no labels
+    overrides = [o for o in tiny_overrides if not o.startswith("data.name")] + [f"data.name=npy:{path}"]
+    run = train(None, [*overrides, "train.epochs=1"])
+    assert run.model.image_shape == (1, 10, 10) and np.isfinite(run.metrics[-1]["val_loss"])
+
+
 PEAK_RSS = textwrap.dedent("""
     import sys
     from vaelab import train

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import vaelab.trainer as train_module
-from vaelab import TrainingError, load_run, train
-from vaelab.checkpoint import list_checkpoints, read_weights
+from vaelab import ConfigError, TrainingError, load_run, train
+from vaelab.checkpoint import list_checkpoints, load_latest_checkpoint, read_weights
 from vaelab.data.batches import epoch_permutation
 
 
@@ -193,3 +193,18 @@ def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tiny_overr
     resumed = train(None, [], resume=interrupted)
     a, b = weights(reference.path), weights(resumed.path)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_a_new_learning_rate_uses_it(tiny_overrides, tmp_path):
+    part = train(None, [*tiny_overrides, "train.epochs=1"])
+    resumed = train(None, ["train.epochs=2", "train.lr=0.0005"], resume=part.path)
+    trainer_state = load_latest_checkpoint(resumed.path)[2]
+    assert trainer_state["optimizer"]["param_groups"][0]["lr"] == 0.0005
+    assert resumed.metrics[-1]["lr"] == 0.0005
+
+
+@pytest.mark.parametrize("override", ["train.out_dir=/tmp/elsewhere", "train.name=other"])
+def test_resume_refuses_keys_that_name_a_new_folder(tiny_overrides, tmp_path, override):
+    part = train(None, [*tiny_overrides, "train.epochs=1"])
+    with pytest.raises(ConfigError, match=f"{override.split('=')[0]} names a new run's folder"):
+        train(None, ["train.epochs=2", override], resume=part.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 RunArg = Annotated[Path, typer.Argument(help="A run folder made by `vaelab train`, e.g. runs/vae-fashion-mnist-...")]
 _debug = {"on": False}
+MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
 
 
 @app.callback()
@@ -200,7 +202,7 @@ def compare(
     iw_samples: Annotated[int, typer.Option(min=0, help="Samples per image of the IW-NLL; 0 skips it.")] = 1000,
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/compare-<data>-<time>.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every model and of the splits.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of every model and of the splits.")] = 0,
 ) -> None:
     """Fit several models on the same split and compare them: compare.md, compare.csv and compare.png."""
     import shlex
@@ -230,12 +232,13 @@ def sample(
     run: RunArg,
     n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Images (per class with --grid-by-label).")] = 64,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the prior draws.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
     grid_by_label: Annotated[bool, typer.Option(help="Conditional models: one row per class.")] = False,
     temperature: Annotated[
-        float, typer.Option(min=0.0, help="Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
+        float,
+        typer.Option(min=0.0, max=10.0, help="Scale the prior's std: z = mean + T * std * eps (0: the prior mean)."),
     ] = 1.0,
     prior: Annotated[
         str, typer.Option(help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I)")
@@ -259,9 +262,12 @@ def reconstruct(
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
     temperature: Annotated[
-        float, typer.Option(min=0.0, help="0: decode the posterior mean; T > 0: a posterior draw, its std scaled by T.")
+        float,
+        typer.Option(min=0.0, max=10.0, help="0: the posterior mean; T > 0: a posterior draw, its std scaled by T."),
     ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the posterior draws (with --temperature).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the posterior draws (with --temperature).")
+    ] = 0,
 ) -> None:
     """Originals (one row) above their reconstructions (the next row), for the first n images of a split."""
     from .errors import ConfigError
@@ -280,7 +286,9 @@ def reconstruct(
 def traverse(
     run: RunArg,
     dims: Annotated[str, typer.Option(help="auto (active dimensions, largest KL first), all, or e.g. 0,3,5.")] = "auto",
-    range_: Annotated[float, typer.Option("--range", min=0.1, help="Sweep the prior's quantiles to +- this std")] = 3.0,
+    range_: Annotated[
+        float, typer.Option("--range", min=0.1, max=10.0, help="Sweep the prior's quantiles to +- this std")
+    ] = 3.0,
     steps: Annotated[int, typer.Option(min=2, max=64, help="Images per row.")] = 11,
     index: Annotated[int, typer.Option(min=0, help="The image (of --split) whose posterior mean fixes the rest.")] = 0,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
@@ -405,20 +413,38 @@ def _shapes(tensors: dict[str, list[int | None]]) -> str:
     )
 
 
+def fail(message: str) -> None:
+    """Print ``error: message`` as one line on stderr and exit 2."""
+    typer.echo("error: " + "; ".join(line.strip() for line in message.splitlines() if line.strip()), err=True)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; user errors print ``error: ...`` in one line and exit 2 (tracebacks with --debug)."""
+    """Run the CLI; user errors (bad options, bad input, a path that cannot be read or written) print
+    ``error: ...`` in one line and exit 2 (tracebacks with --debug)."""
+    click = getattr(typer, "_click", None) or importlib.import_module("click")  # typer >= 0.22 has its own copy
+    help_only = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="vaelab")
-    except VaelabError as err:
+        code = app(args=args, prog_name="vaelab", standalone_mode=False)
+    except help_only as err:  # `vaelab` alone: the help (typer's rich help is printed as the error is made)
+        if err.format_message():
+            typer.echo(err.format_message())
+        sys.exit(2)
+    except click.exceptions.UsageError as err:  # a bad option or argument: click's message and where the help is
+        command = err.ctx.command_path if err.ctx is not None else "vaelab"
+        fail(f"{err.format_message()} (see {command} --help)")
+    except (VaelabError, OSError) as err:
         if "--debug" in args:
             raise
-        message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        typer.echo(f"error: {message}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        if isinstance(err, OSError) and err.filename is not None:  # e.g. -o into a missing or read-only folder
+            fail(f"cannot use {err.filename}: {err.strerror or err}; check the path and its permissions")
+        fail(str(err))
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl+C (typer >= 0.22 returns 130 instead)
+        code = 130
+    if code == 130:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

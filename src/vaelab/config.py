@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -221,6 +222,19 @@ def _check_ranges(config: Config) -> None:
     for key, ok in rules:
         if not ok:
             raise ConfigError(f"{key} must be positive; got {_get(config, key)!r}")
+    optional = [  # keys where 0 has a meaning of its own
+        ("train.threads", "all cores"),
+        ("train.early_stopping", "off"),
+        ("train.grad_clip", "off"),
+    ]
+    for key, zero in optional:
+        if _get(config, key) < 0:
+            raise ConfigError(f"{key} must be >= 0 (0: {zero}); got {_get(config, key)!r}")
+    for key in ("train.lr", "train.grad_clip", "model.gaussian_std"):
+        if not math.isfinite(_get(config, key)):
+            raise ConfigError(f"{key} must be a finite number; got {_get(config, key)!r}")
+    if not 0 <= config.seed < 2**63:
+        raise ConfigError(f"seed must lie in 0..2^63-1; got {config.seed}")
     config.model.validate()
     for key in ("val_fraction", "test_fraction"):
         if not 0 <= getattr(config.data, key) <= 0.9:

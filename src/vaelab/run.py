@@ -44,13 +44,23 @@ def read_eval(path: Path) -> dict[str, Any] | None:
     return evaluation if isinstance(evaluation, dict) else None
 
 
+def read_number_csv(path: Path, remedy: str) -> list[dict[str, float]]:
+    """Rows of a CSV file of numbers as dicts of floats (empty cells left out), [] if there is no file; a
+    RunError naming the file, the line and ``remedy`` if it is damaged."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        try:  # a short row gives None values, a long one a list under the key None: both fail float()
+            return [{k: float(v) for k, v in row.items() if v != ""} for row in reader]
+        except (TypeError, ValueError) as err:
+            raise RunError(f"{path} is damaged (line {reader.line_num}: {err}); {remedy}") from None
+
+
 def read_metrics(path: Path) -> list[dict[str, float]]:
     """Rows of metrics.csv as dicts of floats (empty if training has not finished an epoch)."""
-    metrics_path = path / METRICS_FILE
-    if not metrics_path.is_file():
-        return []
-    with open(metrics_path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    remedy = f"vaelab train --resume {path} writes it again from the last checkpoint"
+    return read_number_csv(path / METRICS_FILE, remedy)
 
 
 class Run:

@@ -230,6 +230,11 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise RunError(f"{folder / TRAINER_FILE} does not fit this model's optimizer ({err})") from None
+        saved_lr = self.optimizer.param_groups[0]["lr"]
+        if saved_lr != self.config.train.lr:  # resumed with train.lr=...: the new rate from here on
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.train.lr
+            self.log(f"learning rate {self.config.train.lr:g} from here on (it was {saved_lr:g})")
         torch.set_rng_state(state["torch_rng"])
         saved_on = state.get("device", "cpu")
         if saved_on != self.device.type:
@@ -457,6 +462,10 @@ def resolve_config(config: Config | str | Path | None, overrides: list[str], res
         frozen = [o for o in overrides if not o.startswith(RESUMABLE_SECTIONS)]
         if frozen:
             raise ConfigError(f"on resume only train.* keys may change (e.g. train.epochs=30); got {frozen}")
+        naming = [o for o in overrides if o.startswith(("train.out_dir=", "train.name="))]
+        if naming:
+            raise ConfigError(f"{naming[0].split('=')[0]} names a new run's folder; --resume continues {resume} "
+                              "where it is (copy the folder first to continue it elsewhere)")  # fmt: skip
         config = read_run_config(Path(resume))
     if isinstance(config, Config):
         return config_from_dict(apply_overrides(config.to_dict(), overrides)) if overrides else config

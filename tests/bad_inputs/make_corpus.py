@@ -194,6 +194,36 @@ CASES = [
         "no loadable checkpoint",
         _pickled_checkpoint,
     ),
+    Case(
+        "run-damaged-metrics",
+        lambda f, r: ["report", str(f / "run")],
+        "metrics.csv is damaged (line 2",
+        _copy_run(lambda run: (run / "metrics.csv").write_text("epoch,loss\n1,abc\n")),
+    ),
+    Case(
+        "resume-into-another-folder",
+        lambda f, r: ["train", "--resume", str(f / "run"), "train.name=other"],
+        "train.name names a new run's folder",
+        _copy_run(lambda run: None),
+    ),
+    Case("config-negative-threads", _tiny_train("train.threads=-1"), "train.threads must be >= 0"),
+    Case("config-infinite-lr", _tiny_train("train.lr=inf"), "train.lr must be a finite number"),
+    Case("option-out-of-range", lambda f, r: ["sample", str(r), "-n", "0"], "Invalid value for '-n'"),
+    Case("option-infinite", lambda f, r: ["sample", str(r), "--temperature", "inf"], "for '--temperature'"),
+    Case("option-unknown", lambda f, r: ["sample", str(r), "--bogus"], "No such option: --bogus"),
+    Case(
+        "output-under-a-file",
+        lambda f, r: ["sample", str(r), "-o", str(f / "a-file" / "s.png")],
+        "a-file: File exists",
+        lambda f, r: (f / "a-file").write_text("a file, not a folder"),
+    ),
+    Case("output-is-a-folder", lambda f, r: ["sample", str(r), "-o", str(f)], "Is a directory"),
+    Case(
+        "train-out-dir-is-a-file",
+        lambda f, r: ["train", "data.name=digits", f"train.out_dir={f / 'a-file'}"],
+        "a-file: File exists",
+        lambda f, r: (f / "a-file").write_text("a file, not a folder"),
+    ),
 ]
 
 

@@ -124,12 +124,15 @@ def write_npy_dataset(raw: RawSplits, dst: str | Path) -> list[Path]:
     dst = Path(dst)
     if dst.suffix != ".npy":
         raise DataError(f"{dst}: the destination must end in .npy")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    written = _write_split(raw.train_x, raw.train_y, dst, sibling(dst, "labels.npy"))
-    if raw.test_x is not None:
-        written += _write_split(raw.test_x, raw.test_y, sibling(dst, "test.npy"), sibling(dst, "test.labels.npy"))
-    meta = {"class_names": raw.class_names, "source": raw.description, "shape": list(raw.train_x.shape[1:])}
-    sibling(dst, "json").write_text(json.dumps(meta, indent=1) + "\n")
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        written = _write_split(raw.train_x, raw.train_y, dst, sibling(dst, "labels.npy"))
+        if raw.test_x is not None:
+            written += _write_split(raw.test_x, raw.test_y, sibling(dst, "test.npy"), sibling(dst, "test.labels.npy"))
+        meta = {"class_names": raw.class_names, "source": raw.description, "shape": list(raw.train_x.shape[1:])}
+        sibling(dst, "json").write_text(json.dumps(meta, indent=1) + "\n")
+    except OSError as err:  # name the destination, not a temporary file beside it
+        raise OSError(err.errno, err.strerror, str(dst)) from None
     return [*written, sibling(dst, "json")]
 
 
@@ -158,8 +161,9 @@ class StreamBatches:
         self.chunk = max(1, buffer_bytes // CHUNKS_PER_WINDOW // row)  # images per chunk
         self.window = max(1, buffer_bytes // (self.chunk * row))  # chunks per window
         self.n_chunks = -(-stream.rows // self.chunk)
-        shape = (self.window * self.chunk, *stream.images.shape[1:])
-        self.buffer = np.empty(shape, dtype=np.uint8)  # the one window in memory
+        image_shape = stream.images.shape[1:]
+        image_shape = (1, *image_shape) if len(image_shape) == 2 else image_shape  # (N, H, W) files: one channel
+        self.buffer = np.empty((self.window * self.chunk, *image_shape), dtype=np.uint8)  # the one window in memory
         self.label_buffer = np.empty(self.window * self.chunk, dtype=np.int64) if stream.labels else None
 
     def __len__(self) -> int:

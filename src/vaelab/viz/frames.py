@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data import to_float
+from ..errors import RunError
 from .grids import image_grid, reconstruction_grid, save_png
 from .labels import caption, upscale
 from .latent_map import continuous_means, scatter_frame
@@ -82,7 +83,11 @@ class FrameRecorder:
         self.sample_y = torch.arange(FRAME_SAMPLES) % classes if classes else None
         self.scale = frame_scale(data.image_shape)
         self.two_d = model.latent_dim == 2
-        self.stats = [r for r in read_latent_stats(trainer.run_dir) if r["epoch"] < trainer.epoch]
+        try:
+            self.stats = [r for r in read_latent_stats(trainer.run_dir) if r["epoch"] < trainer.epoch]
+        except RunError as err:  # a damaged file: its earlier epochs are lost, the next ones are written anew
+            trainer.log(f"{err}: starting the statistics again at epoch {trainer.epoch + 1}")
+            self.stats = []
         if self.save:
             for kind in ("epoch", "latent"):
                 for path in frame_files(trainer.run_dir, kind):

@@ -13,6 +13,7 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..distributions import categorical_kl_to_uniform
+from ..run import read_number_csv
 from .traverse import gaussian_part
 
 LATENT_STATS_FILE = "latent_stats.csv"
@@ -37,11 +38,8 @@ def posterior_stats(model, x: torch.Tensor, y: torch.Tensor | None) -> dict[str,
 
 def read_latent_stats(run_dir: str | Path) -> list[dict[str, float]]:
     """Rows of latent_stats.csv (one per epoch, ``epoch`` first), or [] if there is none."""
-    path = Path(run_dir) / LATENT_STATS_FILE
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    remedy = "delete it to go on without the KL and sigma curves (training writes it again from its next epoch)"
+    return read_number_csv(Path(run_dir) / LATENT_STATS_FILE, remedy)
 
 
 def write_latent_stats(run_dir: str | Path, rows: list[dict[str, float]]) -> None:
