@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.test_cli import assert_user_error, vaelab
+from vaelab import load_run
 from vaelab.errors import ConfigError
 from vaelab.evaluate.agreement import Agreement, code_agreement, joint_code, pairwise_ari, recorded_accuracy
 
@@ -68,6 +69,8 @@ def test_agreement_rejects_runs_it_cannot_compare(joint_runs, tiny_overrides, tm
 
     with pytest.raises(ConfigError, match="at least two runs"):
         code_agreement(joint_runs[:1])
+    with pytest.raises(ConfigError, match="is given twice"):  # would agree with itself perfectly
+        code_agreement([joint_runs[0], joint_runs[1], load_run(joint_runs[0].path / ".." / joint_runs[0].path.name)])
     plain = train(None, [*SMALL_DIGITS, f"train.out_dir={tmp_path}", "train.name=plain"])
     with pytest.raises(ConfigError, match="no discrete latent"):
         code_agreement([joint_runs[0], plain])

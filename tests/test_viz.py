@@ -21,6 +21,7 @@ from vaelab.viz import (
     prior_latents,
     reconstruction_image,
     sample_grid,
+    save_png,
     sigma_curves,
     training_curves,
     traverse,
@@ -220,7 +221,7 @@ def test_slerp_keeps_the_norm_where_lerp_cuts_through_the_middle():
 
 
 def test_interpolation_rejects_indices_outside_the_split(runs):
-    with pytest.raises(ConfigError, match="need two images in 0..179"):
+    with pytest.raises(ConfigError, match=r"both images must be in 0..179 \(the test split has 180\)"):
         interpolate(runs["vae2"], 0, 180)
 
 
@@ -404,3 +405,9 @@ def test_picture_commands_report_user_errors_in_one_line(runs, capsys):
     assert vaelab_in_process("traverse", runs["vae4"].path, "--dims", "9") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --dims [9]") and len(err.strip().splitlines()) == 1
+
+
+def test_a_picture_path_must_end_in_png(tmp_path):
+    with pytest.raises(ConfigError, match=r"s.jpg: the picture is a PNG image"):
+        save_png(np.zeros((4, 4, 1), np.uint8), tmp_path / "s.jpg")
+    assert not list(tmp_path.iterdir())

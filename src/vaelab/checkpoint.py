@@ -117,7 +117,8 @@ def read_trainer_state(path: Path) -> dict[str, Any]:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch raises many types for damaged files
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RunError(f"{path} is damaged or holds objects that safe loading refuses ({first_line[:120]})") from None
+        reason = first_line if len(first_line) <= 120 else first_line[:120].rsplit(" ", 1)[0] + " ..."
+        raise RunError(f"{path} is damaged or holds objects that safe loading refuses ({reason})") from None
 
 
 def save_checkpoint(run_dir: Path, epoch: int, weights: bytes, trainer_state: dict[str, Any], keep: int) -> Path:

@@ -156,7 +156,8 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Rebuild the model of a run folder from its config.yaml and model.safetensors."""
     path = Path(path)
     if not path.is_dir():
-        raise RunError(f"run folder {path} does not exist; `ls runs/` lists the runs made here")
+        problem = f"{path} is a file, not a run folder" if path.exists() else f"run folder {path} does not exist"
+        raise RunError(f"{problem}; `ls runs/` lists the runs made here")
     config = read_run_config(path)
     tensors, metadata = read_weights(path / WEIGHTS_FILE)
     model = build_model(config.model, tuple(metadata["image_shape"]), metadata.get("num_classes"))

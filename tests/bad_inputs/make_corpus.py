@@ -217,7 +217,19 @@ CASES = [
         "a-file: File exists",
         lambda f, r: (f / "a-file").write_text("a file, not a folder"),
     ),
-    Case("output-is-a-folder", lambda f, r: ["sample", str(r), "-o", str(f)], "Is a directory"),
+    Case(
+        "output-is-a-folder",
+        lambda f, r: ["sample", str(r), "-o", str(f / "pictures.png")],
+        "Is a directory",
+        lambda f, r: (f / "pictures.png").mkdir(),
+    ),
+    Case("output-not-png", lambda f, r: ["sample", str(r), "-o", str(f / "s.jpg")], "ending in .png"),
+    Case(
+        "run-is-a-file",
+        lambda f, r: ["eval", str(f / "notes.txt")],
+        "notes.txt is a file, not a run folder",
+        lambda f, r: (f / "notes.txt").write_text("not a run"),
+    ),
     Case(
         "train-out-dir-is-a-file",
         lambda f, r: ["train", "data.name=digits", f"train.out_dir={f / 'a-file'}"],

@@ -62,6 +62,10 @@ def joint_code(discrete: np.ndarray, sizes: list[int]) -> np.ndarray:
 def _check_comparable(runs: list[Run]) -> None:
     if len(runs) < 2:
         raise ConfigError("agreement needs at least two runs (restarts of one config with different seeds)")
+    folders = [run.path.resolve() for run in runs]
+    repeated = next((run.path for run, folder in zip(runs, folders, strict=True) if folders.count(folder) > 1), None)
+    if repeated is not None:
+        raise ConfigError(f"{repeated} is given twice; agreement compares different restarts")
     for run in runs:
         if not getattr(run.model, "discrete_sizes", None):
             raise ConfigError(

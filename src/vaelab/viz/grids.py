@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from ..checkpoint import atomic_write_bytes
+from ..errors import ConfigError
 
 
 def image_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -53,5 +54,7 @@ def png_bytes(array: np.ndarray, scale: int = 1, compress_level: int = 6) -> byt
 
 def save_png(array: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     """Save a uint8 (rows, cols, 1 or 3) array as PNG (atomically), upscaled by ``scale`` with nearest pixels."""
+    if Path(path).suffix.lower() != ".png":
+        raise ConfigError(f"{path}: the picture is a PNG image; give an output path ending in .png")
     atomic_write_bytes(path, png_bytes(array, scale))
     return Path(path)

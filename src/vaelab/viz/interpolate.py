@@ -33,8 +33,10 @@ def interpolate(run, i: int, j: int, steps: int = 10, spherical: bool = False, s
     slerp, JointVAE's one-hot codes linearly; a conditional model decodes the first half with i's label and
     the second half with j's."""
     n = len(run.data.split(split)[0])
-    if steps < 2 or not (0 <= i < n and 0 <= j < n):
-        raise ConfigError(f"--pair {i} {j} --steps {steps}: need two images in 0..{n - 1} of {split} and steps >= 2")
+    if not (0 <= i < n and 0 <= j < n):
+        raise ConfigError(f"--pair {i} {j}: both images must be in 0..{n - 1} (the {split} split has {n})")
+    if steps < 2:
+        raise ConfigError(f"--steps {steps}: the path needs at least 2 steps (its two ends)")
     model = run.model
     x, y = split_float(run, split, max(i, j) + 1)
     x = x[[i, j]].to(model.device)
