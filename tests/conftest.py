@@ -26,6 +26,20 @@ def _private_cache(tmp_path_factory):
 
 
 @pytest.fixture
+def cli(capsys):
+    """``cli(*args)`` runs ``vaelab ARGS`` in this process (no interpreter start-up; test_cli.py runs real
+    subprocesses) and returns (exit code, stderr)."""
+    from vaelab.cli import main
+
+    def run(*args) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        return exit_info.value.code, capsys.readouterr().err
+
+    return run
+
+
+@pytest.fixture
 def tiny_npz(tmp_path):
     """120 labelled 10x10 images of bars (3 classes: horizontal, vertical, diagonal), with noise."""
     rng = np.random.default_rng(0)

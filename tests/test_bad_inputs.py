@@ -33,17 +33,11 @@ def tree_hash(*folders: Path) -> str:
     return digest.hexdigest()
 
 
-def run_cli(argv, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    return exit_info.value.code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input_is_one_clear_line_exit_2_and_changes_nothing(case, valid_run, tmp_path, capsys):
+def test_bad_input_is_one_clear_line_exit_2_and_changes_nothing(case, valid_run, tmp_path, cli):
     ((_, folder),) = write_corpus(tmp_path, valid_run, only=case.name)
     before = tree_hash(valid_run, folder)
-    code, err = run_cli(case.argv(folder, valid_run), capsys)
+    code, err = cli(*case.argv(folder, valid_run))
     lines = err.strip().splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -80,3 +74,27 @@ def test_randomly_mutated_npz_bytes_load_or_raise_a_clear_error(data, tmp_path):
     path.write_bytes(bytes(raw))
     with contextlib.suppress(VaelabError):
         load_dataset(f"npz:{path}", val_fraction=0.25, test_fraction=0.25)
+
+
+def test_help_exits_0_and_bare_vaelab_shows_it_with_exit_2(capsys):
+    for argv, code in ([["--help"], 0], [["sample", "--help"], 0], [[], 2]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == code and "Usage: vaelab" in capsys.readouterr().out, argv
+
+
+def test_ctrl_c_prints_interrupted_and_exits_130(cli, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vaelab.data.available_datasets", interrupted)
+    assert cli("datasets") == (130, "interrupted\n")
+
+
+def test_an_os_error_on_no_named_path_is_not_passed_off_as_a_user_error(cli, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError(24, "Too many open files")  # no file name: a real fault, shown with its traceback
+
+    monkeypatch.setattr("vaelab.data.available_datasets", broken)
+    with pytest.raises(OSError, match="Too many open files"):
+        cli("datasets")

@@ -203,8 +203,8 @@ def test_resume_with_a_new_learning_rate_uses_it(tiny_overrides, tmp_path):
     assert resumed.metrics[-1]["lr"] == 0.0005
 
 
-@pytest.mark.parametrize("override", ["train.out_dir=/tmp/elsewhere", "train.name=other"])
+@pytest.mark.parametrize("override", ["train.out_dir=/tmp/elsewhere", "train.name=other", "train.name =other"])
 def test_resume_refuses_keys_that_name_a_new_folder(tiny_overrides, tmp_path, override):
     part = train(None, [*tiny_overrides, "train.epochs=1"])
-    with pytest.raises(ConfigError, match=f"{override.split('=')[0]} names a new run's folder"):
+    with pytest.raises(ConfigError, match=f"{override.split('=')[0].strip()} names a new run's folder"):
         train(None, ["train.epochs=2", override], resume=part.path)

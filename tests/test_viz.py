@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from vaelab import ConfigError, train
-from vaelab.cli import main
 from vaelab.viz import (
     interpolate,
     interpolation_grid,
@@ -378,14 +377,7 @@ def test_missing_tensorboard_is_a_clear_error_before_training(tmp_path, monkeypa
 # -- the commands ----------------------------------------------------------------------------------------------
 
 
-def vaelab_in_process(*args) -> int:
-    """Exit code of ``vaelab ARGS`` run in this process (no interpreter start-up; test_cli.py covers that)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code
-
-
-def test_picture_commands_write_pngs(runs, tmp_path):
+def test_picture_commands_write_pngs(runs, tmp_path, cli):
     run = runs["vae2"].path
     commands = {
         "traverse.png": ["traverse", run, "--dims", "auto", "--range", "2.5", "--steps", "9"],
@@ -395,15 +387,15 @@ def test_picture_commands_write_pngs(runs, tmp_path):
         "recon.png": ["reconstruct", run, "-n", "8", "--temperature", "1"],
     }
     for name, args in commands.items():
-        assert vaelab_in_process(*args, "-o", tmp_path / name) == 0, name
+        assert cli(*args, "-o", tmp_path / name)[0] == 0, name
         assert_picture(np.atleast_3d(np.asarray(Image.open(tmp_path / name))))
     assert (tmp_path / "map-manifold.png").is_file()
-    assert vaelab_in_process("report", run) == 0 and (run / "report.html").is_file()
+    assert cli("report", run)[0] == 0 and (run / "report.html").is_file()
 
 
-def test_picture_commands_report_user_errors_in_one_line(runs, capsys):
-    assert vaelab_in_process("traverse", runs["vae4"].path, "--dims", "9") == 2
-    err = capsys.readouterr().err
+def test_picture_commands_report_user_errors_in_one_line(runs, cli):
+    code, err = cli("traverse", runs["vae4"].path, "--dims", "9")
+    assert code == 2
     assert err.startswith("error: --dims [9]") and len(err.strip().splitlines()) == 1
 
 

@@ -151,7 +151,9 @@ def test_requests_for_another_host_name_are_refused(client, host):
         assert response.status_code == 400 and "answers requests for 127.0.0.1, [::1], localhost only" in response.text
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "127.0.0.1"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "127.0.0.1", "localhost."]
+)
 def test_requests_for_this_machine_by_a_local_name_are_answered(client, host):
     assert client.get("/api/runs", headers={"host": host}).status_code == 200
 
@@ -160,6 +162,7 @@ def test_the_allowed_host_names_follow_the_listening_address(explorers):
     assert allowed_hosts("0.0.0.0") is None and allowed_hosts("192.168.1.5") is None  # shared on purpose: any name
     assert allowed_hosts("127.0.0.2") == {"127.0.0.1", "localhost", "[::1]", "127.0.0.2"}
     assert "[::1]" in allowed_hosts("::1")
+    assert "notebook.example.org" in allowed_hosts("127.0.0.1", ["Notebook.example.org:443"])  # serve --allow-host
     public = TestClient(create_app(explorers, hosts=None), base_url="http://192.168.1.5")
     assert public.get("/api/runs", headers={"host": "my-machine.lan:8765"}).status_code == 200
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
+from .config import MAX_SEED
 from .errors import VaelabError
 
 app = typer.Typer(
@@ -19,8 +22,26 @@ app = typer.Typer(
     help="Autoencoders from PCA to VAEs: train, evaluate and look at them.",
 )
 RunArg = Annotated[Path, typer.Argument(help="A run folder made by `vaelab train`, e.g. runs/vae-fashion-mnist-...")]
+
+
+def _png_path(path: Path | None) -> Path | None:
+    """Checked before any work: a picture is written as PNG, so its path must say so."""
+    if path is not None and path.suffix.lower() != ".png":
+        raise typer.BadParameter(f"{path}: give a path ending in .png (the picture is a PNG image)")
+    return path
+
+
+def _finite(value: float) -> float:
+    """NaN passes min/max ranges (every comparison with it is false): refuse it, and infinities, here."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+PngOutput = Annotated[
+    Path | None, typer.Option("-o", "--output", callback=_png_path, help="PNG path; default RUN/images/")
+]
 _debug = {"on": False}
-MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
 
 
 @app.callback()
@@ -231,14 +252,19 @@ def compare(
 def sample(
     run: RunArg,
     n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Images (per class with --grid-by-label).")] = 64,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    output: PngOutput = None,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
     grid_by_label: Annotated[bool, typer.Option(help="Conditional models: one row per class.")] = False,
     temperature: Annotated[
         float,
-        typer.Option(min=0.0, max=10.0, help="Scale the prior's std: z = mean + T * std * eps (0: the prior mean)."),
+        typer.Option(
+            min=0.0,
+            max=10.0,
+            callback=_finite,
+            help="Scale the prior's std: z = mean + T * std * eps (0: the prior mean).",
+        ),
     ] = 1.0,
     prior: Annotated[
         str, typer.Option(help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I)")
@@ -258,12 +284,17 @@ def sample(
 def reconstruct(
     run: RunArg,
     n: Annotated[int, typer.Option("-n", min=1, max=1024, help="How many images.")] = 32,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    output: PngOutput = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
     temperature: Annotated[
         float,
-        typer.Option(min=0.0, max=10.0, help="0: the posterior mean; T > 0: a posterior draw, its std scaled by T."),
+        typer.Option(
+            min=0.0,
+            max=10.0,
+            callback=_finite,
+            help="0: the posterior mean; T > 0: a posterior draw, its std scaled by T.",
+        ),
     ] = 0.0,
     seed: Annotated[
         int, typer.Option(min=0, max=MAX_SEED, help="Seed of the posterior draws (with --temperature).")
@@ -287,12 +318,13 @@ def traverse(
     run: RunArg,
     dims: Annotated[str, typer.Option(help="auto (active dimensions, largest KL first), all, or e.g. 0,3,5.")] = "auto",
     range_: Annotated[
-        float, typer.Option("--range", min=0.1, max=10.0, help="Sweep the prior's quantiles to +- this std")
+        float,
+        typer.Option("--range", min=0.1, max=10.0, callback=_finite, help="Sweep the prior's quantiles to +- this std"),
     ] = 3.0,
     steps: Annotated[int, typer.Option(min=2, max=64, help="Images per row.")] = 11,
     index: Annotated[int, typer.Option(min=0, help="The image (of --split) whose posterior mean fixes the rest.")] = 0,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
 ) -> None:
     """One row per latent dimension, swept through the prior's quantiles (JointVAE: a row per categorical too)."""
@@ -313,7 +345,7 @@ def interpolate(
     steps: Annotated[int, typer.Option(min=2, max=64, help="Decoded points from I to J, both included.")] = 10,
     slerp: Annotated[bool, typer.Option(help="Spherical instead of linear interpolation.")] = False,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
 ) -> None:
     """Image I, the decoded path between the posterior means of I and J, image J: one row."""
@@ -333,7 +365,7 @@ def latent_map_command(
     n: Annotated[int, typer.Option("-n", min=10, max=20000, help="Images of --split to place.")] = 2000,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     grid_size: Annotated[int, typer.Option(min=2, max=64, help="Manifold grid: n x n images (2-D latents).")] = 20,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="PNG path; default RUN/images/")] = None,
+    output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscaling of the manifold grid.")] = 2,
 ) -> None:
     """Posterior means coloured by label (2-D latents directly, else PCA or t-SNE); for 2-D latents also the
@@ -368,6 +400,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; other than 127.0.0.1 exposes the explorer.")] = (
         "127.0.0.1"
     ),
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Also answer requests for this host name (e.g. a proxy's); repeatable."),
+    ] = None,
 ) -> None:
     """The latent explorer: a local web page with sliders, the latent map, interpolations and your own images."""
     import torch
@@ -375,7 +411,11 @@ def serve(
     from .web import serve as run_server
 
     torch.set_num_threads(1)  # one image per request: a single thread is fastest and leaves cores to others
-    run_server(runs, host, port, log=lambda message: typer.echo(message, err=message.startswith("warning")))
+
+    def log(message: str) -> None:
+        typer.echo(message, err=message.startswith("warning"))
+
+    run_server(runs, host, port, log=log, extra_hosts=allow_host or [])
 
 
 @app.command()
@@ -413,7 +453,19 @@ def _shapes(tensors: dict[str, list[int | None]]) -> str:
     )
 
 
-def fail(message: str) -> None:
+PATH_ERRORS = {  # an OSError with these, on a file name, is the user's path (e.g. -o into a read-only folder)
+    errno.ENOENT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+}
+
+
+def _fail(message: str) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit 2."""
     typer.echo("error: " + "; ".join(line.strip() for line in message.splitlines() if line.strip()), err=True)
     sys.exit(2)
@@ -433,13 +485,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.UsageError as err:  # a bad option or argument: click's message and where the help is
         command = err.ctx.command_path if err.ctx is not None else "vaelab"
-        fail(f"{err.format_message()} (see {command} --help)")
-    except (VaelabError, OSError) as err:
+        _fail(f"{err.format_message()} (see {command} --help)")
+    except VaelabError as err:
         if "--debug" in args:
             raise
-        if isinstance(err, OSError) and err.filename is not None:  # e.g. -o into a missing or read-only folder
-            fail(f"cannot use {err.filename}: {err.strerror or err}; check the path and its permissions")
-        fail(str(err))
+        _fail(str(err))
+    except OSError as err:
+        if "--debug" in args or err.filename is None or err.errno not in PATH_ERRORS | {errno.ENOSPC}:
+            raise
+        if err.errno == errno.ENOSPC:
+            _fail(f"no space left on the device of {err.filename}: free some and run again (earlier files are whole)")
+        _fail(f"cannot use {err.filename}: {err.strerror}; check the path and its permissions")
     except (typer.Abort, KeyboardInterrupt):  # Ctrl+C (typer >= 0.22 returns 130 instead)
         code = 130
     if code == 130:

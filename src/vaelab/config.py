@@ -20,6 +20,8 @@ import yaml
 
 from .errors import ConfigError
 
+MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
+
 
 @dataclass
 class DataConfig:
@@ -233,7 +235,7 @@ def _check_ranges(config: Config) -> None:
     for key in ("train.lr", "train.grad_clip", "model.gaussian_std"):
         if not math.isfinite(_get(config, key)):
             raise ConfigError(f"{key} must be a finite number; got {_get(config, key)!r}")
-    if not 0 <= config.seed < 2**63:
+    if not 0 <= config.seed <= MAX_SEED:
         raise ConfigError(f"seed must lie in 0..2^63-1; got {config.seed}")
     config.model.validate()
     for key in ("val_fraction", "test_fraction"):

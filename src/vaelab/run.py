@@ -53,7 +53,7 @@ def read_number_csv(path: Path, remedy: str) -> list[dict[str, float]]:
         reader = csv.DictReader(f)
         try:  # a short row gives None values, a long one a list under the key None: both fail float()
             return [{k: float(v) for k, v in row.items() if v != ""} for row in reader]
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, csv.Error) as err:
             raise RunError(f"{path} is damaged (line {reader.line_num}: {err}); {remedy}") from None
 
 

@@ -459,13 +459,14 @@ def resolve_config(config: Config | str | Path | None, overrides: list[str], res
     if resume is not None:
         if config is not None:
             raise ConfigError("--resume reads the config saved in the run folder; do not pass --config too")
-        frozen = [o for o in overrides if not o.startswith(RESUMABLE_SECTIONS)]
+        keys = [o.partition("=")[0].strip() for o in overrides]
+        frozen = [o for o, key in zip(overrides, keys, strict=True) if not key.startswith(RESUMABLE_SECTIONS)]
         if frozen:
             raise ConfigError(f"on resume only train.* keys may change (e.g. train.epochs=30); got {frozen}")
-        naming = [o for o in overrides if o.startswith(("train.out_dir=", "train.name="))]
+        naming = [key for key in keys if key in ("train.out_dir", "train.name")]
         if naming:
-            raise ConfigError(f"{naming[0].split('=')[0]} names a new run's folder; --resume continues {resume} "
-                              "where it is (copy the folder first to continue it elsewhere)")  # fmt: skip
+            raise ConfigError(f"{naming[0]} names a new run's folder; --resume continues {resume} where it is "
+                              "(copy the folder first to continue it elsewhere)")  # fmt: skip
         config = read_run_config(Path(resume))
     if isinstance(config, Config):
         return config_from_dict(apply_overrides(config.to_dict(), overrides)) if overrides else config

@@ -132,7 +132,7 @@ def write_npy_dataset(raw: RawSplits, dst: str | Path) -> list[Path]:
         meta = {"class_names": raw.class_names, "source": raw.description, "shape": list(raw.train_x.shape[1:])}
         sibling(dst, "json").write_text(json.dumps(meta, indent=1) + "\n")
     except OSError as err:  # name the destination, not a temporary file beside it
-        raise OSError(err.errno, err.strerror, str(dst)) from None
+        raise OSError(err.errno, err.strerror, str(dst)) from err
     return [*written, sibling(dst, "json")]
 
 

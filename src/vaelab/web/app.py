@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
 from typing import Annotated
 
@@ -56,7 +57,7 @@ UPLOAD_BODY = {
 # memory freed on one of the thread pool's 40 threads stays with that thread's allocator arena. Twelve such
 # uploads at once, server RSS 0.44 GB before: peak 2.9 GB each on a pool thread, 1.2 GB at most two at a time on
 # pool threads, 0.73 GB on these two threads (measured 2026-12-01, docs/explorer.md).
-UPLOAD_DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vaelab-upload")
+UPLOAD_THREADS = 2
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
@@ -65,7 +66,7 @@ def host_name(header: str) -> str:
     header = header.strip().lower()
     if header.startswith("[") and "]" in header:
         return header[: header.index("]") + 1]
-    return header.split(":", 1)[0]
+    return header.split(":", 1)[0].removesuffix(".")  # 'localhost.' is the same name, fully qualified
 
 
 class Guard:
@@ -132,7 +133,7 @@ def chosen_run(
 Run = Annotated[Explorer, Depends(chosen_run)]
 
 
-def json_body(request: Request) -> None:
+async def json_body(request: Request) -> None:
     """415 for a body sent as anything but JSON (FastAPI reads a body as JSON only when it is labelled so)."""
     kind = request.headers.get("content-type")
     if kind is None or kind.split(";")[0].strip().lower() != "application/json":
@@ -145,8 +146,16 @@ JSON = Depends(json_body)
 
 def create_app(explorers: list[Explorer], hosts: frozenset[str] | None = LOCAL_HOSTS) -> FastAPI:
     """The app over these runs (ids 0, 1, ... in the given order), answering requests for ``hosts`` (None: any
-    host, for a server on a public address)."""
+    host, for a server on a public address; Starlette's TestClient needs ``base_url="http://127.0.0.1"``)."""
+    decoders = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="vaelab-upload")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        decoders.shutdown(wait=False, cancel_futures=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="vaelab explorer",
         version=__version__,
         description="Decode latents, encode images, walk the latent map of trained vaelab runs. "
@@ -211,7 +220,7 @@ def create_app(explorers: list[Explorer], hosts: frozenset[str] | None = LOCAL_H
         except ClientDisconnect:  # nobody is left to answer; not a server error
             return Response(status_code=400)
         content_type = request.headers.get("content-type", "")
-        return await asyncio.wrap_future(UPLOAD_DECODERS.submit(e.encode_upload, data, content_type, label))
+        return await asyncio.wrap_future(decoders.submit(e.encode_upload, data, content_type, label))
 
     @app.post(
         "/api/runs/{run_id}/interpolate",

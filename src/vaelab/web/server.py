@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..run import load_run
-from .app import LOCAL_HOSTS, create_app
+from .app import LOCAL_HOSTS, create_app, host_name
 from .explorer import Explorer
 
 
@@ -52,12 +52,13 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def allowed_hosts(host: str) -> frozenset[str] | None:
-    """The Host names the explorer answers when it listens on ``host``: on a loopback address, that address and
-    the local names (no DNS rebinding); on any other address, every name (sharing it was asked for)."""
+def allowed_hosts(host: str, extra: Sequence[str] = ()) -> frozenset[str] | None:
+    """The Host names the explorer answers when it listens on ``host``: on a loopback address, that address, the
+    local names and ``extra`` (e.g. the name a proxy forwards; no DNS rebinding); on any other address, every name
+    (sharing it was asked for)."""
     if not is_loopback(host):
         return None
-    return LOCAL_HOSTS | {f"[{host}]" if ":" in host else host.lower()}
+    return LOCAL_HOSTS | {f"[{host}]" if ":" in host else host.lower()} | {host_name(name) for name in extra}
 
 
 def url(sock: socket.socket) -> str:
@@ -65,8 +66,15 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8765, log: Callable = print) -> None:
-    """Serve the explorer for these run folders until interrupted."""
+def serve(
+    paths: Sequence[str | Path],
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    log: Callable = print,
+    extra_hosts: Sequence[str] = (),
+) -> None:
+    """Serve the explorer for these run folders until interrupted; on a loopback address it also answers
+    requests for ``extra_hosts``."""
     import uvicorn
 
     explorers = load_explorers(paths)
@@ -74,7 +82,7 @@ def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8765
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who can reach this machine can use the explorer")
     log(f"vaelab explorer: {url(sock)}  ({', '.join(e.name for e in explorers)}; Ctrl+C stops)")
-    app = create_app(explorers, allowed_hosts(host))
+    app = create_app(explorers, allowed_hosts(host, extra_hosts))
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])
 
