@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 import pathlib
 
 import pytest
@@ -208,3 +209,15 @@ def test_resume_refuses_keys_that_name_a_new_folder(tiny_overrides, tmp_path, ov
     part = train(None, [*tiny_overrides, "train.epochs=1"])
     with pytest.raises(ConfigError, match=f"{override.split('=')[0].strip()} names a new run's folder"):
         train(None, ["train.epochs=2", override], resume=part.path)
+
+
+def test_run_folders_and_files_get_the_permissions_mkdir_and_open_would_give(tiny_overrides):
+    """Atomic writes go through mkstemp (0600) and mkdtemp (0700); the renamed results follow the umask."""
+    run = train(None, [*tiny_overrides, "train.epochs=1"])
+    mask = os.umask(0)
+    os.umask(mask)
+    paths = [run.path, run.path / "config.yaml", run.path / "model.safetensors", run.path / "metrics.csv",
+             *run.path.glob("checkpoint/epoch-*"), *run.path.glob("checkpoint/epoch-*/*")]  # fmt: skip
+    assert len(paths) >= 6
+    for path in paths:
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~mask, path

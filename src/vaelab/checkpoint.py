@@ -29,6 +29,23 @@ TRAINER_FILE = "trainer.pt"
 BEST_FILE = "best.safetensors"  # in checkpoint/: the weights of the best validation loss so far
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it back at once
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()  # read once, at import, before any thread could be creating files
+
+
+def temporary_dir(root: Path, prefix: str) -> Path:
+    """A new hidden folder ``root/.PREFIX.xxxx.tmp`` to fill, then rename into place; with the permissions of
+    a folder made by mkdir (mkdtemp's own 0700 would stay on the run folder after the rename)."""
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{prefix}.", suffix=".tmp"))
+    tmp.chmod(0o777 & ~UMASK)
+    return tmp
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -47,6 +64,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(path)) from err
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)  # the permissions of a file made by open(), not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -126,7 +144,7 @@ def save_checkpoint(run_dir: Path, epoch: int, weights: bytes, trainer_state: di
     root = run_dir / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"epoch-{epoch:04d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".epoch-{epoch:04d}.", suffix=".tmp"))
+    tmp = temporary_dir(root, f"epoch-{epoch:04d}")
     for name, data in [(WEIGHTS_FILE, weights), (TRAINER_FILE, trainer_state_bytes(trainer_state))]:
         with open(tmp / name, "wb") as f:
             f.write(data)

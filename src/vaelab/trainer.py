@@ -16,7 +16,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -41,6 +40,7 @@ from .checkpoint import (
     load_matching_state,
     remove_stale_temporaries,
     save_checkpoint,
+    temporary_dir,
 )
 from .checkpoint import weights_bytes as make_weights_bytes
 from .config import Config, apply_overrides, config_from_dict, load_config
@@ -109,7 +109,7 @@ def new_run_dir(config: Config) -> Path:
     name = name.replace("/", "_").replace(":", "_")
     root = Path(config.train.out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    tmp = temporary_dir(root, name)
     atomic_write_text(tmp / CONFIG_FILE, config.to_yaml())
     path, n = root / name, 1
     while True:
