@@ -27,18 +27,21 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolate(run, i: int, j: int, steps: int = 10, spherical: bool = False, split: str = "test") -> torch.Tensor:
+def interpolate(
+    run, i: int, j: int, steps: int = 10, spherical: bool = False, split: str = "test", converted=None
+) -> torch.Tensor:
     """Images (steps + 2, C, H, W) in [0, 1]: image i, the decoded latents from i's posterior mean to j's in
     ``steps`` equal steps (both ends included), image j. The continuous part is interpolated linearly or by
     slerp, JointVAE's one-hot codes linearly; a conditional model decodes the first half with i's label and
-    the second half with j's."""
+    the second half with j's. ``converted``: the split as ``split_float`` gives it, if the caller holds it
+    (the explorer does), instead of converting its first max(i, j) + 1 images on every call."""
     n = len(run.data.split(split)[0])
     if not (0 <= i < n and 0 <= j < n):
         raise ConfigError(f"--pair {i} {j}: both images must be in 0..{n - 1} (the {split} split has {n})")
     if steps < 2:
         raise ConfigError(f"--steps {steps}: the path needs at least 2 steps (its two ends)")
     model = run.model
-    x, y = split_float(run, split, max(i, j) + 1)
+    x, y = converted if converted is not None else split_float(run, split, max(i, j) + 1)
     x = x[[i, j]].to(model.device)
     y = run.as_labels(y[[i, j]]) if run.conditional else None
     z = model.encode(x, y).mean  # (2, code_size)
@@ -51,8 +54,8 @@ def interpolate(run, i: int, j: int, steps: int = 10, spherical: bool = False, s
 
 
 def interpolation_grid(
-    run, i: int, j: int, steps: int = 10, spherical: bool = False, split: str = "test"
+    run, i: int, j: int, steps: int = 10, spherical: bool = False, split: str = "test", converted=None
 ) -> np.ndarray:
     """``interpolate`` as one row of a uint8 grid (rows, cols, C): image i, the path, image j."""
-    images = interpolate(run, i, j, steps, spherical, split)
+    images = interpolate(run, i, j, steps, spherical, split, converted)
     return image_grid(images, ncols=len(images))

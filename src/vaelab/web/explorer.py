@@ -147,5 +147,5 @@ class Explorer:
     def interpolate_png(self, i: int, j: int, steps: int, slerp: bool) -> bytes:
         self.check_index(i), self.check_index(j)
         with self.lock:
-            grid = interpolation_grid(self.run, i, j, steps, slerp, "test")
+            grid = interpolation_grid(self.run, i, j, steps, slerp, "test", (self.test_x, self.test_y))
         return png_bytes(grid, compress_level=PNG_COMPRESSION)
