@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoint import naming_errors
 from ..distributed import Context
 from ..errors import DataError
 from .batches import Batch, global_batches, shard
@@ -124,15 +125,13 @@ def write_npy_dataset(raw: RawSplits, dst: str | Path) -> list[Path]:
     dst = Path(dst)
     if dst.suffix != ".npy":
         raise DataError(f"{dst}: the destination must end in .npy")
-    try:
+    with naming_errors(dst):
         dst.parent.mkdir(parents=True, exist_ok=True)
         written = _write_split(raw.train_x, raw.train_y, dst, sibling(dst, "labels.npy"))
         if raw.test_x is not None:
             written += _write_split(raw.test_x, raw.test_y, sibling(dst, "test.npy"), sibling(dst, "test.labels.npy"))
         meta = {"class_names": raw.class_names, "source": raw.description, "shape": list(raw.train_x.shape[1:])}
         sibling(dst, "json").write_text(json.dumps(meta, indent=1) + "\n")
-    except OSError as err:  # name the destination, not a temporary file beside it
-        raise OSError(err.errno, err.strerror, str(dst)) from err
     return [*written, sibling(dst, "json")]
 
 
