@@ -25,9 +25,14 @@ RunArg = Annotated[Path, typer.Argument(help="A run folder made by `vaelab train
 
 
 def _png_path(path: Path | None) -> Path | None:
-    """Checked before any work: a picture is written as PNG, so its path must say so."""
-    if path is not None and path.suffix.lower() != ".png":
-        raise typer.BadParameter(f"{path}: give a path ending in .png (the picture is a PNG image)")
+    """save_png's check of the path, made when the option is read, before any work."""
+    from .viz.grids import check_png_path
+
+    if path is not None:
+        try:
+            check_png_path(path)
+        except VaelabError as err:
+            raise typer.BadParameter(str(err)) from None
     return path
 
 

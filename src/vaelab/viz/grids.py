@@ -52,9 +52,14 @@ def png_bytes(array: np.ndarray, scale: int = 1, compress_level: int = 6) -> byt
     return buffer.getvalue()
 
 
-def save_png(array: np.ndarray, path: str | Path, scale: int = 1) -> Path:
-    """Save a uint8 (rows, cols, 1 or 3) array as PNG (atomically), upscaled by ``scale`` with nearest pixels."""
+def check_png_path(path: str | Path) -> None:
+    """A picture is written as PNG, so its path must say so (a ConfigError otherwise)."""
     if Path(path).suffix.lower() != ".png":
         raise ConfigError(f"{path}: the picture is a PNG image; give an output path ending in .png")
+
+
+def save_png(array: np.ndarray, path: str | Path, scale: int = 1) -> Path:
+    """Save a uint8 (rows, cols, 1 or 3) array as PNG (atomically), upscaled by ``scale`` with nearest pixels."""
+    check_png_path(path)
     atomic_write_bytes(path, png_bytes(array, scale))
     return Path(path)
