@@ -81,9 +81,9 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        host = headers.get(b"host")  # HTTP/1.0 may send none; browsers always do
-        if self.hosts is not None and host is not None and host_name(host.decode("latin-1")) not in self.hosts:
-            return await self.reply(send, 400, self.wrong_host(host.decode("latin-1")))
+        host = headers.get(b"host", b"").decode("latin-1")  # HTTP/1.0 may send none; browsers always do
+        if self.hosts is not None and b"host" in headers and host_name(host) not in self.hosts:
+            return await self.reply(send, 400, self.wrong_host(host))
         length = headers.get(b"content-length", b"0")
         if not length.isdigit():
             return await self.reply(send, 400, "Content-Length must be a number of bytes")
@@ -191,13 +191,11 @@ def create_app(explorers: list[Explorer], hosts: frozenset[str] | None = LOCAL_H
     def latent_map(e: Run) -> LatentMap:
         return e.latent_map()
 
-    @app.post(
-        "/api/runs/{run_id}/decode",
-        response_class=Response,
-        responses=PNG,
-        summary="Decode a latent",
-        dependencies=[JSON],
-    )
+    def json_to_png(path: str, summary: str):
+        """The decorator of a POST endpoint that takes a JSON body and answers a PNG."""
+        return app.post(path, response_class=Response, responses=PNG, summary=summary, dependencies=[JSON])
+
+    @json_to_png("/api/runs/{run_id}/decode", "Decode a latent")
     def decode(e: Run, request: DecodeRequest) -> Response:
         return Response(e.decode_png(request), media_type="image/png")
 
@@ -222,13 +220,7 @@ def create_app(explorers: list[Explorer], hosts: frozenset[str] | None = LOCAL_H
         content_type = request.headers.get("content-type", "")
         return await asyncio.wrap_future(decoders.submit(e.encode_upload, data, content_type, label))
 
-    @app.post(
-        "/api/runs/{run_id}/interpolate",
-        response_class=Response,
-        responses=PNG,
-        summary="Interpolate",
-        dependencies=[JSON],
-    )
+    @json_to_png("/api/runs/{run_id}/interpolate", "Interpolate")
     def interpolate(e: Run, request: InterpolateRequest) -> Response:
         return Response(e.interpolate_png(request.i, request.j, request.steps, request.slerp), media_type="image/png")
 
