@@ -38,8 +38,8 @@ def main() -> None:
         one = images_per_s([sys.executable], Path(tmp) / "one", overrides, env)
         two = images_per_s(torchrun, Path(tmp) / "two", overrides, {**env, "OMP_NUM_THREADS": "1"})
     print(f"default MLP VAE, global batch 128, {args.precision}, epoch 2 of `vaelab train`")
-    print(f"1 process, 2 threads                 : {one:8.0f} images/s")
-    print(f"2 processes (torchrun, gloo), 1 each : {two:8.0f} images/s")
+    print(f"1 process, 2 threads                 : {one:8.0f} images/s   (hand-written gradients, train.step=auto)")
+    print(f"2 processes (torchrun, gloo), 1 each : {two:8.0f} images/s   (autograd: DDP's gradient hooks)")
     print(f"ratio 2 processes / 1 process        : {two / one:8.2f}")
 
 

@@ -2,7 +2,8 @@
 
 Prints:
   images/s of vaelab's training step (Trainer.train_epoch: batching, binarisation, forward, backward, fused
-  Adam) on Fashion-MNIST in fp32, bf16 (autocast), and each with train.compile, in interleaved rounds (a
+  Adam) on Fashion-MNIST in fp32 and bf16 (autocast), each with the default gradients (train.step=auto: the
+  hand-written step for this model), with autograd, and with train.compile, in interleaved rounds (a
   compiled variant in a process of its own, interleaved there with an eager fp32 trainer for its ratio);
   the roofline of each precision: images/s if a step cost only its matmuls (the same GEMM shapes timed
   alone with torch.mm, fp32 or bf16 operands), and our ratio to it (target fp32 >= 0.6);
@@ -31,11 +32,13 @@ from vaelab.evaluate.likelihood import evaluate_run
 from vaelab.models import build_model
 from vaelab.trainer import Trainer, set_threads
 
-VARIANTS = {  # name: (train.precision, train.compile)
-    "fp32": ("fp32", False),
-    "bf16": ("bf16", False),
-    "fp32 + compile": ("fp32", True),
-    "bf16 + compile": ("bf16", True),
+VARIANTS = {  # name: (train.precision, train.compile, train.step); auto takes the manual step for this model
+    "fp32": ("fp32", False, "auto"),
+    "bf16": ("bf16", False, "auto"),
+    "fp32 autograd": ("fp32", False, "autograd"),
+    "bf16 autograd": ("bf16", False, "autograd"),
+    "fp32 + compile": ("fp32", True, "autograd"),
+    "bf16 + compile": ("bf16", True, "autograd"),
 }
 
 
@@ -79,8 +82,8 @@ def step_seconds(config, data, names: list[str], rounds: int, steps: int, gemms=
         trainers = {}
         for name in names:
             torch.manual_seed(0)
-            precision, compiled = VARIANTS[name]
-            keys = [f"train.precision={precision}", f"train.compile={str(compiled).lower()}"]
+            precision, compiled, step = VARIANTS[name]
+            keys = [f"train.precision={precision}", f"train.compile={str(compiled).lower()}", f"train.step={step}"]
             variant = config_from_dict(apply_overrides(config.to_dict(), keys))
             trainers[name] = Trainer(variant, data, build_model(variant.model, data.image_shape), Path(tmp))
             trainers[name].train_epoch(1)  # a full epoch first (and compilation): the steady state is measured
@@ -125,7 +128,7 @@ def main() -> None:
     gemms = {dtype: step_gemms(build_model(config.model, data.image_shape), batch, dtype)
              for dtype in (torch.float32, torch.bfloat16)}  # fmt: skip
     flops = gemm_flops(gemms[torch.float32])
-    eager = [name for name, (_, compiled) in VARIANTS.items() if not compiled]
+    eager = [name for name, (_, compiled, _) in VARIANTS.items() if not compiled]
     timed = step_seconds(config, data, eager, args.rounds, args.steps, gemms)
     step = {name: timed[name] for name in eager}
     gemm = {dtype: timed[dtype] for dtype in gemms}

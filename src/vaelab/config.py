@@ -73,6 +73,7 @@ class TrainConfig:
         "fp32"  # bf16: autocast matmuls; auto: bf16 where a probe finds it fast
     )
     compile: bool = False  # torch.compile the objective (docs/performance.md: when it pays)
+    step: Literal["auto", "autograd", "manual"] = "auto"  # manual: hand-written gradients (MLP VAEs); auto: if it can
 
 
 @dataclass

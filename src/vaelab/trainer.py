@@ -52,6 +52,7 @@ from .distributed import SINGLE, Context
 from .distributions import BatchShard, keep_draws_out_of_compiled_graphs
 from .errors import ConfigError, RunError, TrainingError
 from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, loss_problem, nonfinite_latent_dims
+from .manual_step import ManualStep, uncovered
 from .models import Autoencoder, build_model
 from .precision import Choice, autocast, choose_precision
 from .run import CONFIG_FILE, IMAGES_DIR, METRICS_FILE, Run, load_run, read_run_config
@@ -150,6 +151,7 @@ class Trainer:
         if cfg.compile:
             keep_draws_out_of_compiled_graphs()
             self.objective = torch.compile(self.objective)
+        self.manual, self.step_reason = self.choose_step()
         self.noise_draws: dict[tuple[int, int, int], list] = {}  # with compile: the draws of a step, by its rows
         self.epoch = 0  # epochs completed
         self.step = 0  # optimisation steps completed
@@ -167,6 +169,19 @@ class Trainer:
     @property
     def precision(self) -> str:
         return self.choice.precision
+
+    def choose_step(self) -> tuple[ManualStep | None, str]:
+        """The hand-written step (manual_step.py) where ``train.step`` asks for it and it covers the model, else
+        None for autograd; and the reason, for the run's log."""
+        cfg = self.config.train
+        why_not = uncovered(self.model) or (
+            "several processes (DDP)" if self.context.active else "train.compile=true" if cfg.compile else None
+        )
+        if cfg.step == "autograd" or (cfg.step == "auto" and why_not):
+            return None, f"autograd ({'as configured' if cfg.step == 'autograd' else 'auto: ' + why_not})"
+        if why_not:
+            raise ConfigError(f"train.step=manual cannot train this run ({why_not}); use train.step=autograd or auto")
+        return ManualStep(self.model, self.precision), f"manual ({'as configured' if cfg.step == 'manual' else 'auto'})"
 
     def batch_source(self) -> InMemoryBatches | StreamBatches:
         """The training batches: streamed from the npy file of npy:PATH data, else gathered from memory (the
@@ -275,10 +290,14 @@ class Trainer:
             if self.config.train.compile:  # a graph per batch size (the last batch of an epoch is smaller)
                 torch._dynamo.mark_static(x, 0)
             noise = self.noise(batch)
-            with autocast(self.precision, self.device):
-                named = self.objective(x, y, self.step, noise)
             self.optimizer.zero_grad(set_to_none=True)
-            problem = self.backward(named, batch)
+            if self.manual is not None:  # loss terms and gradients by hand
+                named = self.manual(x, y, self.step, noise)
+                problem = loss_problem(named) or gradient_problem(self.model, self.config.train.grad_clip)
+            else:
+                with autocast(self.precision, self.device):
+                    named = self.objective(x, y, self.step, noise)
+                problem = self.backward(named, batch)
             if problem is not None:
                 problem.latent_dims = nonfinite_latent_dims(self.model, x, y)
                 self.guard.handle(problem, step=self.step + 1, epoch=epoch, batch=i, indices=batch.idx,
@@ -521,7 +540,7 @@ def _train(config: Config, resume: str | Path | None, context: Context) -> Run |
     compiled = ", torch.compile on" if config.train.compile else ""
     log(
         f"device {trainer.device}, precision {trainer.choice.reason}, batch {config.train.batch_size}{per_process}"
-        f"{compiled}"
+        f"{compiled}, gradients {trainer.step_reason}"
     )
     trainer.on_epoch_end.append(recorders)
     trainer.fit()
