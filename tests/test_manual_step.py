@@ -18,6 +18,7 @@ from vaelab.trainer import Trainer
 CASES = {  # name: (overrides, image shape)
     "vae": (["model.name=vae"], (1, 28, 28)),
     "vae, two hidden widths, colour": (["model.name=vae", "model.hidden=[48, 24]"], (3, 6, 9)),
+    "vae, no hidden layer": (["model.name=vae", "model.hidden=[]"], (1, 5, 5)),
     "vae, free bits and warm-up": (["model.name=vae", "model.free_bits=0.5", "model.kl_warmup_steps=10"], (1, 8, 8)),
     "beta-vae": (["model.name=beta-vae", "model.beta=4"], (1, 8, 8)),
     "capacity-vae": (["model.name=capacity-vae", "model.c_max=5", "model.c_steps=10"], (1, 8, 8)),
