@@ -52,7 +52,24 @@ def small(cls, **params):
     ]
 )
 def test_sklearn_estimator_checks(estimator, check):
+    if (
+        isinstance(estimator, ConditionalVAE)
+        and check.func.__name__ == "check_methods_sample_order_invariance"
+        and linear_rounds_rows_by_position(rows=20, features=6)
+    ):
+        pytest.xfail("this BLAS rounds a row of a matmul by its position in the batch for the check's shapes")
     check(estimator)
+
+
+def linear_rounds_rows_by_position(rows: int, features: int) -> bool:
+    """Whether a Linear layer gives a row other float32 bits when the rows come in another order. The sample
+    order check feeds 20 rows of 3 features and 3 classes: the ConditionalVAE's first layer sees 6 inputs, and
+    MKL on an AMD EPYC (2026-12-02) rounds such rows by position (1 ulp); rows of 3 or 64 inputs it does not."""
+    generator = torch.Generator().manual_seed(0)
+    x, w = torch.randn(rows, features, generator=generator), torch.randn(8, features, generator=generator)
+    order = torch.randperm(rows, generator=generator)
+    with torch.no_grad():
+        return not torch.equal(torch.nn.functional.linear(x, w)[order], torch.nn.functional.linear(x[order], w))
 
 
 # -- the input contract --------------------------------------------------------------------------------------
