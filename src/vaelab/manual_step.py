@@ -1,10 +1,10 @@
 """The training step of MLP VAEs written out by hand: forward pass and gradients without autograd.
 
-Why by hand: the default model's step is 17 small matmuls (batch 128, widths 784-512-512-32) on a 2-core CPU;
-autograd's graph bookkeeping and its ~190 dispatched operations cost about half of the step (measured in
-docs/performance.md). This step runs the same maths in about 70 operations. ``train.step=auto`` uses it
-for the models it covers (``uncovered`` says why not otherwise); tests check its loss and gradients
-against autograd's.
+Why by hand: the default model's step is 17 small matmuls (batch 128, widths 784-512-512-32); on a 2-core CPU
+everything else (autograd's ~190 dispatched operations, Adam, the binarisation) took a third to a half of the
+step (docs/performance.md). This step runs the same maths in about 70 operations, without a graph.
+``train.step=auto`` uses it for the models it covers (``uncovered`` says why not otherwise); tests check its
+loss and gradients against autograd's. Module and tensor hooks would not run, so a model with hooks is not covered.
 
 Network (nets.mlp_encoder_body, nets.mlp_decoder): h = relu(h W^T + b) per hidden layer; the encoder head
 gives mu and a raw logvar, clamped to [LOGVAR_MIN, LOGVAR_MAX]; z = mu + exp(logvar / 2) eps; the decoder's
@@ -30,24 +30,52 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distributions import LOGVAR_MAX, LOGVAR_MIN, BatchShard, randn_like_rows
+from .distributions import LOGVAR_MAX, LOGVAR_MIN, BernoulliLikelihood, Generator, randn_like_rows
+
+NETWORK_METHODS = ("loss", "encode", "decode", "encoder_params", "encoder_outputs", "code_size")  # what VAE.loss runs
 
 
 def uncovered(model: nn.Module) -> str | None:
     """Why the manual step cannot train ``model`` (None if it can): it covers unconditional MLP VAEs with a
-    Bernoulli likelihood whose objective is a function of the reconstruction term and the per-dimension KL."""
+    Bernoulli likelihood, their float32 parameters all in the Linear layers and trained, no hooks, and any
+    objective of the reconstruction term and the per-dimension KL (``VAE.objective`` and its overrides)."""
     from .models.vae import VAE
 
-    cfg = model.config
-    if not isinstance(model, VAE) or type(model).loss is not VAE.loss:
-        return f"model {cfg.name} has an objective of its own"
-    if cfg.net != "mlp":
-        return f"model.net={cfg.net}"
-    if cfg.likelihood != "bernoulli":
-        return f"model.likelihood={cfg.likelihood}"
+    name = getattr(getattr(model, "config", None), "name", type(model).__name__)
+    changed = [m for m in NETWORK_METHODS if getattr(type(model), m, None) is not getattr(VAE, m)]
+    if not isinstance(model, VAE) or "loss" in changed:
+        return f"model {name} has an objective of its own"
+    if changed:
+        return f"model {name} defines its own {changed[0]}"
+    if model.config.net != "mlp":
+        return f"model.net={model.config.net}"
+    if not isinstance(model.likelihood, BernoulliLikelihood):
+        return f"model.likelihood={model.config.likelihood}"
     if model.n_conditions:
         return "model.conditional=true"
+    if not _plain_mlp(model):
+        return "its network is not made of Flatten, Linear (with bias) and ReLU layers"
+    params = list(model.parameters())
+    linear = {id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in (m.weight, m.bias)}
+    if any(id(p) not in linear or p.dtype != torch.float32 or not p.requires_grad for p in params):
+        return "it has parameters outside its Linear layers, frozen or not float32"
+    if any(p._backward_hooks for p in params) or any(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks for m in model.modules()
+    ):
+        return "it has hooks"
     return None
+
+
+def _plain_mlp(model: nn.Module) -> bool:
+    """Whether the encoder is Flatten, then (Linear, ReLU) pairs, and the decoder (Linear, ReLU) pairs, then
+    Linear and Unflatten: the networks nets.mlp_encoder_body and nets.mlp_decoder build."""
+    dense, decoder = [type(m) for m in model.encoder.dense], [type(m) for m in model.decoder]
+    return (
+        isinstance(model.encoder.features, nn.Flatten)
+        and dense == [nn.Linear, nn.ReLU] * (len(dense) // 2)
+        and decoder == [nn.Linear, nn.ReLU] * (len(decoder) // 2 - 1) + [nn.Linear, nn.Unflatten]
+        and all(m.bias is not None for m in model.modules() if isinstance(m, nn.Linear))
+    )
 
 
 class ManualStep:
@@ -62,8 +90,6 @@ class ManualStep:
         self.encoder = [m for m in model.encoder.dense if isinstance(m, nn.Linear)] + [model.encoder_head]
         self.decoder = [m for m in model.decoder if isinstance(m, nn.Linear)]
         self.params = [p for layer in self.encoder + self.decoder for p in (layer.weight, layer.bias)]
-        if {id(p) for p in self.params} != {id(p) for p in model.parameters()}:
-            raise ValueError("the manual step does not cover this model: it has parameters outside its Linear layers")
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.low = [torch.empty_like(p, dtype=self.dtype) for p in self.params] if precision == "bf16" else None
 
@@ -74,7 +100,7 @@ class ManualStep:
         torch._foreach_copy_(self.low, [p.detach() for p in self.params])
         return self.low
 
-    def __call__(self, x: torch.Tensor, y, step: int, noise: BatchShard | torch.Generator | None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None, step: int, noise: Generator) -> dict[str, torch.Tensor]:
         weights = self.weights()
         n_enc = len(self.encoder)
         enc, dec = weights[: 2 * n_enc], weights[2 * n_enc :]
@@ -105,7 +131,7 @@ class ManualStep:
         total, extras, w_recon, w_kl = self.objective_weights(recon, kl_per_dim, step)
 
         # backward
-        grads: list[torch.Tensor] = [None] * len(weights)
+        grads: list[torch.Tensor | None] = [None] * len(weights)
         d = torch.sigmoid(logits).sub_(target).mul_(w_recon / batch).to(self.dtype)
         dz = self.linear_backward(d, dec_in, dec, grads, 2 * n_enc, first_needs_input=True).float()
         scale = w_kl / batch
@@ -118,7 +144,10 @@ class ManualStep:
         return {"loss": total, "recon": recon, "kl": kl_per_dim.sum(), **extras}
 
     @staticmethod
-    def linear_backward(d, inputs, weights, grads, offset: int, first_needs_input: bool) -> torch.Tensor | None:
+    def linear_backward(
+        d: torch.Tensor, inputs: list[torch.Tensor], weights: list[torch.Tensor], grads: list[torch.Tensor | None],
+        offset: int, first_needs_input: bool,
+    ) -> torch.Tensor | None:  # fmt: skip
         """Back through a ReLU stack of Linear layers from the gradient ``d`` of its output: writes dW, db
         into ``grads[offset:]`` and returns the gradient of the stack's input (None if not needed)."""
         for layer in reversed(range(len(inputs))):
@@ -132,7 +161,9 @@ class ManualStep:
                 d = torch.ops.aten.threshold_backward(d, a, 0)
         return d
 
-    def objective_weights(self, recon: torch.Tensor, kl_per_dim: torch.Tensor, step: int):
+    def objective_weights(
+        self, recon: torch.Tensor, kl_per_dim: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """(total, extras, d total / d recon, d total / d kl_per_dim) of the model's objective at ``step``."""
         r = recon.detach().requires_grad_()
         k = kl_per_dim.detach().requires_grad_()

@@ -170,13 +170,16 @@ class Trainer:
     def precision(self) -> str:
         return self.choice.precision
 
-    def choose_step(self) -> tuple[ManualStep | None, str]:
+    def choose_step(self, resumed: str | None = None) -> tuple[ManualStep | None, str]:
         """The hand-written step (manual_step.py) where ``train.step`` asks for it and it covers the model, else
-        None for autograd; and the reason, for the run's log."""
+        None for autograd; and the reason, for the run's log. ``resumed``: the step the checkpoint was trained
+        with, which auto keeps (runs from before train.step existed used autograd)."""
         cfg = self.config.train
         why_not = uncovered(self.model) or (
             "several processes (DDP)" if self.context.active else "train.compile=true" if cfg.compile else None
         )
+        if cfg.step == "auto" and resumed == "autograd" and not why_not:
+            return None, "autograd (auto: as the run started)"
         if cfg.step == "autograd" or (cfg.step == "auto" and why_not):
             return None, f"autograd ({'as configured' if cfg.step == 'autograd' else 'auto: ' + why_not})"
         if why_not:
@@ -220,6 +223,7 @@ class Trainer:
             "noise_rng": self.noise_generator.get_state(),
             "device": self.device.type,
             "precision": self.precision,
+            "step_kind": "autograd" if self.manual is None else "manual",
             "history": self.history,
             "best_val": self.best_val,
             "epochs_since_best": self.epochs_since_best,
@@ -258,6 +262,7 @@ class Trainer:
         self.noise_generator.set_state(state.get("noise_rng", state["torch_rng"]))  # older runs: torch's RNG
         if self.config.train.precision == "auto" and "precision" in state:  # keep what the run's probe chose
             self.choice = Choice(state["precision"], f"{state['precision']} (auto: as chosen when the run started)")
+        self.manual, self.step_reason = self.choose_step(state.get("step_kind", "autograd"))  # in that precision
         self.epoch, self.step = state["epoch"], state["step"]
         self.history = list(state["history"])
         self.best_val, self.epochs_since_best = state["best_val"], state["epochs_since_best"]
