@@ -108,7 +108,9 @@ PEAK_RSS = textwrap.dedent("""
 
 def test_peak_memory_stays_flat_as_the_file_grows_past_the_buffer(tmp_path):
     """Files of 4x and 16x the 4 MB shuffle buffer (32x32 RGB images): the 48 MB more of the larger one
-    must not show in the peak resident memory of the training process."""
+    must not show in the peak resident memory of the training process. Each size is trained twice and its
+    lower peak counts: the peak of the same run moves by up to ~13 MB from run to run on a loaded machine
+    (2026-12-01/02: 343-351 MB for the same file in four runs), more than the bound, always upwards."""
     peaks = {}
     for times in (4, 16):
         path = tmp_path / f"x{times}.npy"
@@ -116,8 +118,9 @@ def test_peak_memory_stays_flat_as_the_file_grows_past_the_buffer(tmp_path):
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, 3, 32, 32))
         out[:] = np.random.default_rng(times).integers(0, 256, out.shape, dtype=np.uint8)
         del out
-        result = subprocess.run([sys.executable, "-c", PEAK_RSS, path, tmp_path / f"runs{times}"], capture_output=True,
-                                text=True, env={"PYTHONPATH": str(SRC)}, timeout=300)  # fmt: skip
-        assert result.returncode == 0, result.stderr[-2000:]
-        peaks[times] = int(result.stdout.split()[-1])
+        for attempt in range(2):
+            command = [sys.executable, "-c", PEAK_RSS, path, tmp_path / f"runs{times}-{attempt}"]
+            result = subprocess.run(command, capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, timeout=300)
+            assert result.returncode == 0, result.stderr[-2000:]
+            peaks[times] = min(peaks.get(times, 1 << 62), int(result.stdout.split()[-1]))
     assert peaks[16] - peaks[4] < 12 << 20, {k: f"{v / 2**20:.0f} MB" for k, v in peaks.items()}
