@@ -148,7 +148,7 @@ def main() -> None:
         print(f"{p} roofline (the matmuls alone)     : {roofline[p]:8.0f} images/s")
     for name, value in rate.items():
         label = f"{name} hand-written" if VARIANTS[name][2] == "manual" else name
-        print(f"training step, {label:<17}: {value:8.0f} images/s   ({value / roofline[name[:4]]:.2f} of the "
+        print(f"training step, {label:<22}: {value:8.0f} images/s   ({value / roofline[name[:4]]:.2f} of the "
               f"{name[:4]} roofline)")  # fmt: skip
     print(f"naive DataLoader loop, fp32          : {naive:8.0f} images/s")
     print(f"ratio vaelab fp32 / fp32 roofline    : {rate['fp32'] / roofline['fp32']:8.2f}   (target >= 0.60)")
