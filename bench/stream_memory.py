@@ -1,7 +1,9 @@
 """Peak memory of training streamed from a uint8 .npy file (npy:PATH data) of 4x and of 16x the shuffle
 buffer: it must not grow with the file. Each run is a fresh process (`vaelab train`, one epoch, small
-MLP), measured by its own peak resident memory (VmHWM), the lower of --repeats runs per file (the same
-run's peak moves by several MB between runs, always upwards, with the machine's load).
+MLP), measured by its own peak resident memory (VmHWM), with glibc's mmap threshold fixed at its default
+128 kB (MALLOC_MMAP_THRESHOLD_): left dynamic, it rises after the first large free and the heap then keeps
+~13 MB of freed batches in some runs and not in others, whatever the file (338-354 MB, 2026-12-02). Fixed,
+every large tensor is a fresh mmap, so the images/s printed here are about half of normal training's.
 Run: make bench (or .venv/bin/python bench/stream_memory.py)
 """
 
@@ -35,9 +37,8 @@ CHILD = textwrap.dedent("""
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buffer-mb", type=int, default=16, help="data.buffer_mb of the runs")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per file; the lowest peak counts")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MALLOC_MMAP_THRESHOLD_": str(128 << 10)}
     print(f"streamed training from npy:PATH, 28x28 uint8 images, data.buffer_mb={args.buffer_mb}, one epoch")
     with tempfile.TemporaryDirectory() as tmp:
         peaks = {}
@@ -50,9 +51,8 @@ def main() -> None:
                 part[:] = np.random.default_rng(start).integers(0, 256, part.shape, dtype=np.uint8)
             del out
             child = [sys.executable, "-c", CHILD, path, str(args.buffer_mb), tmp, str(Path(__file__).parent)]
-            runs = [subprocess.run(child, check=True, capture_output=True, text=True, env=env).stdout.split()
-                    for _ in range(args.repeats)]  # fmt: skip
-            peak, rate = min(runs, key=lambda run: int(run[0]))
+            result = subprocess.run(child, check=True, capture_output=True, text=True, env=env)
+            peak, rate = result.stdout.split()
             peaks[times] = int(peak)
             size = path.stat().st_size
             print(
