@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError
@@ -66,9 +66,10 @@ def naming_errors(path: str | Path) -> Iterator[None]:
         raise OSError(err.errno, err.strerror, str(path)) from err
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one. An OSError
-    (a read-only or missing place, a folder of that name) names ``path``, not the temporary file."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it and rename it to ``path``, so that a
+    crash leaves either the old file or the new one. An OSError (a read-only or missing place, a folder of
+    that name) names ``path``, not the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)  # an OSError names the folder that cannot be made
     with naming_errors(path):
@@ -76,7 +77,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         try:
             os.fchmod(fd, 0o666 & ~UMASK)  # the permissions of a file made by open(), not mkstemp's 0600
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -84,6 +85,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """``data`` written to ``path`` atomically (``atomic_write``)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

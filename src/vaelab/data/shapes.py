@@ -18,9 +18,7 @@ import functools
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import cache_dir
-from ..checkpoint import atomic_write_text
+from ..checkpoint import atomic_write, atomic_write_text
 
 VERSION = 1  # bump when the drawing changes: cached files of other versions are then ignored
 SIZE = 64  # image height and width
@@ -204,7 +202,7 @@ def _read_or_generate(grid: Grid) -> np.ndarray:
     start = time.perf_counter()
     packed = generate(grid)
     seconds = time.perf_counter() - start
-    _atomic_save(images_path, packed)
+    atomic_write(images_path, lambda f: np.save(f, packed))  # streamed to the file: the full grid is ~377 MB
     manifest = {"name": grid.name, "version": VERSION, "sizes": grid.sizes, "sha256": _sha256(packed)}
     atomic_write_text(manifest_path, json.dumps({**manifest, "seconds": round(seconds, 2)}, indent=1) + "\n")
     _say(f"generated {grid.name} ({grid.n_images:,} images) in {seconds:.1f} s, cached in {images_path}")
@@ -230,18 +228,3 @@ def _check_cache(grid: Grid, images_path: Path, manifest_path: Path) -> str | No
 
 def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest()
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    """np.save to a temporary file in the same folder, fsync, rename: readers see the old file or the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
