@@ -22,7 +22,7 @@ SRC = Path(__file__).parent.parent / "src" / "vaelab"
 
 @pytest.fixture
 def medium_npz(tmp_path):
-    """1,500 random 10x10 images: enough steps per epoch for kills to land in every phase."""
+    """1,500 random 10x10 images: 76 steps of 16 images an epoch."""
     rng = np.random.default_rng(1)
     path = tmp_path / "medium.npz"
     np.savez(path, x=rng.integers(0, 256, (1500, 10, 10), dtype=np.uint8), y=rng.integers(0, 3, 1500))
@@ -50,7 +50,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(mediu
         "model.latent_dim=4",
         "model.hidden=[64, 64]",
         "train.batch_size=16",
-        "train.epochs=6",
+        "train.epochs=40",
         "train.threads=1",
         "train.progress=never",
         f"train.out_dir={tmp_path / 'runs'}",
@@ -61,24 +61,34 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(mediu
     rng = random.Random(0)
     kills = 0
     env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
-    for _attempt in range(12):
+    phases = ["start", "epoch", "start", "epoch", "epoch", "end"]  # where each kill aims
+    for attempt in range(len(phases) + 3):
         started = (run_dir / "config.yaml").exists()  # a kill during start-up leaves no run folder at all
         args = [*command[:4], "--resume", str(run_dir), "--no-evaluate"] if started else command
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        if kills < 5:
-            time.sleep(rng.uniform(0.5, 4.0))
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                kills += 1
+        log, phase = b"", phases[attempt] if attempt < len(phases) else None
+        if phase == "start":  # start-up takes ~2 s, then epochs of ~0.06 s
+            time.sleep(rng.uniform(0.5, 2.5))
+        elif phase is not None:  # a moment in an epoch (or its checkpoint) after 1-3 epochs, or after the last
+            wanted = b"epoch  40/40" if phase == "end" else rng.randint(1, 3)
+            while (log.count(b"\nepoch ") < wanted if phase == "epoch" else wanted not in log) and (
+                line := process.stderr.readline()
+            ):
+                log += line
+            time.sleep(rng.uniform(0.0, 1.5 if phase == "end" else 0.08))  # the pictures and report take ~2 s
+        if phase is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
         _, err = process.communicate(timeout=120)
+        err = log + err
         if process.returncode == 0:
             break
         assert process.returncode == -signal.SIGKILL, err.decode()
         assert not run_dir.exists() or (run_dir / "config.yaml").exists()
         if run_dir.exists():
             check_consistent(run_dir)
-    assert kills >= 3, "training finished before the kills: make the run longer"
-    assert check_consistent(run_dir) == 6
+    assert kills >= 4, "training finished before the kills: make the run longer"
+    assert check_consistent(run_dir) == 40
     a, b = read_weights(reference.path / "model.safetensors")[0], read_weights(run_dir / "model.safetensors")[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
 

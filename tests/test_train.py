@@ -196,6 +196,26 @@ def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tiny_overr
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_after_a_kill_between_the_last_checkpoint_and_the_weights_file_publishes_the_checkpoint(
+    tiny_overrides,
+):
+    """A kill after checkpoint/epoch-0003 is renamed into place and before model.safetensors and
+    best.safetensors are replaced leaves them at epoch 2: resuming the finished run must bring them forward."""
+    reference = train(None, tiny_overrides + ["train.name=reference"])
+    killed = train(None, tiny_overrides + ["train.name=killed"])
+    checkpoint = killed.path / "checkpoint"
+    assert load_latest_checkpoint(killed.path)[2]["epochs_since_best"] == 0  # epoch 3 is also the best
+    epoch_2 = read_weights(checkpoint / "epoch-0002" / "model.safetensors")[0]
+    for stale in (killed.path / "model.safetensors", checkpoint / "best.safetensors"):
+        stale.write_bytes((checkpoint / "epoch-0002" / "model.safetensors").read_bytes())
+    assert not torch.equal(weights(killed.path)["decoder.0.weight"], weights(reference.path)["decoder.0.weight"])
+    train(None, [], resume=killed.path)
+    a, b = weights(reference.path), weights(killed.path)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    best = read_weights(checkpoint / "best.safetensors")[0]
+    assert all(torch.equal(a[k], best[k]) for k in a) and not all(torch.equal(a[k], epoch_2[k]) for k in a)
+
+
 def test_resume_with_a_new_learning_rate_uses_it(tiny_overrides, tmp_path):
     part = train(None, [*tiny_overrides, "train.epochs=1"])
     resumed = train(None, ["train.epochs=2", "train.lr=0.0005"], resume=part.path)

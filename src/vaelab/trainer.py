@@ -267,7 +267,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best_val, self.epochs_since_best = state["best_val"], state["epochs_since_best"]
         if self.write_files:
-            self.write_metrics()  # drop rows of epochs after the checkpoint
+            self.publish(folder)
         self.log(f"resuming {self.run_dir} from {folder.name} (step {self.step})")
 
     # -- loop --------------------------------------------------------------------------------------------
@@ -438,6 +438,16 @@ class Trainer:
         weights = make_weights_bytes(self.model, self.metadata)
         save_checkpoint(self.run_dir, self.epoch, weights, self.trainer_state(), self.config.train.keep)
         if self.improved:
+            atomic_write_bytes(self.run_dir / CHECKPOINT_DIR / BEST_FILE, weights)
+        atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
+        self.write_metrics()
+
+    def publish(self, checkpoint: Path) -> None:
+        """Make the run's model.safetensors, best weights and metrics.csv those of ``checkpoint`` (the one
+        resumed from): a kill after a checkpoint is written and before these files are left them an epoch
+        behind it (or, for metrics.csv, with rows of epochs after it)."""
+        weights = (checkpoint / WEIGHTS_FILE).read_bytes()
+        if self.epochs_since_best == 0:  # the checkpoint's epoch set the best validation loss
             atomic_write_bytes(self.run_dir / CHECKPOINT_DIR / BEST_FILE, weights)
         atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
         self.write_metrics()
