@@ -8,8 +8,10 @@ import torch
 from scipy.stats import chisquare
 from torch.distributions import Categorical, kl_divergence
 
+from vaelab import train
+from vaelab.augment import random_affine
 from vaelab.config import load_config
-from vaelab.distributions import categorical_kl_to_uniform, categorical_sample, gumbel_softmax_sample
+from vaelab.distributions import categorical_kl, categorical_kl_to_uniform, categorical_sample, gumbel_softmax_sample
 from vaelab.errors import ConfigError
 from vaelab.models import build_model
 from vaelab.schedules import capacity, kl_warmup, linear_ramp
@@ -31,6 +33,12 @@ def test_categorical_kl_to_uniform_matches_torch_distributions():
     logits = torch.randn(6, 5) * 2
     uniform = Categorical(probs=torch.full((6, 5), 0.2))
     torch.testing.assert_close(categorical_kl_to_uniform(logits), kl_divergence(Categorical(logits=logits), uniform))
+
+
+def test_categorical_kl_matches_torch_distributions():
+    p, q = torch.randn(6, 5) * 2, torch.randn(6, 5)
+    expected = kl_divergence(Categorical(logits=p), Categorical(logits=q))
+    torch.testing.assert_close(categorical_kl(p, q), expected)
 
 
 def test_gumbel_softmax_samples_lie_on_the_simplex():
@@ -156,7 +164,60 @@ def test_joint_vae_importance_weights_average_to_its_elbo():
     torch.testing.assert_close(log_w.mean(0), elbo, atol=0.5, rtol=0)
 
 
-@pytest.mark.parametrize("bad", ["model.tau=0", "model.discrete=[1]", "model.discrete=[]"])
+def test_joint_vae_invariance_adds_the_kl_of_the_moved_images_codes_in_training_only():
+    keys = ["model.discrete=[4, 2]", "model.invariance_shift=1.5", "model.invariance_rotation=20"]
+    plain, invariant = make("joint-vae", *keys), make("joint-vae", *keys, "model.invariance=7")
+    x = batch(16)
+    loss = invariant.loss(x, step=100, generator=torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)  # the moves are drawn first, then the posterior noise
+    moved = random_affine(x, 1.5, 20.0, generator)
+    reference = plain.loss(x, step=100, generator=generator)
+    clean, shifted = plain.encode(x).logits, plain.encode(moved).logits
+    kl = sum(
+        kl_divergence(Categorical(logits=a), Categorical(logits=b)).mean() for a, b in zip(clean, shifted, strict=True)
+    )
+    assert kl > 0.01
+    torch.testing.assert_close(loss.extras["invariance"], kl)
+    torch.testing.assert_close(loss.total, reference.total + 7 * kl)
+    torch.testing.assert_close(loss.recon, reference.recon)
+    invariant.eval(), plain.eval()
+    evaluated, expected = (m.loss(x, step=100, generator=torch.Generator().manual_seed(5)) for m in (invariant, plain))
+    assert "invariance" not in evaluated.extras
+    torch.testing.assert_close(evaluated.total, expected.total)
+
+
+def test_joint_vae_balance_adds_the_kl_of_the_batchs_mean_code_to_uniform():
+    plain, balanced = (
+        make("joint-vae", "model.discrete=[4, 2]"),
+        make("joint-vae", "model.discrete=[4, 2]", "model.balance=3"),
+    )
+    x = batch(16)
+    loss, reference = (m.loss(x, step=100, generator=torch.Generator().manual_seed(5)) for m in (balanced, plain))
+    means = [lg.softmax(-1).mean(0) for lg in plain.encode(x).logits]
+    kl = sum(kl_divergence(Categorical(probs=m), Categorical(probs=torch.full_like(m, 1 / len(m)))) for m in means)
+    assert kl > 1e-4
+    torch.testing.assert_close(loss.extras["balance"], kl)
+    torch.testing.assert_close(loss.total, reference.total + 3 * kl)
+
+
+def test_joint_vae_with_the_code_terms_trains_and_logs_them(tiny_overrides):
+    keys = ["model.name=joint-vae", "model.invariance=10", "model.balance=5", "train.epochs=1"]
+    row = train(None, [*tiny_overrides, *keys]).metrics[-1]
+    assert row["train_invariance"] > 0 and row["train_balance"] > 0 and "val_invariance" not in row
+
+
+BAD_JOINT_KEYS = [
+    "model.tau=0",
+    "model.discrete=[1]",
+    "model.discrete=[]",
+    "model.invariance=-1",
+    "model.invariance_shift=-2",
+    "model.invariance_rotation=-5",
+    "model.balance=-1",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_JOINT_KEYS)
 def test_joint_vae_rejects_bad_latent_specs(bad):
     with pytest.raises(ConfigError):
         load_config(None, ["model.name=joint-vae", bad])

@@ -188,6 +188,13 @@ def test_jointvae_gives_its_categories(digits):
     assert categories.shape == (10, 2) and categories[:, 0].max() < 3 and categories[:, 1].max() < 2
 
 
+def test_jointvae_takes_the_code_terms(digits):
+    jvae = small(JointVAE, invariance=50.0, invariance_shift=1.0, balance=20.0).fit(digits[0][:200])
+    config = jvae.model_.config
+    assert (config.invariance, config.invariance_shift, config.balance) == (50.0, 1.0, 20.0)
+    assert jvae.history_[-1]["train_invariance"] > 0 and jvae.history_[-1]["train_balance"] > 0
+
+
 def test_fit_is_reproducible_and_leaves_the_global_rng_alone(digits):
     x = digits[0][:200]
     torch.manual_seed(123)

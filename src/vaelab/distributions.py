@@ -184,6 +184,12 @@ def categorical_sample(logits: torch.Tensor, generator: Generator = None) -> tor
     return (logits - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))).argmax(-1)
 
 
+def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(Cat(softmax(p_logits)) || Cat(softmax(q_logits))) per row in nats, (B,)."""
+    log_p, log_q = torch.log_softmax(p_logits, dim=-1), torch.log_softmax(q_logits, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
 def categorical_kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
     """KL(Cat(pi) || Uniform(K)) per row in nats, (B,): sum_k pi_k log pi_k + log K."""
     log_pi = torch.log_softmax(logits, dim=-1)

@@ -435,11 +435,13 @@ class JointVAE(_Estimator):
 
     Parameters: those of ``VAE`` (without the KL options) and the JointVAE keys of docs/models.md: ``discrete``,
     ``tau``, ``gamma``, ``cont_c_max``, ``cont_c_steps``, ``disc_c_max``, ``disc_c_steps`` (capacities in nats,
-    their ramps in optimisation steps: small data sets take few steps per epoch, so shorten the ramps)."""
+    their ramps in optimisation steps: small data sets take few steps per epoch, so shorten the ramps), and the
+    code terms ``invariance``, ``invariance_shift``, ``invariance_rotation``, ``balance`` (0: off)."""
 
     _model_name = "joint-vae"
     _model_keys = (*_Estimator._model_keys, "discrete", "tau", "gamma", "cont_c_max", "cont_c_steps",
-                   "disc_c_max", "disc_c_steps")  # fmt: skip
+                   "disc_c_max", "disc_c_steps", "invariance", "invariance_shift", "invariance_rotation",
+                   "balance")  # fmt: skip
 
     def __init__(
         self,
@@ -452,6 +454,10 @@ class JointVAE(_Estimator):
         cont_c_steps=25_000,
         disc_c_max=5.0,
         disc_c_steps=25_000,
+        invariance=0.0,
+        invariance_shift=2.0,
+        invariance_rotation=10.0,
+        balance=0.0,
         hidden=(256, 256),
         net="mlp",
         channels=(32, 64),

@@ -3,6 +3,13 @@ Gumbel-softmax, each part held to its own capacity schedule.
 
 Latent spec: ``model.latent_dim`` continuous dimensions and ``model.discrete`` (a list of category
 counts). The decoder sees z = [z_cont, one-hot or relaxed one-hot of each categorical].
+
+Two terms that are not in the paper help the categorical find classes (docs/models.md has the runs):
+``model.invariance`` > 0 asks the categoricals of an image moved a little (shifted, rotated) to be those of the
+image, KL(q(c|x) || q(c|T x)) with q(c|x) held fixed (the consistency term of VAT / IMSAT clustering): what a
+small move changes (position, slant) is style, for the continuous part. ``model.balance`` > 0 asks a batch to
+use the codes equally, KL(mean_b q(c|x_b) || uniform) (IMSAT's marginal entropy): the capacity term only
+makes each image's code confident, and alone it lets a few codes take most digits.
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..augment import random_affine
 from ..config import ModelConfig
 from ..distributions import (
     DiagonalGaussian,
+    categorical_kl,
     categorical_kl_to_uniform,
     categorical_sample,
     gumbel_softmax_sample,
@@ -41,10 +50,17 @@ class JointVAEConfig(ModelConfig):
     cont_c_steps: int = 25_000
     disc_c_max: float = 5.0  # discrete capacity (nats), capped at sum(log K)
     disc_c_steps: int = 25_000
+    invariance: float = 0.0  # weight of KL(q(c|x) || q(c|moved x)); 0 is the paper's JointVAE
+    invariance_shift: float = 2.0  # the moves: up to this many pixels along each axis
+    invariance_rotation: float = 10.0  # and up to this many degrees either way
+    balance: float = 0.0  # weight of KL(batch mean of q(c|x) || uniform); 0 is the paper's JointVAE
 
     def validate(self) -> None:
-        if min(self.gamma, self.cont_c_max, self.cont_c_steps, self.disc_c_max, self.disc_c_steps) < 0:
-            raise ConfigError("model.gamma and the capacity keys (cont_c_*, disc_c_*) must be >= 0")
+        keys = (self.gamma, self.cont_c_max, self.cont_c_steps, self.disc_c_max, self.disc_c_steps, self.balance)
+        if min(*keys, self.invariance, self.invariance_shift, self.invariance_rotation) < 0:
+            raise ConfigError(
+                "model.gamma, the capacity keys (cont_c_*, disc_c_*), model.invariance* and model.balance must be >= 0"
+            )
         if not self.tau > 0:
             raise ConfigError(f"model.tau must be > 0 (the Gumbel-softmax temperature); got {self.tau}")
         if not self.discrete or any(k < 2 for k in self.discrete):
@@ -98,14 +114,19 @@ class JointVAE(Autoencoder):
         return self.latent_dim + sum(self.discrete_sizes)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> JointPosterior:
-        params = self.encoder_params(x, y)  # (B, 2D + sum K)
+        return self.posterior(self.encoder_params(x, y))
+
+    def posterior(self, params: torch.Tensor) -> JointPosterior:
+        """q(z|x) from the encoder's outputs (B, 2D + sum K)."""
         gaussian = DiagonalGaussian.from_params(params[:, : 2 * self.latent_dim])
         return JointPosterior(gaussian, list(params[:, 2 * self.latent_dim :].split(self.discrete_sizes, dim=-1)))
 
-    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, generator=None) -> ImageTerms:
+    def terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, generator=None, posterior: JointPosterior | None = None
+    ) -> ImageTerms:
         """recon with relaxed categoricals in training, exact ones in evaluation (a true ELBO); KL split into
-        its continuous and discrete parts."""
-        posterior = self.encode(x, y)
+        its continuous and discrete parts. ``posterior``: q(z|x) if already encoded."""
+        posterior = self.encode(x, y) if posterior is None else posterior
         z = posterior.rsample(generator, self.config.tau if self.training else None)
         recon = self.likelihood.nll(self.decode(z, y), x)
         kl_cont, kl_disc = posterior.gaussian.kl_to_standard_normal(), posterior.kl_discrete()
@@ -113,15 +134,45 @@ class JointVAE(Autoencoder):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0, generator=None) -> LossTerms:
         """recon + gamma |KL_cont - C_cont(step)| + gamma |KL_disc - C_disc(step)| (Dupont 2018, eq. 7), the
-        discrete capacity capped at sum(log K), the most a uniform-prior categorical KL can reach."""
+        discrete capacity capped at sum(log K), the most a uniform-prior categorical KL can reach; in training
+        plus the code terms switched on (``code_terms``), each times its weight. With model.invariance the
+        randomly moved images are encoded in the same pass as x."""
         cfg = self.config
-        t = self.terms(x, y, generator)
+        moved_logits = None
+        if self.training and cfg.invariance > 0:
+            moved = random_affine(x, cfg.invariance_shift, cfg.invariance_rotation, generator)
+            both = self.encoder_params(torch.cat([x, moved]), None if y is None else y.repeat(2))
+            params, moved_params = both.chunk(2)
+            posterior, moved_logits = self.posterior(params), self.posterior(moved_params).logits
+        else:
+            posterior = self.encode(x, y)
+        t = self.terms(x, y, generator, posterior)
         recon, kl_cont, kl_disc = t.recon.mean(), t.kl_parts["kl_cont"].mean(), t.kl_parts["kl_disc"].mean()
         c_cont = capacity(step, 0.0, cfg.cont_c_max, cfg.cont_c_steps)
         c_disc = min(capacity(step, 0.0, cfg.disc_c_max, cfg.disc_c_steps), sum(map(math.log, self.discrete_sizes)))
         total = recon + cfg.gamma * ((kl_cont - c_cont).abs() + (kl_disc - c_disc).abs())
         extras = {"kl_cont": kl_cont, "kl_disc": kl_disc}
+        if self.training:
+            for name, value in self.code_terms(posterior.logits, moved_logits).items():
+                total = total + getattr(cfg, name) * value
+                extras[name] = value
         return LossTerms(total, recon, kl_cont + kl_disc, extras)
+
+    def code_terms(
+        self, logits: list[torch.Tensor], moved_logits: list[torch.Tensor] | None
+    ) -> dict[str, torch.Tensor]:
+        """The terms on the categoricals that are not in the paper, by the key of their weight (the ones
+        switched on), summed over the categoricals i:
+        invariance = mean_b KL(q(c_i|x_b) || q(c_i|T x_b)), q(c|x) held fixed, T x the moved image;
+        balance = KL(mean_b q(c_i|x_b) || Uniform(K_i)), zero when the batch uses every code equally."""
+        terms = {}
+        if moved_logits is not None:
+            pairs = zip(logits, moved_logits, strict=True)
+            terms["invariance"] = sum(categorical_kl(lg.detach(), moved).mean() for lg, moved in pairs)
+        if self.config.balance > 0:
+            batch_mean = [torch.logsumexp(torch.log_softmax(lg, -1), 0) - math.log(len(lg)) for lg in logits]
+            terms["balance"] = sum(categorical_kl_to_uniform(log_mean) for log_mean in batch_mean)
+        return terms
 
     def log_importance_weights(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1, generator=None):
         """log p(x|z) + log p(z) - log q(z|x), (k, B), with exact categorical samples (no relaxation)."""
