@@ -186,6 +186,25 @@ def test_joint_vae_invariance_adds_the_kl_of_the_moved_images_codes_in_training_
     torch.testing.assert_close(evaluated.total, expected.total)
 
 
+def test_joint_vae_invariance_pulls_the_moved_images_codes_only():
+    """The term's gradient is that of KL(q(c|x) || q(c|T x)) with q(c|x) detached, and differs from the
+    gradient without the detach."""
+    invariant = make("joint-vae", "model.invariance=1")
+    x = batch(16)
+    invariant.loss(x, generator=torch.Generator().manual_seed(5)).extras["invariance"].backward()
+    gradient = invariant.encoder_head.weight.grad.clone()
+    expected = []
+    for detach in (True, False):
+        model = make("joint-vae")
+        moved = random_affine(x, 2.0, 10.0, torch.Generator().manual_seed(5))
+        clean, shifted = model.encode(x).logits[0], model.encode(moved).logits[0]
+        clean = clean.detach() if detach else clean
+        kl_divergence(Categorical(logits=clean), Categorical(logits=shifted)).mean().backward()
+        expected.append(model.encoder_head.weight.grad)
+    torch.testing.assert_close(gradient, expected[0])
+    assert not torch.allclose(gradient, expected[1])
+
+
 def test_joint_vae_balance_adds_the_kl_of_the_batchs_mean_code_to_uniform():
     plain, balanced = (
         make("joint-vae", "model.discrete=[4, 2]"),

@@ -56,8 +56,9 @@ class JointVAEConfig(ModelConfig):
     balance: float = 0.0  # weight of KL(batch mean of q(c|x) || uniform); 0 is the paper's JointVAE
 
     def validate(self) -> None:
-        keys = (self.gamma, self.cont_c_max, self.cont_c_steps, self.disc_c_max, self.disc_c_steps, self.balance)
-        if min(*keys, self.invariance, self.invariance_shift, self.invariance_rotation) < 0:
+        keys = (self.gamma, self.cont_c_max, self.cont_c_steps, self.disc_c_max, self.disc_c_steps, self.invariance,
+                self.invariance_shift, self.invariance_rotation, self.balance)  # fmt: skip
+        if min(keys) < 0:
             raise ConfigError(
                 "model.gamma, the capacity keys (cont_c_*, disc_c_*), model.invariance* and model.balance must be >= 0"
             )
@@ -101,6 +102,19 @@ class JointPosterior:
         return torch.stack([categorical_kl_to_uniform(lg) for lg in self.logits]).sum(0)
 
 
+def invariance_term(logits: list[torch.Tensor], moved_logits: list[torch.Tensor]) -> torch.Tensor:
+    """sum_i mean_b KL(q(c_i|x_b) || q(c_i|T x_b)), q(c|x) held fixed (no gradient): the moved images' codes
+    are pulled towards the images' own, not the other way round."""
+    pairs = zip(logits, moved_logits, strict=True)
+    return sum(categorical_kl(lg.detach(), moved).mean() for lg, moved in pairs)
+
+
+def balance_term(logits: list[torch.Tensor]) -> torch.Tensor:
+    """sum_i KL(mean_b q(c_i|x_b) || Uniform(K_i)), zero when the batch uses every code equally."""
+    batch_means = [torch.logsumexp(torch.log_softmax(lg, -1), 0) - math.log(len(lg)) for lg in logits]
+    return sum(categorical_kl_to_uniform(log_mean) for log_mean in batch_means)
+
+
 @register("joint-vae", JointVAEConfig, "JointVAE: Gaussian + Gumbel-softmax categorical latents (Dupont 2018)")
 class JointVAE(Autoencoder):
     def __init__(self, config: JointVAEConfig, image_shape, num_classes=None):
@@ -135,8 +149,8 @@ class JointVAE(Autoencoder):
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0, generator=None) -> LossTerms:
         """recon + gamma |KL_cont - C_cont(step)| + gamma |KL_disc - C_disc(step)| (Dupont 2018, eq. 7), the
         discrete capacity capped at sum(log K), the most a uniform-prior categorical KL can reach; in training
-        plus the code terms switched on (``code_terms``), each times its weight. With model.invariance the
-        randomly moved images are encoded in the same pass as x."""
+        plus invariance * invariance_term + balance * balance_term where their weights are > 0. With
+        model.invariance the randomly moved images are encoded in the same pass as x."""
         cfg = self.config
         moved_logits = None
         if self.training and cfg.invariance > 0:
@@ -152,27 +166,13 @@ class JointVAE(Autoencoder):
         c_disc = min(capacity(step, 0.0, cfg.disc_c_max, cfg.disc_c_steps), sum(map(math.log, self.discrete_sizes)))
         total = recon + cfg.gamma * ((kl_cont - c_cont).abs() + (kl_disc - c_disc).abs())
         extras = {"kl_cont": kl_cont, "kl_disc": kl_disc}
-        if self.training:
-            for name, value in self.code_terms(posterior.logits, moved_logits).items():
-                total = total + getattr(cfg, name) * value
-                extras[name] = value
-        return LossTerms(total, recon, kl_cont + kl_disc, extras)
-
-    def code_terms(
-        self, logits: list[torch.Tensor], moved_logits: list[torch.Tensor] | None
-    ) -> dict[str, torch.Tensor]:
-        """The terms on the categoricals that are not in the paper, by the key of their weight (the ones
-        switched on), summed over the categoricals i:
-        invariance = mean_b KL(q(c_i|x_b) || q(c_i|T x_b)), q(c|x) held fixed, T x the moved image;
-        balance = KL(mean_b q(c_i|x_b) || Uniform(K_i)), zero when the batch uses every code equally."""
-        terms = {}
         if moved_logits is not None:
-            pairs = zip(logits, moved_logits, strict=True)
-            terms["invariance"] = sum(categorical_kl(lg.detach(), moved).mean() for lg, moved in pairs)
-        if self.config.balance > 0:
-            batch_mean = [torch.logsumexp(torch.log_softmax(lg, -1), 0) - math.log(len(lg)) for lg in logits]
-            terms["balance"] = sum(categorical_kl_to_uniform(log_mean) for log_mean in batch_mean)
-        return terms
+            extras["invariance"] = invariance_term(posterior.logits, moved_logits)
+            total = total + cfg.invariance * extras["invariance"]
+        if self.training and cfg.balance > 0:
+            extras["balance"] = balance_term(posterior.logits)
+            total = total + cfg.balance * extras["balance"]
+        return LossTerms(total, recon, kl_cont + kl_disc, extras)
 
     def log_importance_weights(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1, generator=None):
         """log p(x|z) + log p(z) - log q(z|x), (k, B), with exact categorical samples (no relaxation)."""
