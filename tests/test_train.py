@@ -216,6 +216,21 @@ def test_resume_after_a_kill_between_the_last_checkpoint_and_the_weights_file_pu
     assert all(torch.equal(a[k], best[k]) for k in a) and not all(torch.equal(a[k], epoch_2[k]) for k in a)
 
 
+def test_resume_keeps_best_weights_of_an_earlier_epoch(tiny_overrides):
+    """When the checkpoint resumed from did not set the best validation loss, best.safetensors stays."""
+    run = train(None, tiny_overrides)
+    last = run.path / "checkpoint" / "epoch-0003"
+    state = torch.load(last / "trainer.pt", weights_only=True)
+    state["epochs_since_best"] = 1  # as if epoch 2 had the best validation loss
+    torch.save(state, last / "trainer.pt")
+    best = run.path / "checkpoint" / "best.safetensors"
+    best.write_bytes((run.path / "checkpoint" / "epoch-0002" / "model.safetensors").read_bytes())
+    kept = best.read_bytes()
+    train(None, [], resume=run.path)
+    assert best.read_bytes() == kept
+    assert (run.path / "model.safetensors").read_bytes() == (last / "model.safetensors").read_bytes()
+
+
 def test_resume_with_a_new_learning_rate_uses_it(tiny_overrides, tmp_path):
     part = train(None, [*tiny_overrides, "train.epochs=1"])
     resumed = train(None, ["train.epochs=2", "train.lr=0.0005"], resume=part.path)
