@@ -162,7 +162,6 @@ class Trainer:
         self.on_epoch_end: list[Callable[[Trainer, dict[str, float]], None]] = []  # called after each save
         self.guard = NonFiniteGuard(run_dir if context.main else None, cfg.on_nonfinite, cfg.max_skips, cfg.lr)
         self.skipped = 0  # batches skipped as non-finite in the current epoch
-        self.improved = False  # whether the last epoch set a new best validation loss
         self.write_files = context.main  # False: no checkpoints, weights, metrics (vaelab.sklearn; ranks > 0)
         self.log: Callable[[str], None] = log if context.main else _quiet  # where epoch lines go
 
@@ -267,7 +266,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best_val, self.epochs_since_best = state["best_val"], state["epochs_since_best"]
         if self.write_files:
-            self.publish(folder)
+            self.publish((folder / WEIGHTS_FILE).read_bytes())
         self.log(f"resuming {self.run_dir} from {folder.name} (step {self.step})")
 
     # -- loop --------------------------------------------------------------------------------------------
@@ -416,8 +415,7 @@ class Trainer:
                 break
 
     def update_early_stopping(self, val_loss: float) -> None:
-        self.improved = val_loss < self.best_val
-        if self.improved:
+        if val_loss < self.best_val:
             self.best_val, self.epochs_since_best = val_loss, 0
         else:
             self.epochs_since_best += 1
@@ -432,22 +430,19 @@ class Trainer:
 
     # -- files -------------------------------------------------------------------------------------------
     def save(self) -> None:
-        """Checkpoint folder first, then the run's model.safetensors and metrics.csv, each atomically."""
+        """Checkpoint folder first, then the files it publishes."""
         if not self.write_files:
             return
         weights = make_weights_bytes(self.model, self.metadata)
         save_checkpoint(self.run_dir, self.epoch, weights, self.trainer_state(), self.config.train.keep)
-        if self.improved:
-            atomic_write_bytes(self.run_dir / CHECKPOINT_DIR / BEST_FILE, weights)
-        atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
-        self.write_metrics()
+        self.publish(weights)
 
-    def publish(self, checkpoint: Path) -> None:
-        """Make the run's model.safetensors, best weights and metrics.csv those of ``checkpoint`` (the one
-        resumed from): a kill after a checkpoint is written and before these files are left them an epoch
-        behind it (or, for metrics.csv, with rows of epochs after it)."""
-        weights = (checkpoint / WEIGHTS_FILE).read_bytes()
-        if self.epochs_since_best == 0:  # the checkpoint's epoch set the best validation loss
+    def publish(self, weights: bytes) -> None:
+        """The run's model.safetensors (and best.safetensors, when this epoch set the best validation loss) as
+        ``weights``, and metrics.csv as the history, each atomically: after every checkpoint, and again on
+        resume from the checkpoint's weights, since a kill after a checkpoint and before these files leaves
+        them an epoch behind it (or metrics.csv with rows of epochs after it)."""
+        if self.epochs_since_best == 0:  # this epoch set the best validation loss
             atomic_write_bytes(self.run_dir / CHECKPOINT_DIR / BEST_FILE, weights)
         atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
         self.write_metrics()
