@@ -43,6 +43,15 @@ def check_consistent(run_dir: Path) -> int:
     return len(rows)
 
 
+def read_stderr_until(process: subprocess.Popen, text: bytes, times: int = 1) -> bytes:
+    """The lines ``process`` writes to stderr, read until ``text`` has appeared ``times`` times or the stream
+    ends."""
+    log = b""
+    while log.count(text) < times and (line := process.stderr.readline()):
+        log += line
+    return log
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(medium_npz, tmp_path):
     overrides = [
@@ -69,13 +78,12 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(mediu
         log, phase = b"", phases[attempt] if attempt < len(phases) else None
         if phase == "start":  # start-up takes ~2 s, then epochs of ~0.06 s
             time.sleep(rng.uniform(0.5, 2.5))
-        elif phase is not None:  # a moment in an epoch (or its checkpoint) after 1-3 epochs, or after the last
-            wanted = b"epoch  40/40" if phase == "end" else rng.randint(1, 3)
-            while (log.count(b"\nepoch ") < wanted if phase == "epoch" else wanted not in log) and (
-                line := process.stderr.readline()
-            ):
-                log += line
-            time.sleep(rng.uniform(0.0, 1.5 if phase == "end" else 0.08))  # the pictures and report take ~2 s
+        elif phase == "epoch":  # a moment in an epoch (or its checkpoint) after 1-3 of this process's epochs
+            log = read_stderr_until(process, b"\nepoch ", times=rng.randint(1, 3))
+            time.sleep(rng.uniform(0.0, 0.08))
+        elif phase == "end":  # in the pictures and report after the last epoch (~2 s)
+            log = read_stderr_until(process, b"epoch  40/40")
+            time.sleep(rng.uniform(0.0, 1.5))
         if phase is not None and process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
