@@ -5,7 +5,7 @@ import math
 import torch
 
 from vaelab.augment import affine, random_affine
-from vaelab.distributions import BatchShard
+from vaelab.parts import BatchShard
 
 
 def images(*shape):

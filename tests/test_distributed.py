@@ -31,7 +31,6 @@ def overrides(tiny_npz, tmp_path):
         "train.progress=never",
         "train.frames=false",
         "train.report=false",
-        "train.step=autograd",  # as under DDP, so that the runs differ only in their processes
         f"train.out_dir={tmp_path / 'runs'}",
     ]
 

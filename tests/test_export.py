@@ -48,7 +48,7 @@ def one_hot(labels, k):
 def test_onnx_decoder_and_encoder_give_vaelabs_outputs_to_1e_5(key, tmp_path):
     model = tiny_model(key)
     decoder, encoder = export_model(model, tmp_path, "onnx", "both")
-    z = torch.randn(7, model.code_size())  # a batch size the export never saw
+    z = torch.randn(7, model.spec.code_size)  # a batch size the export never saw
     x = torch.rand(7, 1, 8, 8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0]) if key == "cvae" else None
     extra = (one_hot(labels, 3),) if key == "cvae" else ()
@@ -67,7 +67,7 @@ def test_onnx_decoder_and_encoder_give_vaelabs_outputs_to_1e_5(key, tmp_path):
 def test_torchscript_decoder_gives_vaelabs_images(key, tmp_path):
     model = tiny_model(key)
     (path,) = export_model(model, tmp_path, "torchscript", "decoder")
-    z = torch.randn(5, model.code_size())
+    z = torch.randn(5, model.spec.code_size)
     labels = torch.tensor([2, 0, 1, 1, 0]) if key == "cvae" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -15,6 +15,12 @@ def make_pca(latent_dim=3, likelihood="bernoulli"):
     return build_model(config.model, SHAPE)
 
 
+def fitted(model):
+    """PCA's learned tensors in scikit-learn's names: mean_ (P,), components_ (P, D), explained_variance_ (D,)."""
+    projection = model.encoder.features
+    return projection.mean, projection.components, model.prior["z"].var
+
+
 def low_rank_images(n=400, rank=3, seed=0):
     """Images in [0, 1] that lie near a rank-``rank`` affine subspace."""
     g = torch.Generator().manual_seed(seed)
@@ -28,14 +34,14 @@ def test_fit_matches_scikit_learn(n):
     from sklearn.decomposition import PCA as SkPCA
 
     x = low_rank_images(n)
-    model = make_pca().fit_closed_form(x)
+    mean, components, variances = fitted(make_pca().fit_closed_form(x))
     reference = SkPCA(3, svd_solver="full").fit(x.flatten(1).double().numpy())
-    np.testing.assert_allclose(model.mean_.numpy(), reference.mean_, atol=1e-6)
+    np.testing.assert_allclose(mean.numpy(), reference.mean_, atol=1e-6)
     # directions up to sign; the code variances are the eigenvalues / n (scikit-learn divides by n - 1)
-    cosines = np.abs((model.components_.double().numpy() * reference.components_.T).sum(0))
+    cosines = np.abs((components.double().numpy() * reference.components_.T).sum(0))
     np.testing.assert_allclose(cosines, 1, atol=1e-5)
     expected = reference.explained_variance_ * (n - 1) / n
-    np.testing.assert_allclose(model.explained_variance_.numpy(), expected, rtol=1e-4)
+    np.testing.assert_allclose(variances.numpy(), expected, rtol=1e-4)
 
 
 def test_codes_are_projections_with_the_eigenvalues_as_variances():
@@ -43,9 +49,10 @@ def test_codes_are_projections_with_the_eigenvalues_as_variances():
     model = make_pca().fit_closed_form(x)
     z = model.encode(x).mean  # (N, 3)
     np.testing.assert_allclose(z.mean(0).numpy(), 0, atol=1e-5)
-    np.testing.assert_allclose(z.var(0, unbiased=False).numpy(), model.explained_variance_.numpy(), rtol=1e-4)
-    samples = model.prior_sample(20_000, torch.Generator().manual_seed(0))
-    np.testing.assert_allclose(samples.var(0).numpy(), model.explained_variance_.numpy(), rtol=0.05)
+    variances = fitted(model)[2].numpy()
+    np.testing.assert_allclose(z.var(0, unbiased=False).numpy(), variances, rtol=1e-4)
+    samples = model.prior.sample(20_000, torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(samples.var(0).numpy(), variances, rtol=0.05)
 
 
 def test_reconstruction_is_nearly_exact_for_data_of_the_latent_rank():
@@ -63,7 +70,8 @@ def test_decode_returns_what_the_likelihood_reads(likelihood):
     x = low_rank_images()
     model = make_pca(likelihood=likelihood).fit_closed_form(x)
     z = model.encode(x[:5]).mean
-    mean = (model.mean_ + z @ model.components_.T).clamp(1e-3, 1 - 1e-3).view(5, *SHAPE)
+    mean_image, components, _ = fitted(model)
+    mean = (mean_image + z @ components.T).clamp(1e-3, 1 - 1e-3).view(5, *SHAPE)
     torch.testing.assert_close(model.decode_mean(z), mean, atol=1e-5, rtol=0)
     terms = model.terms(x[:5])
     assert torch.equal(terms.kl, torch.zeros(5)) and torch.isfinite(terms.recon).all()
@@ -94,7 +102,9 @@ def test_train_writes_a_run_that_evaluates_samples_and_reconstructs(tiny_overrid
     run = train(None, tiny_overrides + ["model.name=pca", "train.epochs=5"])
     assert len(run.metrics) == 1  # one closed-form fit, not five epochs
     reloaded = load_run(run.path)
-    assert set(reloaded.model.state_dict()) == {"mean_", "components_", "explained_variance_"}
+    assert set(reloaded.model.state_dict()) == {"encoder.features.mean", "encoder.features.components",
+                                                "prior.z.mean", "prior.z.var"}  # fmt: skip
+    assert not list(reloaded.model.parameters())  # nothing for an optimizer: PCA is fitted, not trained
     for key, value in run.model.state_dict().items():
         assert torch.equal(value, reloaded.model.state_dict()[key]), key
     x, _ = reloaded.data.split("test")

@@ -1,4 +1,4 @@
-"""The trainer: run folder contents, exact resume, NaN handling, early stopping."""
+"""Training: run folder contents, exact resume, NaN handling, early stopping."""
 
 import csv
 import json
@@ -9,7 +9,7 @@ import pathlib
 import pytest
 import torch
 
-import vaelab.trainer as train_module
+import vaelab.loop as loop_module
 from vaelab import ConfigError, TrainingError, load_run, train
 from vaelab.checkpoint import list_checkpoints, load_latest_checkpoint, read_weights
 from vaelab.data.batches import epoch_permutation
@@ -71,7 +71,7 @@ def test_resume_refuses_to_change_the_model(tiny_overrides):
 def test_a_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(tiny_overrides, monkeypatch):
     run = train(None, tiny_overrides + ["train.epochs=1"])
     before = weights(run.path)
-    original = train_module.Trainer.batches
+    original = loop_module.Loop.batches
 
     def poisoned(self, epoch):
         for i, batch in enumerate(original(self, epoch)):
@@ -80,7 +80,7 @@ def test_a_nan_in_a_batch_stops_training_and_keeps_the_last_checkpoint(tiny_over
                 batch.x[0, 0, 0, 0] = float("nan")
             yield batch
 
-    monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
+    monkeypatch.setattr(loop_module.Loop, "batches", poisoned)
     with pytest.raises(
         TrainingError,
         match=r"non-finite recon and kl terms \(latent dimensions \[0, 1, 2\]\) at step \d+ \(epoch 2, batch 2\)"
@@ -112,7 +112,7 @@ def test_run_api_encodes_decodes_and_samples(tiny_overrides):
 
 def poison_batches(monkeypatch, bad_batches):
     """Make the given (epoch, batch) pairs contain a NaN pixel."""
-    original = train_module.Trainer.batches
+    original = loop_module.Loop.batches
 
     def poisoned(self, epoch):
         for i, batch in enumerate(original(self, epoch)):
@@ -121,7 +121,7 @@ def poison_batches(monkeypatch, bad_batches):
                 batch.x[:, 0, 0, 0] = float("nan")
             yield batch
 
-    monkeypatch.setattr(train_module.Trainer, "batches", poisoned)
+    monkeypatch.setattr(loop_module.Loop, "batches", poisoned)
 
 
 def test_failure_json_names_the_step_and_the_batch_indices(tiny_overrides, monkeypatch):
@@ -149,15 +149,15 @@ def test_skip_policy_stops_after_max_skips_in_a_row(tiny_overrides, monkeypatch)
 
 
 def test_non_finite_gradient_names_the_parameter(tiny_overrides, monkeypatch):
-    original = train_module.Trainer.__init__
+    original = loop_module.Loop.__init__
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
         self.model.decoder[0].weight.register_hook(lambda grad: grad * float("inf"))
 
-    monkeypatch.setattr(train_module.Trainer, "__init__", init)
+    monkeypatch.setattr(loop_module.Loop, "__init__", init)
     with pytest.raises(TrainingError, match=r"non-finite decoder.0.weight gradient at step 1"):
-        train(None, tiny_overrides + ["train.epochs=1", "train.step=autograd"])  # the hook is autograd's
+        train(None, tiny_overrides + ["train.epochs=1"])
 
 
 def test_gradient_clipping_bounds_the_update(tiny_overrides):

@@ -28,7 +28,7 @@ from vaelab.viz import (
 )
 from vaelab.viz.interpolate import lerp, slerp
 from vaelab.viz.latent_stats import read_latent_stats
-from vaelab.viz.sampling import prior_moments, sample_images
+from vaelab.viz.sampling import sample_images
 from vaelab.viz.traverse import DimensionSummary, choose_dims, prior_quantiles, split_float
 
 TILE = 8 + 2  # an 8x8 digit and its 2-pixel border
@@ -97,7 +97,7 @@ def test_temperature_zero_draws_the_prior_mean_every_time(runs):
 
 def test_temperature_scales_the_spread_around_the_prior_mean(runs):
     model = runs["ae"].model
-    mean, std = prior_moments(model)
+    mean, std = model.prior.moments()
     z1 = prior_latents(model, 4000, torch.Generator().manual_seed(0), temperature=1.0)
     z_half = prior_latents(model, 4000, torch.Generator().manual_seed(0), temperature=0.5)
     torch.testing.assert_close(z_half - mean, 0.5 * (z1 - mean), rtol=1e-4, atol=1e-5)
@@ -324,7 +324,7 @@ def test_every_model_gets_a_self_contained_report(runs, name):
     for picture in ("curves.png", "samples.png", "reconstructions.png", "traversal.png", "latent_map.png"):
         assert (run.images_dir / picture).is_file() and f"images/{picture}" in text
     assert "training.gif" in text and "<h2>Config</h2>" in text and "<h2>Metrics</h2>" in text
-    assert ("manifold.png" in text) == (run.model.latent_dim == 2)
+    assert ("manifold.png" in text) == (run.model.spec.continuous == 2)
 
 
 def test_a_run_without_test_images_still_gets_its_pictures(tmp_path):

@@ -7,8 +7,9 @@ z = run.encode(run.data.test_x[:10])
 
 from .config import Config, load_config
 from .errors import ConfigError, DataError, DeviceError, RunError, TrainingError, VaelabError
+from .nets import Nets
 from .run import Run, load_run
-from .trainer import train
+from .training import train
 
 __all__ = [
     "Config",
@@ -18,6 +19,7 @@ __all__ = [
     "Run",
     "RunError",
     "TrainingError",
+    "Nets",
     "VaelabError",
     "load_config",
     "load_run",

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .distributions import Generator, rand_like_rows
+from .parts.noise import Generator, rand_like_rows
 
 
 def affine(x: torch.Tensor, shift_x: torch.Tensor, shift_y: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:

@@ -100,7 +100,7 @@ def train(
 ) -> None:
     """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
     from .evaluate import evaluate_run, write_eval
-    from .trainer import train as run_training
+    from .training import train as run_training
 
     shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
     run = run_training(config, shortcuts + (overrides or []), resume=resume)
@@ -151,8 +151,8 @@ def evaluate(
     from .devices import resolve_device
     from .evaluate import run_evaluation, write_eval
     from .evaluate.suite import collapse_warning, report_lines
+    from .loop import set_threads
     from .run import load_run
-    from .trainer import set_threads
 
     set_threads(0)
     loaded = load_run(run, resolve_device(device))
@@ -181,8 +181,8 @@ def consensus(
     Rand index on the first run's training and validation images); prints each run's agreement and the
     chosen run."""
     from .evaluate.agreement import code_agreement, recorded_accuracy
+    from .loop import set_threads
     from .run import load_run
-    from .trainer import set_threads
 
     set_threads(0)
     result = code_agreement([load_run(path) for path in runs])
@@ -235,7 +235,7 @@ def compare(
     from datetime import datetime
 
     from .evaluate.compare import compare_models, markdown_table
-    from .trainer import set_threads
+    from .loop import set_threads
 
     set_threads(0)
     safe_name = data.replace("/", "_").replace(":", "_")
@@ -382,7 +382,7 @@ def latent_map_command(
     picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
     path = save_png(picture, output or loaded.images_dir / "latent_map.png")
     typer.echo(f"written: {path}")
-    if loaded.model.latent_dim == 2:
+    if loaded.model.spec.continuous == 2:
         manifold = path.with_name(f"{path.stem}-manifold.png") if output else loaded.images_dir / "manifold.png"
         typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
 
@@ -390,8 +390,8 @@ def latent_map_command(
 @app.command()
 def report(run: RunArg) -> None:
     """Write RUN/report.html: one self-contained page (config, metrics, eval.json, curves, pictures, GIFs)."""
+    from .loop import set_threads
     from .run import load_run
-    from .trainer import set_threads
     from .viz import write_report
 
     set_threads(0)

@@ -2,7 +2,8 @@
 
 A config resolves in three steps: read the YAML into a dict, apply the overrides to that dict, then
 build the dataclasses, checking every key and value. The ``model`` section's class is chosen by
-``model.name`` from the model registry, so each model declares its own keys.
+``model.name`` from the model registry, so each model declares its own keys (models/config.py has the keys
+they share).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .models import model_config_class
+from .models.config import ModelConfig
 
 MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
 
@@ -32,23 +35,6 @@ class DataConfig:
     test_fraction: float = 0.1  # only for datasets without an official test split
     limit: int | None = None  # keep the first N training images (quick runs)
     buffer_mb: int = 256  # npy:PATH data: memory for the shuffle window of streamed images
-
-
-@dataclass
-class ModelConfig:
-    """Keys every neural model shares; a model's own config class inherits and adds to it."""
-
-    name: str = "vae"
-    net: Literal["mlp", "conv"] = "mlp"
-    latent_dim: int = 32
-    hidden: list[int] = field(default_factory=lambda: [512, 512])  # MLP widths, encoder order
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # conv channels, encoder order
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
-    gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood
-    conditional: bool = False  # condition encoder and decoder on the one-hot label
-
-    def validate(self) -> None:
-        """Checks of a model's own keys beyond their types (a model's config class may add some)."""
 
 
 @dataclass
@@ -73,7 +59,6 @@ class TrainConfig:
         "fp32"  # bf16: autocast matmuls; auto: bf16 where a probe finds it fast
     )
     compile: bool = False  # torch.compile the objective (docs/performance.md: when it pays)
-    step: Literal["auto", "autograd", "manual"] = "auto"  # manual: hand-written gradients (MLP VAEs); auto: if it can
 
 
 @dataclass
@@ -128,10 +113,22 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+RETIRED_KEYS = {"train": ("step",)}  # keys older run folders hold that no longer mean anything
+
+
+def without_retired_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's config without the keys of ``RETIRED_KEYS`` (train.step chose the hand-written training
+    step, removed in favour of autograd, which is as fast: docs/performance.md)."""
+    raw = _deep_copy(raw)
+    for section, keys in RETIRED_KEYS.items():
+        for key in keys:
+            if isinstance(raw.get(section), dict):
+                raw[section].pop(key, None)
+    return raw
+
+
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Build and validate a Config from nested dicts (as read from YAML)."""
-    from .models import model_config_class  # the registry imports the models, which import this module
-
     raw = dict(raw)
     model_raw = raw.get("model") or {}
     if not isinstance(model_raw, dict):

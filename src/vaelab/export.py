@@ -2,7 +2,7 @@
 
 The graphs (N is dynamic):
 - decoder: ``z`` (N, code size) [+ ``y_onehot`` (N, K) for conditional models] -> ``images`` (N, C, H, W), the
-  likelihood's mean in [0, 1], exactly what ``Autoencoder.decode_mean`` gives.
+  likelihood's mean in [0, 1], exactly what ``Model.decode_mean`` gives.
 - encoder: ``x`` (N, C, H, W) floats in [0, 1] [+ ``y_onehot``] -> ``mean`` (N, code size), the posterior mean
   (what ``vaelab encode`` and ``transform`` give), plus ``logvar`` (N, latent_dim) for Gaussian posteriors and
   ``logits`` (N, sum K) of the categoricals for JointVAE.
@@ -32,7 +32,7 @@ from torch import nn
 
 from .checkpoint import atomic_write_bytes
 from .errors import VaelabError
-from .models import Autoencoder
+from .models import Model
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 PARTS = ("decoder", "encoder")
@@ -47,7 +47,7 @@ class ExportError(VaelabError):
 
 
 def _given_one_hot(y_onehot: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Stands in for ``Autoencoder.one_hot``: the graph's input is already the one-hot label (B, K)."""
+    """Stands in for ``Model.one_hot``: the graph's input is already the one-hot label (B, K)."""
     return y_onehot.to(dtype)
 
 
@@ -55,78 +55,59 @@ class ExportGraph(nn.Module):
     """One part of a model as a traceable module. It holds a private copy of the model whose conditioning takes
     the one-hot itself: ``one_hot``'s label range check depends on the data, which a graph cannot hold."""
 
-    def __init__(self, model: Autoencoder, part: str):
+    def __init__(self, model: Model, part: str):
         super().__init__()
         self.model = copy.deepcopy(model).eval()
         self.part = part
-        if conditions(model):
+        if model.n_conditions:
             self.model.one_hot = _given_one_hot
         self.eval()
 
     def forward(self, inputs: torch.Tensor, y_onehot: torch.Tensor | None = None):
         if self.part == "decoder":
             return self.model.decode_mean(inputs, y_onehot)  # (N, C, H, W)
-        return tuple(posterior_outputs(self.model.encode(inputs, y_onehot)).values())
+        return tuple(self.model.encode(inputs, y_onehot).outputs().values())
 
 
-def conditions(model: Autoencoder) -> int:
-    """The label count a conditional model takes (0 if it is not conditional)."""
-    return getattr(model, "n_conditions", 0)
-
-
-def posterior_outputs(posterior) -> dict[str, torch.Tensor]:
-    """The exported encoder's outputs: mean, and logvar and categorical logits where the posterior has them."""
-    outputs = {"mean": posterior.mean}
-    gaussian = getattr(posterior, "gaussian", posterior)
-    if hasattr(gaussian, "logvar"):
-        outputs["logvar"] = gaussian.logvar
-    if hasattr(posterior, "logits"):
-        outputs["logits"] = torch.cat(posterior.logits, dim=-1)
-    return outputs
-
-
-def example_inputs(model: Autoencoder, part: str, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def example_inputs(model: Model, part: str, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Random inputs of a part: codes (n, code size) or images (n, C, H, W) in [0, 1], and one-hots if conditional."""
     generator = torch.Generator().manual_seed(seed)
     if part == "decoder":
-        first = torch.randn(n, model.code_size(), generator=generator)
+        first = torch.randn(n, model.spec.code_size, generator=generator)
     else:
         first = torch.rand(n, *model.image_shape, generator=generator)
-    k = conditions(model)
+    k = model.n_conditions
     if not k:
         return (first,)
     return first, torch.eye(k)[torch.randint(0, k, (n,), generator=generator)]
 
 
-def describe(model: Autoencoder, part: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def describe(model: Model, part: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The metadata that travels with an exported part."""
     from . import __version__
 
-    k = conditions(model)
-    code = model.code_size()
+    k, code = model.n_conditions, model.spec.code_size
     c, h, w = model.image_shape
     if part == "decoder":
         inputs = {"z": [None, code]}
         outputs = {"images": [None, c, h, w]}
     else:
         inputs = {"x": [None, c, h, w]}
-        sizes = {"mean": code, "logvar": model.latent_dim, "logits": sum(getattr(model, "discrete_sizes", []))}
         with torch.no_grad():
-            names = posterior_outputs(model.encode(torch.zeros(1, c, h, w), torch.zeros(1, dtype=torch.long) if k
-                                                   else None))  # fmt: skip
-        outputs = {name: [None, sizes[name]] for name in names}
+            posterior = model.encode(torch.zeros(1, c, h, w), torch.zeros(1, dtype=torch.long) if k else None)
+        outputs = {name: [None, t.shape[-1]] for name, t in posterior.outputs().items()}
     if k:
         inputs["y_onehot"] = [None, k]
     return {
         "format_version": FORMAT_VERSION,
         "vaelab_version": __version__,
         "part": part,
-        "model": model.registry_name,
+        "model": model.config.name,
         "image_shape": [c, h, w],
         "pixel_range": [0.0, 1.0],
         "latent": {
-            "continuous": model.latent_dim,
-            "discrete": list(getattr(model, "discrete_sizes", [])),
+            "continuous": model.spec.continuous,
+            "discrete": list(model.spec.discrete),
             "code_size": code,
         },  # fmt: skip
         "conditional": bool(k),
@@ -140,7 +121,7 @@ def describe(model: Autoencoder, part: str, extra: dict[str, Any] | None = None)
 
 
 def export_model(
-    model: Autoencoder,
+    model: Model,
     out_dir: str | Path,
     format: str = "onnx",
     part: str = "both",
@@ -250,7 +231,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     raise ExportError(f"{path} has no {METADATA_KEY!r} metadata: not exported by vaelab")
 
 
-def check_onnx(path: str | Path, model: Autoencoder, n: int = 16) -> float:
+def check_onnx(path: str | Path, model: Model, n: int = 16) -> float:
     """Run an exported ONNX part with onnxruntime on ``n`` random inputs; returns the largest absolute difference
     from the model itself (every output)."""
     try:

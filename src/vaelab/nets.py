@@ -8,6 +8,7 @@ latents (B, in_features) to image-shaped decoder outputs (B, C, H, W) (logits or
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -117,3 +118,23 @@ def build_decoder(kind: str, in_features: int, hidden: list[int], channels: list
     if kind == "conv":
         return conv_decoder(in_features, channels, hidden, image_shape)
     return mlp_decoder(in_features, hidden, image_shape)
+
+
+@dataclass
+class Nets:
+    """Networks of one's own: ``encoder`` maps images (B, C, H, W) to features (B, F), on which the model puts
+    a linear ``head`` sized for its posterior (or the given one); ``decoder`` maps decoder inputs
+    (B, code_size) to the likelihood's parameters (B, C, H, W) (Bernoulli logits, pre-sigmoid means)."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    head: nn.Module | None = None
+
+
+@torch.no_grad()
+def feature_width(encoder: nn.Module, image_shape: tuple[int, int, int]) -> int:
+    """The width F of an encoder's features (B, F), from one forward pass of a blank image."""
+    features = encoder(torch.zeros(1, *image_shape, device=next(encoder.parameters(), torch.empty(0)).device))
+    if features.ndim != 2:
+        raise ValueError(f"an encoder must return features (B, F); yours returned {tuple(features.shape)}")
+    return features.shape[1]

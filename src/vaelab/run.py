@@ -13,9 +13,11 @@ import torch
 import yaml
 
 from .checkpoint import WEIGHTS_FILE, load_matching_state, read_weights
-from .config import Config, config_from_dict
+from .config import Config, config_from_dict, without_retired_keys
 from .errors import ConfigError, RunError
-from .models import Autoencoder, build_model
+from .models import Model, build_model
+from .models.model import upgrade_state
+from .nets import Nets
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
@@ -28,7 +30,7 @@ def read_run_config(path: Path) -> Config:
     if not config_path.is_file():
         raise RunError(f"{path} is not a run folder: {CONFIG_FILE} is missing (runs are made by `vaelab train`)")
     try:
-        return config_from_dict(yaml.safe_load(config_path.read_text()) or {})
+        return config_from_dict(without_retired_keys(yaml.safe_load(config_path.read_text()) or {}))
     except (yaml.YAMLError, ConfigError) as err:
         raise RunError(f"{config_path} is not a valid vaelab config: {err}") from None
 
@@ -66,7 +68,7 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
 class Run:
     """A trained model with its config, metrics and data description; the model is in eval mode."""
 
-    def __init__(self, path: Path, config: Config, model: Autoencoder, metadata: dict[str, Any]):
+    def __init__(self, path: Path, config: Config, model: Model, metadata: dict[str, Any]):
         self.path = path
         self.config = config
         self.model = model.eval()
@@ -116,13 +118,15 @@ class Run:
 
     @torch.no_grad()
     def decode(self, z, y=None) -> torch.Tensor:
-        """Mean images (N, C, H, W) in [0, 1] of latents z (N, latent_dim)."""
+        """Mean images (N, C, H, W) in [0, 1] of decoder inputs z (N, code size)."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.model.device)
         return self.model.decode_mean(z, self.as_labels(y))
 
-    def sample(self, n: int, seed: int = 0, y=None) -> torch.Tensor:
-        """n images drawn from the model's prior, reproducible by ``seed``."""
-        return self.model.sample(n, self.as_labels(y), generator=torch.Generator(self.model.device).manual_seed(seed))
+    def sample(self, n: int, seed: int = 0, y=None, temperature: float = 1.0) -> torch.Tensor:
+        """n images drawn from the model's prior (its continuous spread scaled by ``temperature``), reproducible
+        by ``seed``."""
+        generator = torch.Generator(self.model.device).manual_seed(seed)
+        return self.model.sample(n, self.as_labels(y), generator, temperature)
 
     @property
     def conditional(self) -> bool:
@@ -152,14 +156,15 @@ class Run:
         return f"Run({str(self.path)!r}, model={self.config.model.name}, data={self.config.data.name})"
 
 
-def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Rebuild the model of a run folder from its config.yaml and model.safetensors."""
+def load_run(path: str | Path, device: str = "cpu", nets: Nets | None = None) -> Run:
+    """Rebuild the model of a run folder from its config.yaml and model.safetensors (``nets``: the encoder and
+    decoder of a run trained on networks of your own, whose weights are then loaded into them)."""
     path = Path(path)
     if not path.is_dir():
         problem = f"{path} is a file, not a run folder" if path.exists() else f"run folder {path} does not exist"
         raise RunError(f"{problem}; `ls runs/` lists the runs made here")
     config = read_run_config(path)
     tensors, metadata = read_weights(path / WEIGHTS_FILE)
-    model = build_model(config.model, tuple(metadata["image_shape"]), metadata.get("num_classes"))
-    load_matching_state(model, tensors, path / WEIGHTS_FILE, path / CONFIG_FILE)
+    model = build_model(config.model, tuple(metadata["image_shape"]), metadata.get("num_classes"), nets)
+    load_matching_state(model, upgrade_state(tensors), path / WEIGHTS_FILE, path / CONFIG_FILE)
     return Run(path, config, model.to(device), metadata)

@@ -1,6 +1,8 @@
 """scikit-learn estimators over vaelab's models: ``VAE``, ``AE``, ``BetaVAE``, ``ConditionalVAE``, ``JointVAE``,
-``PCA``.
+``PCA``, and ``estimator(name)`` for any registered model (your own included).
 
+An estimator's parameters are its model's config keys, with the defaults of the model's config class except
+those in ``ESTIMATOR_DEFAULTS``, and the keys of ``FIT_PARAMETERS`` (input, training); both live here alone.
 They look alike from outside: ``fit(X)`` trains (in memory, with vaelab's Trainer), ``transform`` gives the
 posterior means (the codes), ``inverse_transform`` decodes codes to images, ``sample(n)`` draws images from
 the prior, and ``score(X)`` is the mean ELBO per image in nats (higher is better). docs/api.md walks through them.
@@ -16,10 +18,10 @@ as safetensors bytes and the config, not torch objects. vaelab itself never unpi
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,20 +37,80 @@ from .data import ImageData, to_float
 from .data.dataset import bernoulli_pixels
 from .errors import ConfigError
 from .evaluate.likelihood import elbo_per_image
-from .models import Autoencoder, build_model
-from .trainer import Trainer
+from .loop import Loop, log_to_stderr
+from .models import Model, build_model, model_entry
 
-__all__ = ["AE", "PCA", "VAE", "BetaVAE", "ConditionalVAE", "JointVAE"]
+__all__ = ["AE", "PCA", "VAE", "BetaVAE", "ConditionalVAE", "JointVAE", "estimator"]
 
 BATCH = 1024  # images per forward pass in transform, inverse_transform, sample and score
+ESTIMATOR_DEFAULTS = {"latent_dim": 16, "hidden": (256, 256)}  # smaller than the CLI's: estimators fit arrays
+FIT_PARAMETERS = {  # the estimators' own parameters and their defaults
+    "binarize": "none",
+    "value_range": None,
+    "image_shape": None,
+    "epochs": 30,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "early_stopping": False,
+    "validation_fraction": 0.1,
+    "n_iter_no_change": 10,
+    "random_state": None,
+    "verbose": False,
+}
+TRAINING_ONLY = ("epochs", "batch_size", "lr", "early_stopping", "validation_fraction", "n_iter_no_change", "verbose")
+NOT_PARAMETERS = ("name", "conditional")  # model keys an estimator sets itself
+
+
+def _immutable(value: Any) -> Any:
+    """A config default as an estimator default: lists as tuples (scikit-learn's defaults must not be mutable)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _parameters(model: str, keys: tuple[str, ...] | None) -> dict[str, Any]:
+    """An estimator's parameters and defaults: ``model``'s config keys (or just ``keys``), then FIT_PARAMETERS
+    (without the training ones for a closed-form model)."""
+    config = model_entry(model).config_cls()
+    names = keys or [f.name for f in dataclasses.fields(config) if f.name not in NOT_PARAMETERS]
+    defaults = {name: ESTIMATOR_DEFAULTS.get(name, _immutable(getattr(config, name))) for name in names}
+    fit = {k: v for k, v in FIT_PARAMETERS.items() if keys is None or k not in TRAINING_ONLY}
+    return {"latent_dim": defaults.pop("latent_dim"), **defaults, **fit}
+
+
+def _init_with(parameters: dict[str, Any]):
+    """An ``__init__`` taking exactly ``parameters`` (latent_dim also positionally) and storing each, unchanged,
+    under its own name (scikit-learn's convention), with the signature scikit-learn reads."""
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > 1:
+            raise TypeError(f"{type(self).__name__} takes latent_dim positionally and the rest by keyword")
+        kwargs = dict(zip(["latent_dim"], args, strict=False)) | kwargs
+        unknown = sorted(set(kwargs) - set(parameters))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {unknown[0]!r}")
+        for name, default in parameters.items():
+            setattr(self, name, kwargs.get(name, default))
+
+    kind = inspect.Parameter.KEYWORD_ONLY
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter("latent_dim", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=parameters["latent_dim"])]
+        + [inspect.Parameter(name, kind, default=d) for name, d in parameters.items() if name != "latent_dim"]
+    )
+    return __init__
 
 
 class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """What every estimator shares; a subclass names its vaelab model and lists its parameters in ``__init__``."""
+    """What every estimator shares. A subclass names its model (``_model``) and, for a model fitted in closed
+    form, the keys that matter (``_keys``); its ``__init__`` and parameters follow from them."""
 
-    _model_name = "vae"
-    _model_keys: tuple[str, ...] = ("latent_dim", "hidden", "net", "channels", "likelihood", "gaussian_std")
-    _conditional = False
+    _model: ClassVar[str] = "vae"
+    _keys: ClassVar[tuple[str, ...] | None] = None
+    _conditional: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _init_with(_parameters(cls._model, cls._keys))
 
     # -- fitting -------------------------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -57,22 +119,18 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         config = self._config(seed)
         data = self._image_data(x, labels, config)
-        with torch.random.fork_rng(devices=[]):  # the reparameterisation noise draws from torch's global RNG
+        with torch.random.fork_rng(devices=[]):  # the weights' initialisation draws from torch's global RNG
             torch.manual_seed(seed)
             try:
                 model = build_model(config.model, data.image_shape, data.num_classes)
             except ConfigError as err:
                 raise ValueError(f"{type(self).__name__}: {err}") from None
-            with tempfile.TemporaryDirectory(prefix="vaelab-sklearn-") as tmp:  # receives failure.json, if any
-                trainer = Trainer(config, data, model, Path(tmp))
-                trainer.write_files = False
-                if not getattr(self, "verbose", False):
-                    trainer.log = _silent
-                trainer.fit()
+            loop = Loop(config, data, model, log=log_to_stderr if getattr(self, "verbose", False) else _silent)
+            loop.fit()
         self.config_ = config
         self.model_ = model.eval()
-        self.history_ = trainer.history
-        self.n_epochs_ = trainer.epoch
+        self.history_ = loop.history
+        self.n_epochs_ = loop.epoch
         return self
 
     def _validate_fit(self, X, y) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -81,7 +139,8 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
     def _config(self, seed: int) -> Config:
         """The vaelab Config these parameters describe (a ValueError names a bad one)."""
-        model = {"name": self._model_name, **{key: _plain(getattr(self, key)) for key in self._model_keys}}
+        keys = [k for k in _parameters(self._model, self._keys) if k not in FIT_PARAMETERS]
+        model = {"name": self._model, **{key: _plain(getattr(self, key)) for key in keys}}
         if self._conditional:
             model["conditional"] = True
         train = {"progress": "never", "keep": 1, "device": "cpu"}  # the estimators' arrays live on the CPU
@@ -220,7 +279,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         for start in range(0, len(x), BATCH):
             y = None if labels is None else labels[start : start + BATCH]
             codes.append(self.model_.encode(to_float(x[start : start + BATCH], "none"), y).mean)
-        return torch.cat(codes) if codes else torch.zeros(0, self.model_.code_size())
+        return torch.cat(codes) if codes else torch.zeros(0, self.model_.spec.code_size)
 
     def transform(self, X):
         """Posterior means (n, code size) of images X: the latent codes (for JointVAE [mu, one-hot argmax])."""
@@ -234,9 +293,9 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         (floats in [0, 1] without value_range)."""
         check_is_fitted(self)
         z = check_array(X, dtype=[np.float64, np.float32])
-        if z.shape[1] != self.model_.code_size():
+        if z.shape[1] != self.model_.spec.code_size:
             raise ValueError(f"X has {z.shape[1]} features, but {type(self).__name__} decodes codes of "
-                             f"{self.model_.code_size()}")  # fmt: skip
+                             f"{self.model_.spec.code_size}")  # fmt: skip
         labels = self._labels(y, len(z))
         if self._conditional and labels is None:
             raise ValueError("ConditionalVAE.inverse_transform needs the labels y of the codes")
@@ -277,7 +336,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     # -- scikit-learn plumbing ---------------------------------------------------------------------------
     @property
     def _n_features_out(self) -> int:
-        return self.model_.code_size()
+        return self.model_.spec.code_size
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -288,7 +347,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     def __getstate__(self) -> dict[str, Any]:
         """The estimator's attributes with the model as safetensors bytes (rebuilt from config_ on unpickling)."""
         state = dict(super().__getstate__())
-        if isinstance(state.get("model_"), Autoencoder):
+        if isinstance(state.get("model_"), Model):
             state["model_"] = weights_bytes(state["model_"], {})
         return state
 
@@ -309,14 +368,9 @@ class VAE(_Estimator):
 
     Parameters
     ----------
-    latent_dim : int, latent dimensions (the width of ``transform``'s output).
-    hidden : tuple of int, MLP widths in encoder order (the conv nets' dense layer: its first entry).
-    net : "mlp" or "conv" (conv needs image-shaped input or ``image_shape``).
-    channels : tuple of int, conv channels in encoder order.
-    likelihood : "bernoulli" (logits; grey levels are soft targets) or "gaussian" (fixed ``gaussian_std``).
-    gaussian_std : float, the Gaussian likelihood's std.
-    kl_warmup_steps : int, KL weight rises 0 -> 1 over these optimisation steps (0: off).
-    free_bits : float, per-dimension KL floor in nats (0: off).
+    latent_dim, hidden, net, channels, likelihood, gaussian_std, kl_warmup_steps, free_bits : the model's keys,
+        as in docs/models.md (``hidden`` and ``channels`` as tuples; net="conv" needs image-shaped input or
+        ``image_shape``).
     binarize : "none", "dynamic" (a fresh Bernoulli draw of every batch) or "static" (one draw).
     value_range : None (uint8 pixels or floats in [0, 1]), (low, high) mapped to [0, 1] and clipped, or "fit"
         (the training minimum and maximum).
@@ -334,33 +388,7 @@ class VAE(_Estimator):
     value_range_ : (low, high) when ``value_range`` is set.
     """
 
-    _model_name = "vae"
-    _model_keys = (*_Estimator._model_keys, "kl_warmup_steps", "free_bits")
-
-    def __init__(
-        self,
-        latent_dim=16,
-        *,
-        hidden=(256, 256),
-        net="mlp",
-        channels=(32, 64),
-        likelihood="bernoulli",
-        gaussian_std=0.1,
-        kl_warmup_steps=0,
-        free_bits=0.0,
-        binarize="none",
-        value_range=None,
-        image_shape=None,
-        epochs=30,
-        batch_size=128,
-        lr=1e-3,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        random_state=None,
-        verbose=False,
-    ):
-        _keep_parameters(self, locals())
+    _model = "vae"
 
 
 class BetaVAE(_Estimator):
@@ -368,64 +396,14 @@ class BetaVAE(_Estimator):
 
     Parameters: those of ``VAE`` and ``beta`` (float >= 0, the weight of the per-image KL)."""
 
-    _model_name = "beta-vae"
-    _model_keys = (*VAE._model_keys, "beta")
-
-    def __init__(
-        self,
-        latent_dim=16,
-        *,
-        beta=4.0,
-        hidden=(256, 256),
-        net="mlp",
-        channels=(32, 64),
-        likelihood="bernoulli",
-        gaussian_std=0.1,
-        kl_warmup_steps=0,
-        free_bits=0.0,
-        binarize="none",
-        value_range=None,
-        image_shape=None,
-        epochs=30,
-        batch_size=128,
-        lr=1e-3,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        random_state=None,
-        verbose=False,
-    ):
-        _keep_parameters(self, locals())
+    _model = "beta-vae"
 
 
 class AE(_Estimator):
     """Deterministic autoencoder; ``sample`` draws from a Gaussian fitted to the training codes and ``score`` is
     minus the reconstruction NLL (its KL is 0). Parameters: those of ``VAE`` without the KL options."""
 
-    _model_name = "ae"
-
-    def __init__(
-        self,
-        latent_dim=16,
-        *,
-        hidden=(256, 256),
-        net="mlp",
-        channels=(32, 64),
-        likelihood="bernoulli",
-        gaussian_std=0.1,
-        binarize="none",
-        value_range=None,
-        image_shape=None,
-        epochs=30,
-        batch_size=128,
-        lr=1e-3,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        random_state=None,
-        verbose=False,
-    ):
-        _keep_parameters(self, locals())
+    _model = "ae"
 
 
 class JointVAE(_Estimator):
@@ -434,56 +412,17 @@ class JointVAE(_Estimator):
     categorical], (n, latent_dim + sum(discrete)); ``categories(X)`` gives the argmax indices.
 
     Parameters: those of ``VAE`` (without the KL options) and the JointVAE keys of docs/models.md: ``discrete``,
-    ``tau``, ``gamma``, ``cont_c_max``, ``cont_c_steps``, ``disc_c_max``, ``disc_c_steps`` (capacities in nats,
-    their ramps in optimisation steps: small data sets take few steps per epoch, so shorten the ramps), and the
-    code terms ``invariance``, ``invariance_shift``, ``invariance_rotation``, ``balance`` (0: off)."""
+    ``tau``, ``tau_start``, ``tau_steps``, ``gamma``, ``cont_c_max``, ``cont_c_steps``, ``disc_c_max``,
+    ``disc_c_steps`` (capacities in nats, their ramps in optimisation steps: small data sets take few steps per
+    epoch, so shorten the ramps), and the code terms ``invariance``, ``invariance_shift``,
+    ``invariance_rotation``, ``balance`` (0: off)."""
 
-    _model_name = "joint-vae"
-    _model_keys = (*_Estimator._model_keys, "discrete", "tau", "gamma", "cont_c_max", "cont_c_steps",
-                   "disc_c_max", "disc_c_steps", "invariance", "invariance_shift", "invariance_rotation",
-                   "balance")  # fmt: skip
+    _model = "joint-vae"
 
-    def __init__(
-        self,
-        latent_dim=10,
-        *,
-        discrete=(10,),
-        tau=0.67,
-        gamma=30.0,
-        cont_c_max=5.0,
-        cont_c_steps=25_000,
-        disc_c_max=5.0,
-        disc_c_steps=25_000,
-        invariance=0.0,
-        invariance_shift=2.0,
-        invariance_rotation=10.0,
-        balance=0.0,
-        hidden=(256, 256),
-        net="mlp",
-        channels=(32, 64),
-        likelihood="bernoulli",
-        gaussian_std=0.1,
-        binarize="none",
-        value_range=None,
-        image_shape=None,
-        epochs=30,
-        batch_size=128,
-        lr=1e-3,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        random_state=None,
-        verbose=False,
-    ):
-        _keep_parameters(self, locals())
-
-    @torch.no_grad()
     def categories(self, X) -> np.ndarray:
         """The most probable category of each discrete latent, (n, len(discrete)) int64."""
         check_is_fitted(self)
-        x = self._images(X, reset=False)
-        parts = [self.model_.encode(to_float(x[i : i + BATCH], "none")).codes for i in range(0, len(x), BATCH)]
-        return torch.cat(parts).numpy() if parts else np.zeros((0, len(self.model_.discrete_sizes)), np.int64)
+        return self.model_.spec.codes(self._encode(self._images(X, reset=False), None)).numpy()
 
 
 class ConditionalVAE(VAE):
@@ -590,21 +529,8 @@ class PCA(_Estimator):
     Attributes (scikit-learn's names): ``components_`` (latent_dim, n_features), ``mean_``,
     ``explained_variance_``, and ``model_`` etc. as for ``VAE``."""
 
-    _model_name = "pca"
-    _model_keys = ("latent_dim", "likelihood", "gaussian_std")
-
-    def __init__(
-        self,
-        latent_dim=16,
-        *,
-        likelihood="bernoulli",
-        gaussian_std=0.1,
-        binarize="none",
-        value_range=None,
-        image_shape=None,
-        random_state=None,
-    ):
-        _keep_parameters(self, locals())
+    _model = "pca"
+    _keys = ("latent_dim", "likelihood", "gaussian_std")
 
     def _validate_fit(self, X, y) -> tuple[torch.Tensor, None]:
         x, _ = super()._validate_fit(X, y)
@@ -619,10 +545,19 @@ class PCA(_Estimator):
     def fit(self, X, y=None):
         """Fit the mean and the top ``latent_dim`` principal directions of X; returns self."""
         super().fit(X, y)
-        self.components_ = self.model_.components_.detach().T.numpy().copy()  # (D, P)
-        self.mean_ = self.model_.mean_.detach().numpy().copy()
-        self.explained_variance_ = self.model_.explained_variance_.detach().numpy().copy()
+        projection = self.model_.encoder.features
+        self.components_ = projection.components.T.numpy().copy()  # (D, P)
+        self.mean_ = projection.mean.numpy().copy()
+        self.explained_variance_ = self.model_.prior["z"].var.numpy().copy()
         return self
+
+
+def estimator(model: str) -> type[_Estimator]:
+    """The estimator class of any registered model, e.g. ``estimator("iwae")(latent_dim=8, k=10).fit(X)``: its
+    parameters are the model's config keys and the fit parameters (see ``VAE``)."""
+    model_entry(model)  # a clear error for an unknown name
+    name = "".join(part.capitalize() for part in model.replace("_", "-").split("-"))
+    return type(name, (_Estimator,), {"_model": model, "__module__": __name__, "__doc__": estimator.__doc__})
 
 
 def _plain(value: Any) -> Any:
@@ -639,12 +574,5 @@ def _dtype_of(X) -> np.dtype:
     return np.dtype(dtype) if isinstance(dtype, np.dtype) else np.dtype(np.float64)
 
 
-def _keep_parameters(estimator: BaseEstimator, parameters: dict[str, Any]) -> None:
-    """scikit-learn's ``__init__`` convention: store each parameter, unchanged, under its own name."""
-    for name, value in parameters.items():
-        if name != "self":
-            setattr(estimator, name, value)
-
-
 def _silent(message: str) -> None:
-    """A Trainer log that prints nothing (the estimators are quiet unless verbose=True)."""
+    """A loop log that prints nothing (the estimators are quiet unless verbose=True)."""

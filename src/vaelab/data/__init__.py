@@ -1,8 +1,8 @@
 """Datasets: named sources, IDX files, and the in-memory split dataset."""
 
-from vaelab.data.dataset import ImageData, available_datasets, load_dataset, to_float
-from vaelab.data.idx import read_idx, write_idx
-from vaelab.data.sources import DatasetInfo
+from .dataset import ImageData, available_datasets, load_dataset, to_float
+from .idx import read_idx, write_idx
+from .sources import DatasetInfo
 
 __all__ = [
     "DatasetInfo",

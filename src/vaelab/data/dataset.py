@@ -10,11 +10,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from vaelab.data.shapes import PackedImages
-from vaelab.data.sources import SOURCES, DatasetInfo, load_source, resolve
-from vaelab.data.stream import StreamFile, read_npy_dataset
-from vaelab.distributions import BatchShard, Generator
-from vaelab.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from ..parts.noise import BatchShard, Generator
+from .shapes import PackedImages
+from .sources import SOURCES, DatasetInfo, load_source, resolve
+from .stream import StreamFile, read_npy_dataset
 
 BINARIZE_MODES = ("none", "static", "dynamic")
 SPLITS = ("train", "val", "test")

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vaelab.data import shapes
-from vaelab.data.idx import read_idx, read_idx_header
-from vaelab.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from .idx import read_idx, read_idx_header
+from .raw import RawSplits
+from .shapes import GRIDS, SHAPE_NAMES, SIZE, FactorData, cache_paths, factor_data
 
 _DIGIT_NAMES = [str(d) for d in range(10)]
 _FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
@@ -35,24 +36,6 @@ _IDX_FILES = {
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 _GREY_MODES = {"1", "L", "LA"}
 _NPZ_KEYS = ("x", "y", "x_test", "y_test")
-
-
-@dataclass(frozen=True)
-class RawSplits:
-    """A source's arrays as shipped: uint8 images (N, C, H, W), int64 labels (N,) or None.
-
-    Images are an array or, for the generated binary sources, ``shapes.PackedImages`` (indexing unpacks), so that
-    only the images a run keeps are ever unpacked.
-
-    test_x is None when the source has no official test split; class_names is set exactly when labels are.
-    """
-
-    train_x: np.ndarray | shapes.PackedImages
-    train_y: np.ndarray | None
-    test_x: np.ndarray | None
-    test_y: np.ndarray | None
-    class_names: list[str] | None
-    description: str
 
 
 @dataclass(frozen=True)
@@ -75,7 +58,7 @@ class Source:
     load: Callable[[str | None], RawSplits]
     probe: Callable[[DatasetInfo, str | None], DatasetInfo] | None  # None for path sources
     description: str
-    factors: Callable[[], shapes.FactorData] | None = None  # generated from known factors (the metrics need them)
+    factors: Callable[[], FactorData] | None = None  # generated from known factors (the metrics need them)
 
     @property
     def takes_path(self) -> bool:
@@ -109,7 +92,7 @@ def resolve(name: str, data_dir: str | None) -> tuple[str, str | None]:
     return kind, os.path.abspath(os.path.expanduser(location))
 
 
-def factor_source(name: str) -> shapes.FactorData:
+def factor_source(name: str) -> FactorData:
     """The ground-truth factors of a dataset generated from them; DataError for other datasets."""
     source = SOURCES.get(name.partition(":")[0])
     if source is None or source.factors is None:
@@ -290,17 +273,17 @@ def _probe_digits(info: DatasetInfo, data_dir: str | None) -> DatasetInfo:
 
 def _load_shapes(name: str, data_dir: str | None) -> RawSplits:
     """A shapes grid, generated on first use and cached; the label is the shape (square, ellipse, heart)."""
-    data = shapes.factor_data(name)
+    data = factor_data(name)
     labels = data.factors_of(np.arange(len(data.images)))[:, 0]
     grid = " x ".join(map(str, data.factor_sizes))
-    return RawSplits(data.images, labels, None, None, list(shapes.SHAPE_NAMES), f"{name} ({grid} grid, generated)")
+    return RawSplits(data.images, labels, None, None, list(SHAPE_NAMES), f"{name} ({grid} grid, generated)")
 
 
 def _probe_shapes(name: str, info: DatasetInfo, data_dir: str | None) -> DatasetInfo:
-    path, _ = shapes.cache_paths(name)
+    path, _ = cache_paths(name)
     where = str(path) if path.is_file() else f"generated on first use into {path}"
-    n = shapes.GRIDS[name].n_images
-    return replace(info, available=True, n_train=n, shape=(1, shapes.SIZE, shapes.SIZE), where=where)
+    n = GRIDS[name].n_images
+    return replace(info, available=True, n_train=n, shape=(1, SIZE, SIZE), where=where)
 
 
 def _shapes_source(name: str, description: str) -> Source:
@@ -308,7 +291,7 @@ def _shapes_source(name: str, description: str) -> Source:
         functools.partial(_load_shapes, name),
         functools.partial(_probe_shapes, name),
         description,
-        functools.partial(shapes.factor_data, name),
+        functools.partial(factor_data, name),
     )
 
 
@@ -461,7 +444,7 @@ def _read_images(files: list[Path]) -> np.ndarray:
 
 def _load_npy(path: str | None) -> RawSplits:
     """A dataset written by ``vaelab convert`` (memory-mapped; training streams it, see data/stream.py)."""
-    from vaelab.data.stream import read_npy_dataset
+    from .stream import read_npy_dataset
 
     return read_npy_dataset(path)[0]
 

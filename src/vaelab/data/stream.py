@@ -28,7 +28,7 @@ from ..checkpoint import naming_errors
 from ..distributed import Context
 from ..errors import DataError
 from .batches import Batch, global_batches, shard
-from .sources import RawSplits
+from .raw import RawSplits
 
 CHUNKS_PER_WINDOW = 64  # the window holds this many chunks: the finer the chunks, the better the shuffle
 CONVERT_SEED = 0

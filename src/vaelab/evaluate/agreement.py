@@ -67,7 +67,7 @@ def _check_comparable(runs: list[Run]) -> None:
     if repeated is not None:
         raise ConfigError(f"{repeated} is given twice; agreement compares different restarts")
     for run in runs:
-        if not getattr(run.model, "discrete_sizes", None):
+        if not run.model.spec.discrete:
             raise ConfigError(
                 f"{run.path} has no discrete latent ({run.config.model.name}); agreement compares the discrete "
                 "codes of joint-vae runs"
@@ -77,9 +77,9 @@ def _check_comparable(runs: list[Run]) -> None:
         if run.config.data.name != first.config.data.name:
             raise ConfigError(f"{run.path} was trained with data.name={run.config.data.name}, {first.path} with "
                               f"{first.config.data.name}: compare runs of the same data")  # fmt: skip
-        if run.model.discrete_sizes != first.model.discrete_sizes:
-            raise ConfigError(f"{run.path} has discrete latents {run.model.discrete_sizes}, {first.path} "
-                              f"{first.model.discrete_sizes}: compare runs of the same latent spec")  # fmt: skip
+        if run.model.spec.discrete != first.model.spec.discrete:
+            raise ConfigError(f"{run.path} has discrete latents {list(run.model.spec.discrete)}, {first.path} "
+                              f"{list(first.model.spec.discrete)}: compare runs of the same latent spec")  # fmt: skip
 
 
 @torch.no_grad()
@@ -94,7 +94,7 @@ def code_agreement(runs: list[Run]) -> Agreement:
     for run in runs:
         labels = y if run.conditional else None  # a conditional encoder reads the label
         discrete = encode_split(run.model, x, labels, STORED).discrete
-        codes.append(joint_code(discrete, run.model.discrete_sizes))
+        codes.append(joint_code(discrete, list(run.model.spec.discrete)))
     return Agreement([run.path for run in runs], pairwise_ari(codes), len(x))
 
 

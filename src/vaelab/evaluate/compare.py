@@ -29,10 +29,10 @@ from ..config import load_config
 from ..data import ImageData, load_dataset
 from ..errors import ConfigError
 from ..models import registered_models
-from ..trainer import train
+from ..training import train
 from .fisher import FisherVectorEncoder
 from .latents import STORED, encode_split, probe_accuracy
-from .likelihood import BLOCK, EVAL_SEED, evaluate_run, evaluation_batches, supports_iw, write_eval
+from .likelihood import BLOCK, EVAL_SEED, evaluate_run, evaluation_batches, write_eval
 
 REPRESENTATIONS = ("fisher",)  # rows that are not registered models
 COLUMNS = [  # (key, header, format)
@@ -96,7 +96,7 @@ def model_row(run, iw_samples: int, log: Callable[[str], None]) -> dict[str, Any
     """Train-side figures from the run's metrics, test-side ones measured here; also writes the run's eval.json."""
     data, model = run.data, run.model
     (test_x, test_y), (train_x, train_y) = data.split("test"), data.split("train")
-    has_density = supports_iw(model)
+    has_density = model.has_density
     log(f"  {run.config.model.name}: evaluating on {len(test_x)} test images" + (
         f" (IW-NLL with k={iw_samples})" if has_density and iw_samples else ""))  # fmt: skip
     results = evaluate_run(run, "test", iw_samples=iw_samples if has_density else 0, progress=False)

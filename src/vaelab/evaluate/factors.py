@@ -33,7 +33,7 @@ def run_representation(run: Run) -> Callable[[np.ndarray], np.ndarray]:
 
     def represent(images: np.ndarray) -> np.ndarray:
         latents = encode_split(run.model, torch.from_numpy(images), None, STORED)
-        means = latents.gaussian_means if latents.gaussian_means is not None else latents.codes
+        means = latents.continuous_means
         parts = [means] if latents.discrete is None else [means, latents.discrete]
         return np.concatenate(parts, axis=1).astype(np.float64)
 
@@ -96,7 +96,7 @@ class CodeTable:
 
 
 def _discrete(run: Run) -> list[int]:
-    return list(getattr(run.model, "discrete_sizes", []))
+    return list(run.model.spec.discrete)
 
 
 def discrete_vs_factors(run: Run, data, represent, points: int, seed: int) -> list[dict[str, Any]]:

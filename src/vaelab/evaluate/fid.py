@@ -186,7 +186,7 @@ def evaluate_fid(run: Run, split: str = "test", n: int | None = None, seed: int 
     real_uint8, labels = real_uint8[:n], None if labels is None else labels[:n]
     n = len(real_uint8)
     model = run.model
-    conditional = getattr(model, "n_conditions", 0) > 0  # a conditional model samples the real images' labels
+    conditional = model.n_conditions > 0  # a conditional model samples the real images' labels
     net, meta = feature_classifier(data, log)
     real = real_uint8.float().div_(255)
     samples = prior_samples(model, n, labels if conditional else None, seed)

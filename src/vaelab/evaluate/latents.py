@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import Autoencoder
+from ..models import Model
 from ..run import Run
 from .likelihood import BLOCK, EVAL_SEED, evaluation_batches, split_images
 
@@ -39,21 +39,14 @@ class Latents:
     each discrete latent (None without one)."""
 
     codes: np.ndarray  # (N, D_code) float32
-    gaussian_means: np.ndarray | None  # (N, D) float64
+    continuous_means: np.ndarray  # (N, D) float64
     kl_per_dim: np.ndarray | None  # (D,) nats, mean over images
     discrete: np.ndarray | None  # (N, n_discrete) int64
 
 
-def _gaussian_part(posterior):
-    """The diagonal-Gaussian part of a posterior (itself for a VAE, ``.gaussian`` for JointVAE), or None."""
-    if hasattr(posterior, "kl_per_dim"):
-        return posterior
-    return getattr(posterior, "gaussian", None)
-
-
 @torch.no_grad()
 def encode_split(
-    model: Autoencoder, x_uint8: torch.Tensor, y: torch.Tensor | None, binarize: str, batch_size: int = BLOCK
+    model: Model, x_uint8: torch.Tensor, y: torch.Tensor | None, binarize: str, batch_size: int = BLOCK
 ) -> Latents:
     """Encode all images of a split in batches (one pass) and collect what the diagnostics need."""
     model.eval()
@@ -61,16 +54,16 @@ def encode_split(
     for x, yb in evaluation_batches(x_uint8, y, binarize, batch_size, EVAL_SEED, model.device):
         posterior = model.encode(x, yb)
         codes.append(posterior.mean.float().cpu())
-        gaussian = _gaussian_part(posterior)
-        if gaussian is not None:
-            means.append(gaussian.mean.double().cpu())
-            kls.append(gaussian.kl_per_dim().double().sum(0).cpu())
-        if hasattr(posterior, "codes"):
-            discrete.append(posterior.codes.cpu())
+        means.append(posterior.continuous.mean.double().cpu())
+        kl = model.unit_kls(posterior)[0]
+        if kl is not None:
+            kls.append(kl.double().sum(0).cpu())
+        if model.spec.discrete:
+            discrete.append(posterior.categorical.codes.cpu())
     n = len(x_uint8)
     return Latents(
         codes=torch.cat(codes).numpy(),
-        gaussian_means=torch.cat(means).numpy() if means else None,
+        continuous_means=torch.cat(means).numpy(),
         kl_per_dim=(torch.stack(kls).sum(0) / n).numpy() if kls else None,
         discrete=torch.cat(discrete).numpy() if discrete else None,
     )
@@ -166,7 +159,7 @@ def evaluate_latents(run: Run, split: str = "test", probes: bool = True) -> dict
     x, y = split_images(run, split)
     latents = encode_split(model, x, y, binarize)  # the likelihood's data
     stored = latents if binarize != "dynamic" else encode_split(model, x, y, STORED)  # the images as stored
-    means = latents.gaussian_means if latents.gaussian_means is not None else latents.codes
+    means = latents.continuous_means
     n_active, variances = active_units(means)
     dims = means.shape[1]
     results: dict[str, Any] = {
@@ -184,9 +177,9 @@ def evaluate_latents(run: Run, split: str = "test", probes: bool = True) -> dict
         train_x, train_y = split_images(run, "train")
         train_codes = encode_split(model, train_x, train_y, STORED).codes
         results["probes"] = probe_accuracy(train_codes, train_y.numpy(), stored.codes, y.numpy())
-    if getattr(model, "discrete_sizes", []) and stored.discrete is not None and y is not None:
+    if stored.discrete is not None and y is not None:
         results["clustering"] = [
             {"categories": int(size), **clustering_scores(stored.discrete[:, i], y.numpy())}
-            for i, size in enumerate(model.discrete_sizes)
+            for i, size in enumerate(model.spec.discrete)
         ]
     return results

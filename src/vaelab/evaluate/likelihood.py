@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_text
 from ..data import to_float
 from ..errors import ConfigError
-from ..models import Autoencoder
+from ..models import Model
 from ..precision import Choice, autocast, choose_precision
 from ..run import EVAL_FILE, Run, read_eval
 
@@ -55,7 +55,7 @@ def evaluation_batches(
 
 @torch.no_grad()
 def elbo_per_image(
-    model: Autoencoder,
+    model: Model,
     x_uint8: torch.Tensor,
     y: torch.Tensor | None,
     binarize: str,
@@ -69,18 +69,13 @@ def elbo_per_image(
     columns: dict[str, list[torch.Tensor]] = {}
     for x, yb in evaluation_batches(x_uint8, y, binarize, batch_size, seed, model.device):
         terms = model.terms(x, yb, noise_gen)
-        for name, value in {"recon": terms.recon, "kl": terms.kl, **getattr(terms, "kl_parts", {})}.items():
+        for name, value in {"recon": terms.recon, "kl": terms.kl, **terms.kl_parts}.items():
             columns.setdefault(name, []).append(value.double().cpu())
     out = {name: torch.cat(values) for name, values in columns.items()}
     return {"neg_elbo": out["recon"] + out["kl"], **out}
 
 
-def supports_iw(model: Autoencoder) -> bool:
-    """Whether the model defines log importance weights (a posterior density): VAEs do, AE and PCA do not."""
-    return callable(getattr(model, "log_importance_weights", None))
-
-
-def iw_rows(model: Autoencoder) -> int:
+def iw_rows(model: Model) -> int:
     """Decoder rows per call: ``IW_ROWS``, fewer if the outputs and ~3 same-sized temporaries (the repeated
     images, the per-pixel log-likelihood) would pass ``IW_BYTES``."""
     pixels = math.prod(model.image_shape)
@@ -89,7 +84,7 @@ def iw_rows(model: Autoencoder) -> int:
 
 @torch.no_grad()
 def iw_nll_per_image(
-    model: Autoencoder,
+    model: Model,
     x_uint8: torch.Tensor,
     y: torch.Tensor | None,
     binarize: str,
@@ -109,8 +104,8 @@ def iw_nll_per_image(
     ``precision="bf16"`` runs the networks under bf16 autocast; the log weights and the logsumexp stay in
     float32 and float64.
     """
-    if not supports_iw(model):
-        raise ConfigError(f"the importance-weighted NLL is not defined for {model.registry_name}: it has no density")
+    if not model.has_density:
+        raise ConfigError(f"the importance-weighted NLL is not defined for {model.config.name}: it has no density")
     if k < 1:
         raise ConfigError(f"--iw-samples must be at least 1; got {k}")
     model.eval()
@@ -130,13 +125,13 @@ def iw_nll_per_image(
     return torch.cat(out)
 
 
-def iw_precision(model: Autoencoder, requested: str, k: int, rows: int | None = None) -> Choice:
+def iw_precision(model: Model, requested: str, k: int, rows: int | None = None) -> Choice:
     """fp32 or bf16 for the IW-NLL of ``model`` with k samples (``auto``: a probe of the model's layers at the
     shapes of one call of ``log_importance_weights``)."""
     rows = rows or iw_rows(model)
     images = max(1, rows // k)
     x = torch.rand(images, *model.image_shape, device=model.device)
-    y = torch.zeros(images, dtype=torch.long, device=model.device) if getattr(model, "n_conditions", 0) else None
+    y = torch.zeros(images, dtype=torch.long, device=model.device) if model.n_conditions else None
     noise = torch.Generator(model.device)
     return choose_precision(
         requested, model.device, model, lambda: model.log_importance_weights(x, y, min(k, rows // images), noise)
@@ -181,11 +176,11 @@ def evaluate_run(
         "n_images": len(x),
         "likelihood": run.config.model.likelihood,
         "units": "nats per image",
-        "has_density": supports_iw(model),  # False (AE, PCA): neg_elbo is the reconstruction NLL alone
+        "has_density": model.has_density,  # False (AE, PCA): neg_elbo is the reconstruction NLL alone
         **{name: summarise(values) for name, values in per_image.items()},
         "seconds": time.perf_counter() - start,
     }
-    if iw_samples > 0 and supports_iw(model):
+    if iw_samples > 0 and model.has_density:
         choice = iw_precision(model, precision, iw_samples)
         start = time.perf_counter()
         nll = iw_nll_per_image(model, x, y, binarize, iw_samples, progress=progress, precision=choice.precision)

@@ -1,16 +1,15 @@
-"""Importance-weighted autoencoder (Burda et al. 2016): the VAE's network trained on the k-sample bound."""
+"""Importance-weighted autoencoder (Burda et al. 2016): the VAE's parts trained on the k-sample bound."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import torch
-
 from ..errors import ConfigError
-from .base import LossTerms
+from ..nets import Nets
+from ..parts import GaussianHead, GaussianPrior, Objective
+from .model import Model
 from .registry import register
-from .vae import VAE, VAEConfig
+from .vae import VAEConfig
 
 
 @dataclass
@@ -19,18 +18,15 @@ class IWAEConfig(VAEConfig):
     k: int = 5  # importance samples per image
 
     def validate(self) -> None:
-        super().validate()
+        if self.kl_warmup_steps or self.free_bits:
+            raise ConfigError("iwae trains on the importance-weighted bound, which has no KL term to warm up or "
+                              "floor: drop model.kl_warmup_steps and model.free_bits")  # fmt: skip
         if self.k < 1:
             raise ConfigError(f"model.k must be >= 1 (importance samples per image); got {self.k}")
 
 
 @register("iwae", IWAEConfig, "IWAE: trains on the k-sample importance-weighted bound (Burda et al. 2016)")
-class IWAE(VAE):
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0, generator=None) -> LossTerms:
-        """total = -L_k = -mean_b [logsumexp_k log w_k - log k] (Burda et al. 2016, eq. 8); recon and kl are
-        the ELBO's terms (recon averaged over the k samples), reported alongside."""
-        k = self.config.k
-        log_px_z, log_pz, log_qz, posterior = self.k_sample_terms(x, y, k, generator)  # (k, B) each
-        bound = torch.logsumexp(log_px_z + log_pz - log_qz, dim=0) - math.log(k)  # (B,)
-        recon, kl = -log_px_z.mean(), posterior.kl_to_standard_normal().mean()
-        return LossTerms(-bound.mean(), recon.detach(), kl.detach())
+def iwae(config: IWAEConfig, image_shape, num_classes=None, nets: Nets | None = None) -> Model:
+    d = config.latent_dim
+    return Model(config, image_shape, num_classes, nets=nets, posterior={"z": GaussianHead(d)},
+                 prior={"z": GaussianPrior(d)}, objective=Objective(k=config.k))  # fmt: skip

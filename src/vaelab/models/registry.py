@@ -1,18 +1,23 @@
-"""The model registry: ``@register("vae", VAEConfig, "...")`` feeds the CLI, ``vaelab models`` and run loading."""
+"""The model registry: ``@register("vae", VAEConfig, "...")`` on a function that composes the model feeds the
+CLI, ``vaelab models``, ``vaelab.sklearn`` and run loading."""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from ..config import ModelConfig
 from ..errors import ConfigError
+from ..nets import Nets
+from .config import ModelConfig
+
+Build = Callable[..., "Model"]  # (config, image_shape, num_classes, nets) -> Model  # noqa: F821
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    cls: type
+    build: Build
     config_cls: type[ModelConfig]
     description: str
 
@@ -24,12 +29,11 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register(name: str, config_cls: type[ModelConfig], description: str):
-    """Class decorator adding a model to the registry under ``name``."""
+    """Decorator adding a model (a function composing it from its config) to the registry under ``name``."""
 
-    def decorate(cls: type) -> type:
-        _REGISTRY[name] = ModelEntry(name, cls, config_cls, description)
-        cls.registry_name = name
-        return cls
+    def decorate(build: Build) -> Build:
+        _REGISTRY[name] = ModelEntry(name, build, config_cls, description)
+        return build
 
     return decorate
 
@@ -50,6 +54,8 @@ def registered_models() -> list[ModelEntry]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
-def build_model(config: ModelConfig, image_shape: tuple[int, int, int], num_classes: int | None = None):
-    """Instantiate the registered model named by ``config.name`` for images of ``image_shape``."""
-    return model_entry(config.name).cls(config, tuple(image_shape), num_classes)
+def build_model(config: ModelConfig, image_shape: tuple[int, int, int], num_classes: int | None = None,
+                nets: Nets | None = None):  # fmt: skip
+    """The registered model named by ``config.name`` for images of ``image_shape`` (with ``nets``: on one's own
+    encoder and decoder)."""
+    return model_entry(config.name).build(config, tuple(image_shape), num_classes, nets)

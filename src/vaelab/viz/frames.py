@@ -26,7 +26,6 @@ from .grids import image_grid, reconstruction_grid, save_png
 from .labels import caption, upscale
 from .latent_map import continuous_means, scatter_frame
 from .latent_stats import posterior_stats, read_latent_stats, write_latent_stats
-from .sampling import prior_moments
 
 FRAMES_DIR = Path("images") / "frames"
 FRAME_SAMPLES = 16
@@ -67,52 +66,52 @@ class FrameRecorder:
     computes the frame, e.g. for TensorBoard). Inputs are fixed on the first call, which also drops frames and
     statistics of epochs a resume is about to redo."""
 
-    def __init__(self, save: bool = True):
-        self.save = save
+    def __init__(self, run_dir: Path, save: bool = True):
+        self.run_dir, self.save = Path(run_dir), save
         self.ready = False
 
-    def setup(self, trainer) -> None:
-        data, model = trainer.data, trainer.model
+    def setup(self, loop) -> None:
+        data, model = loop.data, loop.model
         x, y = (data.val_x, data.val_y) if len(data.val_x) else (data.train_x, data.train_y)  # no val: train
         n = max(MAP_IMAGES, STATS_IMAGES)
         x = to_float(x[:n].to(model.device), data.binarize, torch.Generator(model.device).manual_seed(0))
         y = None if y is None else y[:n]
-        classes = getattr(model, "n_conditions", 0)  # > 0 for a conditional model
+        classes = model.n_conditions  # > 0 for a conditional model
         self.x, self.y = x, y.to(model.device) if classes else None
         self.labels = None if y is None else y[:MAP_IMAGES].numpy()
         self.sample_y = torch.arange(FRAME_SAMPLES) % classes if classes else None
         self.scale = frame_scale(data.image_shape)
-        self.two_d = model.latent_dim == 2
+        self.two_d = model.spec.continuous == 2
         try:
-            self.stats = [r for r in read_latent_stats(trainer.run_dir) if r["epoch"] < trainer.epoch]
+            self.stats = [r for r in read_latent_stats(self.run_dir) if r["epoch"] < loop.epoch]
         except RunError as err:  # a damaged file: its earlier epochs are lost, the next ones are written anew
-            trainer.log(f"{err}: starting the statistics again at epoch {trainer.epoch + 1}")
+            loop.log(f"{err}: starting the statistics again at epoch {loop.epoch + 1}")
             self.stats = []
         if self.save:
             for kind in ("epoch", "latent"):
-                for path in frame_files(trainer.run_dir, kind):
-                    if int(_FRAME_NAME.match(path.name)[2]) > trainer.epoch:
+                for path in frame_files(self.run_dir, kind):
+                    if int(_FRAME_NAME.match(path.name)[2]) > loop.epoch:
                         path.unlink(missing_ok=True)
         self.ready = True
 
     @torch.no_grad()
-    def __call__(self, trainer, row: dict[str, float]) -> np.ndarray:
+    def __call__(self, loop, row: dict[str, float]) -> np.ndarray:
         """Write this epoch's frames; returns the samples-and-reconstructions frame (uint8, rows x cols x C)."""
         if not self.ready:
-            self.setup(trainer)
-        model, epoch = trainer.model, trainer.epoch
+            self.setup(loop)
+        model, epoch = loop.model, loop.epoch
         was_training = model.training
         model.eval()
         try:
             frame = self.frame(model, epoch)
             if self.save:
-                save_png(frame, frame_path(trainer.run_dir, epoch))
+                save_png(frame, frame_path(self.run_dir, epoch))
                 stats = posterior_stats(model, self.x[:STATS_IMAGES], self.y_of(STATS_IMAGES))
                 if stats is not None:
                     self.stats.append({"epoch": epoch, **stats})
-                    write_latent_stats(trainer.run_dir, self.stats)
+                    write_latent_stats(self.run_dir, self.stats)
                 if self.two_d:
-                    save_png(self.latent_frame(model, epoch), frame_path(trainer.run_dir, epoch, "latent"))
+                    save_png(self.latent_frame(model, epoch), frame_path(self.run_dir, epoch, "latent"))
         finally:
             model.train(was_training)
         return frame
@@ -134,6 +133,6 @@ class FrameRecorder:
     def latent_frame(self, model, epoch: int) -> np.ndarray:
         """The validation means of a 2-D latent space in the window prior mean +- 4 prior std."""
         points = continuous_means(model, self.x[:MAP_IMAGES], self.y_of(MAP_IMAGES))
-        mean, std = (t.double().cpu().numpy() for t in prior_moments(model))
+        mean, std = (t.double().cpu().numpy() for t in model.prior.moments())
         image = scatter_frame(points, self.labels, mean, MAP_HALF_WIDTH * np.maximum(std, 1e-6))
         return caption(image, f"epoch {epoch}: latent means")

@@ -46,7 +46,7 @@ def interpolate(
     y = run.as_labels(y[[i, j]]) if run.conditional else None
     z = model.encode(x, y).mean  # (2, code_size)
     t = torch.linspace(0, 1, steps, device=z.device)
-    d = model.latent_dim
+    d = model.spec.continuous
     path = (slerp if spherical else lerp)(z[0, :d], z[1, :d], t)
     path = torch.cat([path, lerp(z[0, d:], z[1, d:], t)], dim=1)  # (steps, code_size)
     labels = None if y is None else torch.where(t < 0.5, y[0], y[1])

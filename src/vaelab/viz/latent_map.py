@@ -13,8 +13,7 @@ import torch
 from ..errors import ConfigError
 from .grids import image_grid
 from .plotting import class_colours, figure_to_array, new_figure
-from .sampling import prior_moments
-from .traverse import gaussian_part, split_float
+from .traverse import split_float
 
 Method = Literal["auto", "pca", "tsne"]
 MAP_IMAGES = 2000  # test images in a latent map
@@ -54,8 +53,7 @@ def continuous_means(model, x: torch.Tensor, y: torch.Tensor | None, batch_size:
     for start in range(0, len(x), batch_size):
         yb = None if y is None else y[start : start + batch_size]
         posterior = model.encode(x[start : start + batch_size].to(model.device), yb)
-        gaussian = gaussian_part(posterior)
-        means.append((gaussian.mean if gaussian is not None else posterior.mean[:, : model.latent_dim]).cpu())
+        means.append(posterior.continuous.mean.cpu())
     return torch.cat(means).double().numpy()
 
 
@@ -141,23 +139,18 @@ def manifold_grid(run, n: int = 20, label: int | None = None, pad: int = 0) -> n
     z0 rising left to right; rows: z1 falling top to bottom), as a uint8 grid. JointVAE's categoricals are set
     to category 0; a conditional model draws ``label`` (default 0)."""
     model = run.model
-    if model.latent_dim != 2:
+    if model.spec.continuous != 2:
         raise ConfigError(
-            f"the manifold grid needs a 2-D latent space; this model has {model.latent_dim} dimensions "
+            f"the manifold grid needs a 2-D latent space; this model has {model.spec.continuous} dimensions "
             "(train one with model.latent_dim=2)"
         )
     if n < 2:
         raise ConfigError(f"the manifold grid needs n >= 2; got {n}")
     q = torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n).float().to(model.device)  # (n,)
-    mean, std = prior_moments(model)
+    mean, std = model.prior.moments()
     z0 = (mean[0] + std[0] * q).repeat(n)  # column index varies fastest
     z1 = (mean[1] + std[1] * q.flip(0)).repeat_interleave(n)
-    z = torch.stack([z0, z1], dim=1)  # (n*n, 2)
-    offset = 2
-    for size in getattr(model, "discrete_sizes", []):
-        one_hot = torch.zeros(len(z), size, device=z.device)
-        one_hot[:, 0] = 1
-        z, offset = torch.cat([z, one_hot], dim=1), offset + size
+    z = model.spec.join(torch.stack([z0, z1], dim=1), [0] * len(model.spec.discrete))  # (n*n, code_size)
     labels = None
     if run.conditional:
         labels = torch.full((len(z),), 0 if label is None else label, device=z.device)

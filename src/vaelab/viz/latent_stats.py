@@ -12,9 +12,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_write_text
-from ..distributions import categorical_kl_to_uniform
 from ..run import read_number_csv
-from .traverse import gaussian_part
 
 LATENT_STATS_FILE = "latent_stats.csv"
 
@@ -24,15 +22,14 @@ def posterior_stats(model, x: torch.Tensor, y: torch.Tensor | None) -> dict[str,
     """Mean KL per dimension (nats) and mean posterior std per dimension of images x, and the mean KL of each
     categorical; None for point posteriors."""
     posterior = model.encode(x, y)
-    gaussian = gaussian_part(posterior)
-    if gaussian is None:
+    kl, kl_codes = model.unit_kls(posterior)
+    if kl is None:
         return None
-    kl = gaussian.kl_per_dim().mean(0)  # (D,)
-    sigma = torch.exp(0.5 * gaussian.logvar).mean(0)  # (D,)
-    row = {f"kl_z{j}": v for j, v in enumerate(kl.tolist())}
+    sigma = posterior.continuous.std.mean(0)  # (D,)
+    row = {f"kl_z{j}": v for j, v in enumerate(kl.mean(0).tolist())}
     row |= {f"sigma_z{j}": v for j, v in enumerate(sigma.tolist())}
-    for i, logits in enumerate(getattr(posterior, "logits", [])):
-        row[f"kl_c{i}"] = categorical_kl_to_uniform(logits).mean().item()
+    if kl_codes is not None:
+        row |= {f"kl_c{i}": v for i, v in enumerate(kl_codes.mean(0).tolist())}
     return row
 
 

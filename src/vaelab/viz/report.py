@@ -120,14 +120,10 @@ def _figure(run: Run, key: str, path: Path) -> str:
 
 def _facts(run: Run, evaluation: dict[str, Any]) -> list[tuple[str, str]]:
     model, metrics, config = run.model, run.metrics, run.config
-    latents = f"{model.latent_dim} continuous"
-    discrete = getattr(model, "discrete_sizes", [])
-    if discrete:
-        latents += " + categorical " + " x ".join(map(str, discrete))
     facts = [
         ("model", f"{config.model.name} ({config.model.net}, {config.model.likelihood} likelihood"
          + (", conditional" if run.conditional else "") + ")"),
-        ("latents", latents),
+        ("latents", model.spec.describe()),
         ("parameters", f"{sum(p.numel() for p in model.parameters()):,}"),
         ("data", f"{config.data.name} ({'x'.join(map(str, model.image_shape))}), binarize {config.data.binarize}"),
     ]  # fmt: skip

@@ -1,9 +1,8 @@
 """Prior draws with a temperature, and the sample and reconstruction pictures of a run (as uint8 arrays).
 
-Every model samples its continuous latents from a diagonal Gaussian: N(0, I) for the VAE family, the
-Gaussian fitted to the training codes for the AE (``code_mean``, ``code_var``) and PCA (0, eigenvalues).
-JointVAE adds one-hot codes drawn uniformly. A temperature T scales the Gaussian's spread,
-z = mean + T * std * eps, and leaves the discrete codes alone.
+Every model draws from its prior (``model.prior``): N(0, I) for the VAE family, the Gaussian fitted to the
+training codes for the AE and PCA, uniform one-hot codes for JointVAE's categoricals. A temperature T scales
+the continuous spread, z = mean + T * std * eps, and leaves the discrete codes alone.
 """
 
 from __future__ import annotations
@@ -15,43 +14,26 @@ import torch
 
 from ..data import to_float
 from ..errors import ConfigError
+from ..parts.priors import standard_prior
 from .grids import image_grid, reconstruction_grid
 
 Prior = Literal["model", "standard"]
 PRIORS = ("model", "standard")
 
 
-def prior_moments(model) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std, each (latent_dim,), of the Gaussian the model draws its continuous latents from."""
-    d, device = model.latent_dim, model.device
-    if hasattr(model, "code_mean"):  # AE: running moments of its training codes
-        return model.code_mean.detach(), model.code_var.detach().clamp_min(0).sqrt()
-    if hasattr(model, "explained_variance_"):  # PCA: centred codes with the eigenvalues as variances
-        return torch.zeros(d, device=device), model.explained_variance_.detach().clamp_min(0).sqrt()
-    return torch.zeros(d, device=device), torch.ones(d, device=device)
-
-
 @torch.no_grad()
 def prior_latents(
     model, n: int, generator: torch.Generator | None = None, temperature: float = 1.0, prior: Prior = "model"
 ) -> torch.Tensor:
-    """n decoder inputs (n, code_size) drawn from the model's prior, its continuous part rescaled:
-    z = m + T * s * eps, with (m, s) the model's prior moments (``prior="model"``) or (0, 1) (``"standard"``:
-    N(0, I), whatever the model fitted). The same generator state gives the same eps for every option, and
-    T = 1 with the model's prior gives exactly ``model.prior_sample``."""
+    """n decoder inputs (n, code_size) drawn from the model's prior (``prior="model"``) or from N(0, I) and
+    uniform codes (``"standard"``, whatever the model fitted), the continuous spread scaled by the temperature
+    T: z = m + T * s * eps. The same generator state gives the same eps for every option."""
     if prior not in PRIORS:
         raise ConfigError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0; got {temperature}")
-    z = model.prior_sample(n, generator)  # (n, code_size)
-    if prior == "model" and temperature == 1.0:
-        return z
-    d = model.latent_dim
-    mean, std = prior_moments(model)
-    eps = (z[:, :d] - mean) / std.clamp_min(1e-12)  # (n, d) the standard normal draws behind z
-    if prior == "standard":
-        mean, std = torch.zeros_like(mean), torch.ones_like(std)
-    return torch.cat([mean + temperature * std * eps, z[:, d:]], dim=1)
+    source = model.prior if prior == "model" else standard_prior(model.spec).to(model.device)
+    return source.sample(n, generator, temperature)
 
 
 @torch.no_grad()
@@ -87,7 +69,7 @@ def posterior_latents(model, x: torch.Tensor, y: torch.Tensor | None, temperatur
     z = posterior.mean
     if temperature == 0:
         return z
-    d = model.latent_dim
+    d = model.spec.continuous
     draw = posterior.rsample(generator)
     return torch.cat([z[:, :d] + temperature * (draw[:, :d] - z[:, :d]), z[:, d:]], dim=1)
 

@@ -4,6 +4,8 @@ The ``tensorboard`` package is an optional extra: ``pip install 'vaelab[tensorbo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import ConfigError
@@ -32,17 +34,17 @@ def scalar_tag(key: str) -> str:
 
 
 class TensorBoardLogger:
-    """An epoch callback ``(trainer, row, frame)``; the writer opens on the first call with ``purge_step`` at
+    """An epoch callback ``(loop, row, frame)``; the writer opens on the first call with ``purge_step`` at
     that epoch, so a resumed run replaces the events of the epochs it redoes."""
 
-    def __init__(self):
+    def __init__(self, run_dir: Path):
         self.writer_class = require_tensorboard()
-        self.writer = None
+        self.run_dir, self.writer = Path(run_dir), None
 
-    def __call__(self, trainer, row: dict[str, float], frame: np.ndarray | None = None) -> None:
+    def __call__(self, loop, row: dict[str, float], frame: np.ndarray | None = None) -> None:
         epoch = int(row["epoch"])
         if self.writer is None:
-            self.writer = self.writer_class(log_dir=str(trainer.run_dir / TENSORBOARD_DIR), purge_step=epoch)
+            self.writer = self.writer_class(log_dir=str(self.run_dir / TENSORBOARD_DIR), purge_step=epoch)
         for key, value in row.items():
             if key != "epoch":
                 self.writer.add_scalar(scalar_tag(key), value, epoch)

@@ -14,7 +14,6 @@ from ..data import to_float
 from ..errors import ConfigError
 from .grids import image_grid
 from .labels import label_rows
-from .sampling import prior_moments
 
 ACTIVE_THRESHOLD = 0.01  # active unit: variance over images of its posterior mean above this (Burda et al. 2016)
 MIN_KL = 0.05  # ... and, for a traversal, a mean KL of at least this many nats: below it a row shows no change
@@ -61,11 +60,6 @@ class DimensionSummary:
         return f"z{j} KL {self.kl[j]:.2f}" if self.kl is not None else f"z{j}"
 
 
-def gaussian_part(posterior):
-    """The diagonal-Gaussian part of a posterior (itself for a VAE, ``.gaussian`` for JointVAE), or None."""
-    return posterior if hasattr(posterior, "kl_per_dim") else getattr(posterior, "gaussian", None)
-
-
 def split_float(run, split: str, n: int | None = None):
     """The first n images of a split as float (evaluation binarisation: seed 0) and their labels (or None)."""
     x_uint8, y = run.data.split(split)
@@ -78,9 +72,9 @@ def split_float(run, split: str, n: int | None = None):
 def summarise_dimensions(model, x: torch.Tensor, y: torch.Tensor | None) -> DimensionSummary:
     """KL per dimension and variance of the posterior means of images x (N, C, H, W)."""
     posterior = model.encode(x, y)
-    gaussian = gaussian_part(posterior)
-    means = gaussian.mean if gaussian is not None else posterior.mean[:, : model.latent_dim]  # (N, D)
-    kl = gaussian.kl_per_dim().mean(0).double().cpu().numpy() if gaussian is not None else None
+    means = posterior.continuous.mean  # (N, D)
+    kl = model.unit_kls(posterior)[0]  # (N, D) or None
+    kl = None if kl is None else kl.mean(0).double().cpu().numpy()
     return DimensionSummary(kl, means.double().var(0, unbiased=False).cpu().numpy())
 
 
@@ -132,10 +126,10 @@ def traverse(
     x, y = split_float(run, split, max(SUMMARY_IMAGES, index + 1))
     x, y = x.to(model.device), run.as_labels(y) if run.conditional else None
     summary = summarise_dimensions(model, x, y)
-    chosen = choose_dims(dims, summary, model.latent_dim)[:max_rows]
+    chosen = choose_dims(dims, summary, model.spec.continuous)[:max_rows]
     y0 = None if y is None else y[index : index + 1]
     z0 = model.encode(x[index : index + 1], y0).mean  # (1, code_size)
-    mean, std = prior_moments(model)
+    mean, std = model.prior.moments()
     values = prior_quantiles(range_, steps).to(z0.device)  # (steps,)
     rows, names = [], []
     for j in chosen:
@@ -143,13 +137,13 @@ def traverse(
         z[:, j] = mean[j] + std[j] * values
         rows.append(model.decode_mean(z, None if y0 is None else y0.expand(steps)))
         names.append(summary.name(j) + ("" if summary.active(j) else " (inactive)"))
-    offset = model.latent_dim
-    for i, size in enumerate(getattr(model, "discrete_sizes", [])):
-        z = z0.repeat(size, 1)
-        z[:, offset : offset + size] = torch.eye(size, device=z.device)
+    codes = model.spec.codes(z0)  # (1, n_discrete)
+    for i, size in enumerate(model.spec.discrete):
+        each = codes.repeat(size, 1)
+        each[:, i] = torch.arange(size)  # category i of this categorical, the others as encoded
+        z = model.spec.join(z0[:, : model.spec.continuous].repeat(size, 1), each)
         rows.append(model.decode_mean(z, None if y0 is None else y0.expand(size)))
         names.append(f"c{i} ({size} categories)")
-        offset += size
     width = max(len(r) for r in rows)
     padded = [torch.cat([r, r.new_full((width - len(r), *r.shape[1:]), PAD_VALUE)]) for r in rows]
     return Traversal(torch.stack(padded).cpu(), names)

@@ -10,14 +10,12 @@ import threading
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..run import Run
 from ..viz.grids import image_grid, png_bytes
 from ..viz.interpolate import interpolation_grid
 from ..viz.latent_map import latent_points
 from ..viz.plotting import TAB10, class_colours
-from ..viz.sampling import prior_moments
 from ..viz.traverse import SUMMARY_IMAGES, split_float, summarise_dimensions
 from .schemas import DecodeRequest, Encoded, LatentMap, RequestError, RunInfo
 from .uploads import border_mean, read_upload
@@ -45,7 +43,7 @@ class Explorer:
         self.run, self.id, self.name = run, run_id, name or run.path.name
         self.lock = threading.Lock()
         model = run.model
-        self.discrete = list(getattr(model, "discrete_sizes", []))
+        self.discrete = list(model.spec.discrete)
         self.num_classes = int(model.num_classes or 0) if run.conditional else 0
         self.test_x, self.test_y = split_float(run, "test")  # what the encoder sees (evaluation binarisation)
         self.test_uint8 = run.data.split("test")[0]
@@ -53,7 +51,7 @@ class Explorer:
         with torch.no_grad():
             labels = self.labels(self.test_y[:SUMMARY_IMAGES])
             self.summary = summarise_dimensions(model, self.test_x[:SUMMARY_IMAGES].to(model.device), labels)
-            self.prior_mean, self.prior_std = (t.double().cpu().numpy() for t in prior_moments(model))
+            self.prior_mean, self.prior_std = (t.double().cpu().numpy() for t in model.prior.moments())
             self.points = latent_points(run, "test")
 
     @property
@@ -67,7 +65,7 @@ class Explorer:
         s = self.summary
         return RunInfo(
             id=self.id, name=self.name, model=self.run.config.model.name, image_shape=list(self.run.model.image_shape),
-            latent_dim=self.run.model.latent_dim, discrete=self.discrete, num_classes=self.num_classes,
+            latent_dim=self.run.model.spec.continuous, discrete=self.discrete, num_classes=self.num_classes,
             class_names=self.run.class_names if self.num_classes else None,
             prior_mean=self.prior_mean.tolist(), prior_std=self.prior_std.tolist(), order=s.order,
             kl=None if s.kl is None else s.kl.tolist(), active=[s.active(j) for j in range(len(s.mean_variance))],
@@ -100,7 +98,7 @@ class Explorer:
 
     def code(self, request: DecodeRequest) -> torch.Tensor:
         """The decoder input (1, code size): z and a one-hot per categorical, after checking both against the run."""
-        d = self.run.model.latent_dim
+        d = self.run.model.spec.continuous
         if len(request.z) != d:
             raise RequestError(f"z must hold {d} numbers (the latent size of {self.name}); got {len(request.z)}")
         if len(request.codes) != len(self.discrete):
@@ -109,9 +107,8 @@ class Explorer:
         for i, (c, k) in enumerate(zip(request.codes, self.discrete, strict=True)):
             if c >= k:
                 raise RequestError(f"codes[{i}] = {c} is out of range: categorical {i} has categories 0..{k - 1}")
-        parts = [torch.tensor(request.z, dtype=torch.float32)]
-        parts += [F.one_hot(torch.tensor(c), k).float() for c, k in zip(request.codes, self.discrete, strict=True)]
-        return torch.cat(parts)[None].to(self.run.model.device)
+        z = torch.tensor(request.z, dtype=torch.float32, device=self.run.model.device)
+        return self.run.model.spec.join(z, request.codes)[None]
 
     def decode_png(self, request: DecodeRequest) -> bytes:
         code, label = self.code(request), self.check_label(request.label)
@@ -120,14 +117,13 @@ class Explorer:
 
     def encode(self, x: torch.Tensor, label: torch.Tensor | None) -> Encoded:
         """Encode images x (1, C, H, W): the posterior mean, its map position and its reconstruction."""
-        d = self.run.model.latent_dim
+        spec = self.run.model.spec
         with self.lock:
             code = self.run.encode(x, label)  # (1, code size)
             reconstruction = self.run.decode(code, label).cpu()
-        z = code[0, :d].double().cpu().numpy()
-        blocks = code[0, d:].split(self.discrete) if self.discrete else []
+        z = code[0, : spec.continuous].double().cpu().numpy()
         return Encoded(
-            z=z.tolist(), codes=[int(b.argmax()) for b in blocks], label=None if label is None else int(label[0]),
+            z=z.tolist(), codes=spec.codes(code[0]).tolist(), label=None if label is None else int(label[0]),
             point=self.points.to_map(z[None])[0].tolist(), image=data_url(x.cpu()),
             reconstruction=data_url(reconstruction),
         )  # fmt: skip

@@ -1,0 +1,52 @@
+"""The parts a model is composed of: posteriors, priors, likelihoods, KLs, objectives and regularisers."""
+
+from .kl import kl_units, register_kl
+from .latent import LatentSpec
+from .likelihoods import BernoulliLikelihood, GaussianLikelihood, make_likelihood
+from .noise import BatchShard, Generator
+from .objective import Capacity, ImageTerms, KLWeight, LossTerms, Objective, Pass, Regulariser
+from .posteriors import (
+    CategoricalHead,
+    Categoricals,
+    DiagonalGaussian,
+    GaussianHead,
+    Point,
+    PointHead,
+    PosteriorHeads,  # fmt: skip
+    Product,
+)
+from .priors import GaussianPrior, Prior, ProductPrior, UniformCategorical, standard_prior
+from .regularisers import CodeBalance, CodeInvariance
+
+__all__ = [
+    "BatchShard",
+    "BernoulliLikelihood",
+    "Capacity",
+    "CategoricalHead",
+    "Categoricals",
+    "CodeBalance",
+    "CodeInvariance",
+    "DiagonalGaussian",
+    "GaussianHead",
+    "GaussianLikelihood",
+    "GaussianPrior",
+    "Generator",
+    "ImageTerms",
+    "KLWeight",
+    "LatentSpec",
+    "LossTerms",
+    "Objective",
+    "Pass",
+    "Point",
+    "PointHead",
+    "PosteriorHeads",
+    "Prior",
+    "Product",
+    "ProductPrior",
+    "Regulariser",
+    "UniformCategorical",
+    "kl_units",
+    "make_likelihood",
+    "register_kl",
+    "standard_prior",
+]

@@ -1,0 +1,139 @@
+"""Objectives: what training minimises, per image in nats and averaged over the batch.
+
+The ELBO's KL is weighed per posterior factor by a ``KLWeight`` (beta, warm-up, free bits, capacity: each written
+once); ``Objective(k=K)`` trains on the importance-weighted bound instead; regularisers add named terms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from ..schedules import capacity, kl_warmup
+from .noise import Generator
+from .posteriors import Product
+
+
+@dataclass
+class ImageTerms:
+    """Per-image terms, each (B,), in nats: -ELBO = recon + kl."""
+
+    recon: torch.Tensor
+    kl: torch.Tensor
+    kl_parts: dict[str, torch.Tensor] = field(default_factory=dict)  # kl_<factor>, when there are several
+
+    @property
+    def neg_elbo(self) -> torch.Tensor:
+        return self.recon + self.kl
+
+
+@dataclass
+class LossTerms:
+    """Batch means of the terms; ``total`` is what the optimiser minimises."""
+
+    total: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def named(self) -> dict[str, torch.Tensor]:
+        return {"loss": self.total, "recon": self.recon, "kl": self.kl, **self.extras}
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """gamma * |KL - C(step)|, C rising linearly from c_min to c_max over ``steps`` and capped at ``limit``
+    (Burgess et al. 2018; Dupont 2018 caps a categorical's at log K, the most its KL to a uniform can be)."""
+
+    gamma: float
+    c_max: float
+    steps: int
+    c_min: float = 0.0
+    limit: float = math.inf
+
+    def target(self, step: int) -> float:
+        return min(capacity(step, self.c_min, self.c_max, self.steps), self.limit)
+
+
+@dataclass(frozen=True)
+class KLWeight:
+    """The term one factor's KL adds: beta * w(step) * sum_j max(free_bits, KL_j), w the linear warm-up
+    (Bowman et al. 2016) and the floor the free bits of Kingma et al. (2016, eq. 15); with a capacity,
+    gamma * |sum_j max(free_bits, KL_j) - C(step)| instead."""
+
+    beta: float = 1.0
+    warmup_steps: int = 0
+    free_bits: float = 0.0
+    capacity: Capacity | None = None
+
+    def __call__(self, kl_units: torch.Tensor, step: int) -> torch.Tensor:
+        """The penalty for batch-mean KLs per unit (U,)."""
+        kl = kl_units.clamp(min=self.free_bits).sum() if self.free_bits > 0 else kl_units.sum()
+        if self.capacity is not None:
+            return self.capacity.gamma * (kl - self.capacity.target(step)).abs()
+        return self.beta * kl_warmup(step, self.warmup_steps) * kl
+
+
+@dataclass
+class Pass:
+    """One training pass over a batch: what regularisers read."""
+
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor | None
+    step: int
+    generator: Generator
+    posterior: Product
+    z: torch.Tensor  # (B, code_size), the draw that was decoded
+
+
+class Regulariser(Protocol):
+    """A named term added in training: ``weight * term(pass)``, logged as ``train_<name>``."""
+
+    name: str
+    weight: float
+
+    def __call__(self, p: Pass) -> torch.Tensor: ...
+
+
+@dataclass
+class Objective:
+    """recon + sum_f KLWeight_f(KL_f) + sum_r weight_r * r (the -ELBO by default); with k set, the k-sample
+    importance-weighted bound -L_k = -[logsumexp_k log w_k - log k] (Burda et al. 2016, eq. 8) instead (at
+    k = 1 the single-sample ELBO, its KL estimated by log q - log p)."""
+
+    kl: dict[str, KLWeight] = field(default_factory=dict)  # by posterior factor; unnamed factors: KLWeight()
+    k: int | None = None
+    regularisers: list[Regulariser] = field(default_factory=list)
+
+    def __call__(self, model, x: torch.Tensor, y: torch.Tensor | None, step: int, generator: Generator) -> LossTerms:
+        if self.k is not None:
+            return self.importance_weighted(model, x, y, generator)
+        posterior = model.encode(x, y, step)
+        z = posterior.rsample(generator)  # (B, code_size)
+        recon = model.likelihood.nll(model.decode(z, y), x).mean()
+        kls = {name: units.mean(0) for name, units in model.kl_units(posterior, z).items()}  # (U,) each
+        total = recon + sum(self.kl.get(name, KLWeight())(units, step) for name, units in kls.items())
+        several = len(kls) > 1
+        extras = {f"kl_{name}": units.sum() for name, units in kls.items()} if several else {}
+        for name, weight in self.kl.items():
+            if weight.capacity is not None:
+                extras["capacity" + (f"_{name}" if several else "")] = torch.tensor(weight.capacity.target(step))
+        if model.training:
+            model.prior.observe(z)  # fitted priors follow the training codes
+            p = Pass(model, x, y, step, generator, posterior, z)
+            for regulariser in self.regularisers:
+                extras[regulariser.name] = term = regulariser(p)
+                total = total + regulariser.weight * term
+        kl = sum(units.sum() for units in kls.values()) if kls else torch.zeros_like(recon)
+        return LossTerms(total, recon, kl, extras)
+
+    def importance_weighted(self, model, x, y, generator: Generator) -> LossTerms:
+        """-L_k as the total; recon (averaged over the k samples) and the closed-form KL reported beside it."""
+        log_px_z, log_pz, log_qz, posterior, z = model.sample_log_terms(x, y, self.k, generator)  # (k, B) each
+        bound = torch.logsumexp(log_px_z + log_pz - log_qz, dim=0) - math.log(self.k)  # (B,)
+        kl = sum(units.sum(-1) for units in model.kl_units(posterior, z[0]).values()).mean()
+        return LossTerms(-bound.mean(), -log_px_z.mean().detach(), kl.detach())

@@ -1,0 +1,60 @@
+"""Regularisers: named terms an objective adds in training, each ``weight * term(pass)``.
+
+The code terms help JointVAE's categorical find classes (docs/models.md has the runs). ``CodeInvariance`` asks
+the categoricals of an image moved a little (shifted, rotated) to be those of the image, KL(q(c|x) || q(c|T x))
+with q(c|x) held fixed (the consistency term of VAT / IMSAT clustering): what a small move changes (position,
+slant) is style, for the continuous part. ``CodeBalance`` asks a batch to use the codes equally,
+KL(mean_b q(c|x_b) || uniform) (IMSAT's marginal entropy): a capacity term only makes each image's code
+confident, and alone it lets a few codes take most digits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..augment import random_affine
+from .objective import Pass
+from .posteriors import categorical_kl, categorical_kl_to_uniform
+
+
+def invariance_term(logits: list[torch.Tensor], moved_logits: list[torch.Tensor]) -> torch.Tensor:
+    """sum_i mean_b KL(q(c_i|x_b) || q(c_i|T x_b)), q(c|x) held fixed (no gradient): the moved images' codes
+    are pulled towards the images' own, not the other way round."""
+    pairs = zip(logits, moved_logits, strict=True)
+    return sum(categorical_kl(lg.detach(), moved).mean() for lg, moved in pairs)
+
+
+def balance_term(logits: list[torch.Tensor]) -> torch.Tensor:
+    """sum_i KL(mean_b q(c_i|x_b) || Uniform(K_i)), zero when the batch uses every code equally."""
+    batch_means = [torch.logsumexp(torch.log_softmax(lg, -1), 0) - math.log(len(lg)) for lg in logits]
+    return sum(categorical_kl_to_uniform(log_mean) for log_mean in batch_means)
+
+
+@dataclass
+class CodeInvariance:
+    """weight * invariance_term, the move a shift up to ``shift`` pixels along each axis and a rotation up to
+    ``rotation`` degrees either way, drawn per image."""
+
+    weight: float
+    shift: float
+    rotation: float
+    name: str = "invariance"
+
+    def __call__(self, p: Pass) -> torch.Tensor:
+        moved = random_affine(p.x, self.shift, self.rotation, p.generator)
+        moved_posterior = p.model.encode(moved, p.y, p.step)
+        return invariance_term(p.posterior.categorical.logits, moved_posterior.categorical.logits)
+
+
+@dataclass
+class CodeBalance:
+    """weight * balance_term of the batch's categoricals."""
+
+    weight: float
+    name: str = "balance"
+
+    def __call__(self, p: Pass) -> torch.Tensor:
+        return balance_term(p.posterior.categorical.logits)
