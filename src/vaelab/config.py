@@ -119,6 +119,8 @@ RETIRED_KEYS = {"train": ("step",)}  # keys older run folders hold that no longe
 def without_retired_keys(raw: dict[str, Any]) -> dict[str, Any]:
     """A run folder's config without the keys of ``RETIRED_KEYS`` (train.step chose the hand-written training
     step, removed in favour of autograd, which is as fast: docs/performance.md)."""
+    if not isinstance(raw, dict):
+        return raw  # config_from_dict says what is wrong with it
     raw = _deep_copy(raw)
     for section, keys in RETIRED_KEYS.items():
         for key in keys:

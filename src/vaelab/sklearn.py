@@ -493,9 +493,8 @@ class ConditionalVAE(VAE):
             for label in range(k):
                 y = torch.full((len(xb),), label)
                 posterior = model.encode(xb, y)
-                costs.append(
-                    model.likelihood.nll(model.decode(posterior.mean, y), xb) + posterior.kl_to_standard_normal()
-                )
+                kl = sum(units.sum(-1) for units in model.kl_units(posterior, posterior.mean).values())
+                costs.append(model.likelihood.nll(model.decode(posterior.mean, y), xb) + kl)
             best.append(torch.stack(costs).argmin(0))
         return torch.cat(best) if best else torch.zeros(0, dtype=torch.int64)
 

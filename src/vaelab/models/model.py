@@ -63,19 +63,18 @@ class Model(nn.Module):
             if config.net == "custom":
                 raise ConfigError("this model was trained on networks of your own (model.net=custom): load it "
                                   "from Python with them: load_run(path, nets=Nets(encoder, decoder))")  # fmt: skip
-            net_args = (config.hidden, config.channels)
+            net_args = (config.hidden, config.channels)  # built in this order: the weights' draws follow it
             self.encoder, width = build_encoder_body(config.net, self.image_shape, *net_args, self.n_conditions)
-            self.decoder = build_decoder(
-                config.net, self.spec.code_size + self.n_conditions, *net_args, self.image_shape
-            )
             self.encoder_head = nn.Linear(width, self.posterior.n_params)
+            code = self.spec.code_size + self.n_conditions
+            self.decoder = build_decoder(config.net, code, *net_args, self.image_shape)
         else:
             if self.n_conditions:
                 raise ConfigError("your own networks take no label: drop model.conditional")
-            self.encoder, self.decoder = EncoderBody(nets.encoder, []), nets.decoder
-            self.encoder_head = nets.head or nn.Linear(
-                feature_width(nets.encoder, self.image_shape), self.posterior.n_params
-            )
+            width = feature_width(nets.encoder, self.image_shape)
+            self.encoder = EncoderBody(nets.encoder, [])
+            self.encoder_head = nets.head or nn.Linear(width, self.posterior.n_params)
+            self.decoder = nets.decoder
 
     # -- the parts' questions, for every consumer ------------------------------------------------------------
     @property
