@@ -1,4 +1,7 @@
-"""Every registered model: shapes, finite loss, learning, save -> load, sampling; and the net builders."""
+"""Every registered model: shapes, finite loss, learning, save -> load, sampling, every consumer; the net builders;
+networks of one's own; a new model as one file."""
+
+import math
 
 import pytest
 import torch
@@ -121,11 +124,19 @@ def test_one_importance_weight_averages_to_the_elbo():
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_every_model_trains_saves_reloads_samples_and_reconstructs(name, tiny_overrides):
-    """One epoch on tiny data through the real trainer, then the run folder reloads to identical tensors."""
+def test_every_model_trains_reloads_samples_reconstructs_evaluates_reports_and_decodes_in_the_explorer(
+    name, tiny_overrides
+):
+    """Each registered model through every consumer, with no special case: one epoch on tiny data through
+    train(), a reload to identical tensors, samples, reconstructions, eval (the IW-NLL where the model has a
+    density, a clear None where it has none), the report's pictures and the explorer's decode."""
     from vaelab import load_run, train
+    from vaelab.evaluate import run_evaluation
+    from vaelab.viz import write_report
+    from vaelab.web.explorer import Explorer
+    from vaelab.web.schemas import DecodeRequest
 
-    run = train(None, tiny_overrides + [f"model.name={name}", "train.epochs=1"])
+    run = train(None, tiny_overrides + [f"model.name={name}", "train.epochs=1", "train.report=false"])
     assert len(run.metrics) == 1
     reloaded = load_run(run.path)
     for key, value in run.model.state_dict().items():
@@ -134,6 +145,14 @@ def test_every_model_trains_saves_reloads_samples_and_reconstructs(name, tiny_ov
     assert reloaded.reconstruct(x[:4]).shape == (4, 1, 10, 10)
     samples = reloaded.sample(6)
     assert samples.shape == (6, 1, 10, 10) and torch.isfinite(samples).all()
+    results = run_evaluation(reloaded, "test", iw_samples=5, fid=False)
+    assert math.isfinite(results["neg_elbo"]["mean"]) and results["latent"]["dims"] == 3
+    assert (results["iw_nll"] is not None) == reloaded.model.has_density == (name not in ("ae", "pca", "rae"))
+    report = write_report(reloaded).read_text()
+    assert "traversal.png" in report and "samples.png" in report
+    spec = reloaded.model.spec
+    png = Explorer(reloaded).decode_png(DecodeRequest(z=[0.0] * spec.continuous, codes=[0] * len(spec.discrete)))
+    assert png.startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("name", [n for n in MODEL_NAMES if n != "pca"])
@@ -147,3 +166,76 @@ def test_conditional_models_use_the_label(name):
         model.decode_mean(z, torch.tensor([0, 1, 2, 3]))
     with pytest.raises(Exception, match="this model is conditional"):
         model.sample(2)
+
+
+class SmallConvEncoder(torch.nn.Module):
+    """Images (B, 1, 10, 10) -> features (B, 200)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+                                          torch.nn.Flatten())  # fmt: skip
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class SmallConvDecoder(torch.nn.Module):
+    """Decoder inputs (B, 3) -> Bernoulli logits (B, 1, 10, 10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(3, 200), torch.nn.ReLU(), torch.nn.Unflatten(1, (8, 5, 5)),
+                                          torch.nn.ConvTranspose2d(8, 1, 4, stride=2, padding=1))  # fmt: skip
+
+    def forward(self, z):
+        return self.layers(z)
+
+
+def test_networks_of_ones_own_train_resume_reload_evaluate_and_draw(tiny_overrides, tmp_path):
+    from tests.test_cli import assert_user_error, vaelab
+    from vaelab import Nets, load_run, train
+    from vaelab.errors import ConfigError
+    from vaelab.evaluate import evaluate_run
+    from vaelab.viz import write_report
+
+    torch.manual_seed(0)
+    run = train(None, tiny_overrides + ["train.epochs=2"], nets=Nets(SmallConvEncoder(), SmallConvDecoder()))
+    assert run.config.model.net == "custom" and len(run.metrics) == 2
+    assert any(k.startswith("encoder.features.layers.0") for k in run.model.state_dict())  # the user's conv
+    resumed = train(None, ["train.epochs=3"], resume=run.path, nets=Nets(SmallConvEncoder(), SmallConvDecoder()))
+    assert [r["epoch"] for r in resumed.metrics] == [1, 2, 3]
+    with pytest.raises(ConfigError, match="networks of your own"):
+        load_run(run.path)
+    reloaded = load_run(run.path, nets=Nets(SmallConvEncoder(), SmallConvDecoder()))
+    for key, value in resumed.model.state_dict().items():
+        assert torch.equal(value, reloaded.model.state_dict()[key]), key
+    results = evaluate_run(reloaded, "test", iw_samples=10)
+    assert results["iw_nll"]["mean"] <= results["neg_elbo"]["mean"] + 1.0
+    assert "traversal.png" in write_report(reloaded).read_text()
+    assert_user_error(vaelab("eval", run.path), "networks of your own", "load_run(path, nets=")
+
+
+def test_a_new_model_is_one_short_file_that_the_cli_and_sklearn_train(tiny_overrides):
+    """The worked example of docs/architecture.md: models/rae.py, found by being in models/ (named in no other
+    source file), listed by `vaelab models`, trained by the CLI and by vaelab.sklearn."""
+    import re
+    from pathlib import Path
+
+    from sklearn.datasets import load_digits
+
+    import vaelab.models
+    from tests.test_cli import vaelab as run_cli
+    from vaelab.sklearn import estimator
+
+    source = Path(vaelab.models.__file__).parent / "rae.py"
+    assert len(source.read_text().splitlines()) <= 40
+    package = source.parent.parent
+    assert [p for p in package.rglob("*.py") if p != source and re.search(r"\brae\b", p.read_text())] == []
+    assert "rae " in run_cli("models").stdout
+    trained = run_cli("train", *tiny_overrides, "model.name=rae", "train.epochs=1", "train.report=false")
+    assert trained.returncode == 0, trained.stderr
+    assert "train_code_norm" in (Path(tiny_overrides[-2].split("=")[1]) / "tiny" / "metrics.csv").read_text()
+    x = load_digits().data[:200] / 16
+    rae = estimator("rae")(latent_dim=3, hidden=(16,), epochs=2, random_state=0).fit(x)
+    assert rae.transform(x[:5]).shape == (5, 3) and rae.sample(4).shape == (4, 64)

@@ -28,13 +28,11 @@ from .data.stream import StreamBatches
 from .devices import resolve_device
 from .distributed import SINGLE, Context, any_process, broadcast, shard_bounds, sum_over_processes, wrap
 from .errors import ConfigError, RunError, TrainingError
+from .evaluate.likelihood import elbo_per_image
 from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Model
 from .parts.noise import BatchShard
 from .precision import Choice, autocast, choose_precision
-
-EVAL_BATCH = 1024
-VAL_NOISE_SEED = 1234  # fixed noise for validation, so val losses compare across epochs
 
 
 def log_to_stderr(message: str) -> None:
@@ -236,37 +234,23 @@ class Loop:
             problem = Problem("loss", ["loss (on another process)"])
         return problem
 
-    @torch.no_grad()
     def fit_closed_form(self) -> dict[str, float]:
         """Fit a model that has a closed-form solution (PCA) on all training images at once; returns its mean
-        training loss terms per image."""
+        -ELBO terms per image on them."""
         x = to_float(self.data.train_x.to(self.device), self.data.binarize, self.binarize_generator)
         self.model.fit_closed_form(x)
-        return self.mean_terms(x, None, torch.Generator(self.device))
-
-    @torch.no_grad()
-    def mean_terms(self, x_all: torch.Tensor, y_all: torch.Tensor | None, noise: torch.Generator,
-                   binarize: torch.Generator | None = None) -> dict[str, float]:  # fmt: skip
-        """Mean -ELBO terms per image over images x_all (uint8 when ``binarize`` is given, else float), in
-        batches, in eval mode."""
-        self.model.eval()
-        recon = kl = 0.0
-        for start in range(0, len(x_all), EVAL_BATCH):
-            x = x_all[start : start + EVAL_BATCH].to(self.device)
-            x = x if binarize is None else to_float(x, self.data.binarize, binarize)
-            y = None if y_all is None else y_all[start : start + EVAL_BATCH].to(self.device)
-            t = self.model.terms(x, y, noise)
-            recon, kl = recon + t.recon.sum().item(), kl + t.kl.sum().item()
-        n = len(x_all)
-        return {"loss": (recon + kl) / n, "recon": recon / n, "kl": kl / n}
+        return self.mean_terms(self.data.train_x, self.data.train_y)
 
     def validate(self) -> dict[str, float]:
-        """Mean -ELBO terms per image on the validation split, in fp32, with fixed binarisation and noise."""
-        if len(self.data.val_x) == 0:
-            return {}
-        binarize = torch.Generator(self.device).manual_seed(0)
-        noise = torch.Generator(self.device).manual_seed(VAL_NOISE_SEED)
-        return self.mean_terms(self.data.val_x, self.data.val_y, noise, binarize)
+        """Mean -ELBO terms per image on the validation split (what ``vaelab eval --split val`` reports)."""
+        return self.mean_terms(self.data.val_x, self.data.val_y) if len(self.data.val_x) else {}
+
+    def mean_terms(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, float]:
+        """Mean -ELBO, reconstruction and KL per image of uint8 images x, in fp32, with the evaluation's fixed
+        binarisation and noise."""
+        terms = elbo_per_image(self.model, x, y, self.data.binarize)
+        return {"loss": terms["neg_elbo"].mean().item(), "recon": terms["recon"].mean().item(),
+                "kl": terms["kl"].mean().item()}  # fmt: skip
 
     def show_progress(self) -> bool:
         mode = self.config.train.progress

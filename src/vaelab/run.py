@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 import yaml
 
-from .checkpoint import WEIGHTS_FILE, load_matching_state, read_weights
+from .checkpoint import WEIGHTS_FILE, atomic_write_text, load_matching_state, read_weights
 from .config import Config, config_from_dict, without_retired_keys
 from .errors import ConfigError, RunError
 from .models import Model, build_model
@@ -57,6 +58,15 @@ def read_number_csv(path: Path, remedy: str) -> list[dict[str, float]]:
             return [{k: float(v) for k, v in row.items() if v != ""} for row in reader]
         except (TypeError, ValueError, csv.Error) as err:
             raise RunError(f"{path} is damaged (line {reader.line_num}: {err}); {remedy}") from None
+
+
+def write_number_csv(path: Path, rows: list[dict[str, float]]) -> None:
+    """Write rows of numbers (the union of their keys as columns, in first-seen order) atomically as a CSV."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

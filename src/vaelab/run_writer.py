@@ -4,8 +4,6 @@ loop from the newest checkpoint that loads."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,6 @@ from .checkpoint import (
     TRAINER_FILE,
     WEIGHTS_FILE,
     atomic_write_bytes,
-    atomic_write_text,
     list_checkpoints,
     load_latest_checkpoint,
     load_matching_state,
@@ -27,7 +24,7 @@ from .data import ImageData
 from .errors import RunError
 from .loop import Loop
 from .models.model import upgrade_state
-from .run import CONFIG_FILE, METRICS_FILE
+from .run import CONFIG_FILE, METRICS_FILE, write_number_csv
 
 
 def model_metadata(data: ImageData) -> dict[str, Any]:
@@ -63,14 +60,8 @@ class RunWriter:
         self.write_metrics(loop.history)
 
     def write_metrics(self, history: list[dict[str, float]]) -> None:
-        if not history:
-            return
-        columns = list(dict.fromkeys(k for row in history for k in row))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(history)
-        atomic_write_text(self.run_dir / METRICS_FILE, buffer.getvalue())
+        if history:
+            write_number_csv(self.run_dir / METRICS_FILE, history)
 
     def restore(self, loop: Loop, write: bool = True) -> None:
         """Continue ``loop`` from the newest loadable checkpoint (clearing what interrupted writes left);

@@ -32,30 +32,17 @@ class Model(nn.Module):
     define ``spec``, the latent spec every consumer reads. ``fit``: a closed-form fit on all training images
     (PCA), which then replaces gradient training."""
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        image_shape: tuple[int, int, int],
-        num_classes: int | None = None,
-        *,
-        posterior: dict[str, nn.Module],
-        prior: dict[str, Prior],
-        objective: Objective,
-        nets: Nets | None = None,
-        fit: Callable[[Model, torch.Tensor], None] | None = None,
-    ):
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], num_classes: int | None = None, *,
+                 posterior: dict[str, nn.Module], prior: dict[str, Prior], objective: Objective,
+                 nets: Nets | None = None, fit: Callable[[Model, torch.Tensor], None] | None = None):  # fmt: skip
         super().__init__()
         self.config, self.image_shape, self.num_classes = config, tuple(image_shape), num_classes
         if config.conditional and not num_classes:
             raise ConfigError("model.conditional=true needs a labelled dataset; this one has no labels")
         self.n_conditions = num_classes if config.conditional else 0
         self.likelihood = make_likelihood(config.likelihood, config.gaussian_std)
-        self.posterior, self.prior, self.objective, self._fit = (
-            PosteriorHeads(posterior),
-            ProductPrior(prior),
-            objective,
-            fit,
-        )
+        self.posterior, self.prior = PosteriorHeads(posterior), ProductPrior(prior)
+        self.objective, self._fit = objective, fit
         self.spec = self.posterior.spec
         if list(self.prior) != list(self.posterior) or self.prior.spec != self.spec:
             raise ValueError(f"the prior's factors {dict(self.prior)} do not match the posterior's {self.spec}")

@@ -1,4 +1,5 @@
-"""Regularisers: named terms an objective adds in training, each ``weight * term(pass)``.
+"""Regularisers: named terms an objective adds in training, each ``weight * term(pass)``; ``Penalty`` makes one
+of any function of the pass.
 
 The code terms help JointVAE's categorical find classes (docs/models.md has the runs). ``CodeInvariance`` asks
 the categoricals of an image moved a little (shifted, rotated) to be those of the image, KL(q(c|x) || q(c|T x))
@@ -11,6 +12,7 @@ confident, and alone it lets a few codes take most digits.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +20,18 @@ import torch
 from ..augment import random_affine
 from .objective import Pass
 from .posteriors import categorical_kl, categorical_kl_to_uniform
+
+
+@dataclass
+class Penalty:
+    """``weight * term(pass)`` logged as ``name``, e.g. ``Penalty("l2", 1e-4, lambda p: p.z.pow(2).sum(-1).mean())``."""
+
+    name: str
+    weight: float
+    term: Callable[[Pass], torch.Tensor]
+
+    def __call__(self, p: Pass) -> torch.Tensor:
+        return self.term(p)
 
 
 def invariance_term(logits: list[torch.Tensor], moved_logits: list[torch.Tensor]) -> torch.Tensor:

@@ -30,14 +30,6 @@ class LatentPoints:
     dims: int  # continuous latent dimensions
     inverse: tuple[np.ndarray, np.ndarray] | None = None  # (origin (D,), basis (2, D)); see ``project``
 
-    def to_latents(self, points: np.ndarray) -> np.ndarray:
-        """Latents (N, D) of 2-D map positions (N, 2): origin + points @ basis (the PCA plane through the mean;
-        other directions at the mean). t-SNE maps cannot be inverted."""
-        if self.inverse is None:
-            raise ConfigError("a t-SNE map has no inverse: use the PCA map to go from map positions to latents")
-        origin, basis = self.inverse
-        return origin + np.asarray(points, dtype=np.float64) @ basis
-
     def to_map(self, latents: np.ndarray) -> np.ndarray:
         """Map positions (N, 2) of latents (N, D): (latents - origin) @ basis^T (the basis rows are orthonormal)."""
         if self.inverse is None:

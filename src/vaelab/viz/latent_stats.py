@@ -5,14 +5,11 @@ validation images. Models with point codes (AE, PCA) have no such statistics and
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_write_text
-from ..run import read_number_csv
+from ..run import read_number_csv, write_number_csv
 
 LATENT_STATS_FILE = "latent_stats.csv"
 
@@ -41,14 +38,8 @@ def read_latent_stats(run_dir: str | Path) -> list[dict[str, float]]:
 
 def write_latent_stats(run_dir: str | Path, rows: list[dict[str, float]]) -> None:
     """Write the rows (atomically) as latent_stats.csv."""
-    if not rows:
-        return
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(Path(run_dir) / LATENT_STATS_FILE, buffer.getvalue())
+    if rows:
+        write_number_csv(Path(run_dir) / LATENT_STATS_FILE, rows)
 
 
 def stat_matrix(rows: list[dict[str, float]], prefix: str) -> tuple[list[int], list[str], list[list[float]]]:
