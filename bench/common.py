@@ -58,3 +58,25 @@ def peak_rss_bytes() -> int:
     """This process's peak resident memory (VmHWM; ``ru_maxrss`` would keep a forking parent's)."""
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     return int(status["VmHWM"].split()[0]) * 1024
+
+
+def write_result(name: str, figures: dict) -> Path:
+    """``figures`` as bench/results/NAME-<UTC time>.json with the machine, the torch version and the commit: the
+    history that docs quote (the latest) and link."""
+    import json
+    import os
+    import platform
+    import subprocess
+    from datetime import datetime, timezone
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    now = datetime.now(timezone.utc)
+    record = {"bench": name, "date": now.isoformat(timespec="seconds"), "commit": commit.stdout.strip() or None,
+              "machine": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__, **figures}  # fmt: skip
+    path = ROOT / "bench" / "results" / f"{name}-{now:%Y%m%d-%H%M%S}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"written: {path.relative_to(ROOT)}")
+    return path

@@ -1,6 +1,5 @@
-"""Multi-process training throughput: the default MLP VAE on Fashion-MNIST, one process on both cores (with its
-default hand-written gradients, and with autograd, which DDP needs) against two processes (torchrun, gloo, one
-thread each) with the same global batch, one run.
+"""Multi-process training throughput: the default MLP VAE on Fashion-MNIST, one process on both cores against two
+processes (torchrun, gloo, one thread each) with the same global batch, one run.
 
 Each trains 2 epochs with `vaelab train`; the figure is epoch 2's images/s from metrics.csv (epoch 1
 includes start-up). Run: make bench   (or .venv/bin/python bench/ddp_throughput.py)
@@ -16,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import DEFAULT_CONFIG, ROOT
+from common import DEFAULT_CONFIG, ROOT, write_result
 
 
 def images_per_s(launcher: list[str], run_dir: Path, overrides: list[str], env: dict[str, str]) -> float:
@@ -37,15 +36,12 @@ def main() -> None:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     with tempfile.TemporaryDirectory() as tmp:
         one = images_per_s([sys.executable], Path(tmp) / "one", overrides, env)
-        autograd = [*overrides, "train.step=autograd"]
-        one_autograd = images_per_s([sys.executable], Path(tmp) / "one-autograd", autograd, env)
         two = images_per_s(torchrun, Path(tmp) / "two", overrides, {**env, "OMP_NUM_THREADS": "1"})
     print(f"default MLP VAE, global batch 128, {args.precision}, epoch 2 of `vaelab train`")
-    print(f"1 process, 2 threads                 : {one:8.0f} images/s   (hand-written gradients, train.step=auto)")
-    print(f"1 process, 2 threads, autograd       : {one_autograd:8.0f} images/s")
-    print(f"2 processes (torchrun, gloo), 1 each : {two:8.0f} images/s   (autograd: DDP needs it)")
-    print(f"ratio 2 processes / 1 process        : {two / one:8.2f}   (against autograd on 1 process: "
-          f"{two / one_autograd:.2f})")  # fmt: skip
+    print(f"1 process, 2 threads                 : {one:8.0f} images/s")
+    print(f"2 processes (torchrun, gloo), 1 each : {two:8.0f} images/s")
+    print(f"ratio 2 processes / 1 process        : {two / one:8.2f}")
+    write_result("ddp_throughput", {"precision": args.precision, "one_process": one, "two_processes": two})
 
 
 if __name__ == "__main__":

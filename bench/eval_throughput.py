@@ -25,7 +25,7 @@ from torch import nn
 from common import time_gemms  # bench/ is on sys.path when a script in it runs
 from vaelab import load_run, train
 from vaelab.evaluate.likelihood import iw_nll_per_image, iw_rows
-from vaelab.trainer import set_threads
+from vaelab.loop import set_threads
 
 ROOT = Path(__file__).parent.parent
 RUN = ROOT / "runs" / "readme-vae-mlp"

@@ -239,3 +239,18 @@ def test_a_new_model_is_one_short_file_that_the_cli_and_sklearn_train(tiny_overr
     x = load_digits().data[:200] / 16
     rae = estimator("rae")(latent_dim=3, hidden=(16,), epochs=2, random_state=0).fit(x)
     assert rae.transform(x[:5]).shape == (5, 3) and rae.sample(4).shape == (4, 64)
+
+
+def test_the_own_networks_example_of_the_api_docs_runs(tmp_path):
+    """docs/api.md's small conv net, as printed, on 2,000 Fashion-MNIST images for one epoch."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    code = re.search(r"## Your own networks.*?```python\n(.*?)```", text, re.S).group(1)
+    quick = f'"train.epochs=1", "data.limit=2000", "train.out_dir={tmp_path}", "train.progress=never"'
+    code = code.replace('"train.epochs=5"', quick).replace("iw_samples=100", "iw_samples=2")
+    code = code.replace("configs/", str(Path(__file__).parent.parent / "configs") + "/")
+    scope: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), scope)
+    assert scope["run"].config.model.net == "custom" and (scope["run"].path / "report.html").is_file()

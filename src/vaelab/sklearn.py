@@ -39,6 +39,7 @@ from .errors import ConfigError
 from .evaluate.likelihood import elbo_per_image
 from .loop import Loop, log_to_stderr
 from .models import Model, build_model, model_entry
+from .models.config import ModelConfig
 
 __all__ = ["AE", "PCA", "VAE", "BetaVAE", "ConditionalVAE", "JointVAE", "estimator"]
 
@@ -69,9 +70,12 @@ def _immutable(value: Any) -> Any:
 def _parameters(model: str, keys: tuple[str, ...] | None) -> dict[str, Any]:
     """An estimator's parameters and defaults: ``model``'s config keys (or just ``keys``), then FIT_PARAMETERS
     (without the training ones for a closed-form model)."""
-    config = model_entry(model).config_cls()
+    config, shared = model_entry(model).config_cls(), ModelConfig()
     names = keys or [f.name for f in dataclasses.fields(config) if f.name not in NOT_PARAMETERS]
-    defaults = {name: ESTIMATOR_DEFAULTS.get(name, _immutable(getattr(config, name))) for name in names}
+    defaults = {name: _immutable(getattr(config, name)) for name in names}
+    for name, value in ESTIMATOR_DEFAULTS.items():  # where the model keeps the shared default, not its own
+        if name in defaults and getattr(config, name) == getattr(shared, name):
+            defaults[name] = value
     fit = {k: v for k, v in FIT_PARAMETERS.items() if keys is None or k not in TRAINING_ONLY}
     return {"latent_dim": defaults.pop("latent_dim"), **defaults, **fit}
 
