@@ -1,6 +1,7 @@
 """Every registered model: shapes, finite loss, learning, save -> load, sampling, every consumer; the net builders;
 networks of one's own; a new model as one file."""
 
+import json
 import math
 
 import pytest
@@ -254,3 +255,33 @@ def test_the_own_networks_example_of_the_api_docs_runs(tmp_path):
     scope: dict = {}
     exec(compile(code, "docs/api.md", "exec"), scope)
     assert scope["run"].config.model.net == "custom" and (scope["run"].path / "report.html").is_file()
+
+
+@pytest.mark.parametrize("name", ["ae", "pca"])
+def test_run_folders_saved_before_models_were_compositions_still_load_evaluate_sample_and_resume(name, tiny_overrides):
+    """The AE's and PCA's tensors had other names (code_mean, mean_, ...) and configs held train.step: a folder
+    of that form, made here from a new one, loads to the same model, evaluates, samples and resumes."""
+    import yaml
+    from safetensors.torch import save_file
+
+    from vaelab import load_run, train
+    from vaelab.checkpoint import read_weights
+    from vaelab.evaluate import evaluate_run
+    from vaelab.models.model import LEGACY_NAMES
+
+    run = train(None, tiny_overrides + [f"model.name={name}", "train.epochs=2", "train.report=false"])
+    tensors, metadata = read_weights(run.path / "model.safetensors")
+    old_names = {new: old for old, new in LEGACY_NAMES.items() if (name == "ae") != old.endswith("_")}
+    legacy = {old_names.get(k, k): v for k, v in tensors.items() if not (name == "pca" and k == "prior.z.mean")}
+    assert set(legacy) != set(tensors)
+    for path in [run.path / "model.safetensors", *run.path.glob("checkpoint/epoch-*/model.safetensors")]:
+        save_file(legacy, path, metadata={k: json.dumps(v) for k, v in metadata.items()})
+    config = yaml.safe_load((run.path / "config.yaml").read_text())
+    config["train"]["step"] = "auto"  # a key of the old hand-written training step
+    (run.path / "config.yaml").write_text(yaml.safe_dump(config))
+    old = load_run(run.path)
+    for key, value in run.model.state_dict().items():
+        assert torch.equal(value, old.model.state_dict()[key]), key
+    assert math.isfinite(evaluate_run(old, "test")["neg_elbo"]["mean"]) and old.sample(4).shape == (4, 1, 10, 10)
+    resumed = train(None, ["train.epochs=3"], resume=run.path)
+    assert len(resumed.metrics) == (1 if name == "pca" else 3)

@@ -259,7 +259,7 @@ class Loop:
     def fit(self) -> None:
         """Train the remaining epochs; after each, the callbacks, then one log line; stop early if configured."""
         cfg = self.config.train
-        while self.epoch < cfg.epochs:
+        while self.epoch < cfg.epochs and not (self.model.closed_form and self.epoch):  # one fit is all of it
             epoch = self.epoch + 1
             start = time.perf_counter()
             train_terms = self.fit_closed_form() if self.model.closed_form else self.train_epoch(epoch)
@@ -277,8 +277,6 @@ class Loop:
             for callback in self.callbacks:
                 callback(self, row)
             self.log(self.epoch_line(row))
-            if self.model.closed_form:
-                break  # one fit is the whole training
             if cfg.early_stopping and self.epochs_since_best >= cfg.early_stopping:
                 self.log(f"early stopping: no better val loss for {cfg.early_stopping} epochs")
                 break
