@@ -9,7 +9,6 @@ trainer state (optimizer, RNG states, counters, metrics history) is a plain dict
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -138,12 +137,6 @@ def load_matching_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor
     module.load_state_dict(tensors)
 
 
-def trainer_state_bytes(state: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
 def read_trainer_state(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
@@ -159,12 +152,8 @@ def save_checkpoint(run_dir: Path, epoch: int, weights: bytes, trainer_state: di
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"epoch-{epoch:04d}"
     tmp = temporary_dir(root, f"epoch-{epoch:04d}")
-    for name, data in [(WEIGHTS_FILE, weights), (TRAINER_FILE, trainer_state_bytes(trainer_state))]:
-        with open(tmp / name, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    atomic_write_bytes(tmp / WEIGHTS_FILE, weights)
+    atomic_write(tmp / TRAINER_FILE, lambda f: torch.save(trainer_state, f))
     if final.exists():  # a rerun of an epoch after resume: replace it
         shutil.rmtree(final)
     os.rename(tmp, final)

@@ -43,23 +43,19 @@ def _finite(value: float) -> float:
     return value
 
 
+def _temperature(help: str):
+    """The --temperature option: T in [0, 10], finite."""
+    return typer.Option(min=0.0, max=10.0, callback=_finite, help=help)
+
+
 PngOutput = Annotated[
     Path | None, typer.Option("-o", "--output", callback=_png_path, help="PNG path; default RUN/images/")
 ]
-_debug = {"on": False}
 
 
 @app.callback()
-def _options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-) -> None:
-    _debug["on"] = debug
-
-
-def _print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, ["-" * w for w in widths], *rows]:
-        typer.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False) -> None:
+    """--debug is read from the arguments by ``main``, before typer parses them."""
 
 
 @app.command()
@@ -68,13 +64,14 @@ def datasets(
 ) -> None:
     """List the datasets, whether they are available here, their sizes and where they were looked for."""
     from .data import available_datasets
+    from .evaluate.suite import table_lines
 
     rows = []
     for info in available_datasets(data_dir):
         shape = "x".join(map(str, info.shape)) if info.shape else "-"
         counts = f"{info.n_train}/{info.n_test if info.n_test is not None else '-'}" if info.available else "-"
         rows.append([info.name, "yes" if info.available else "no", counts, shape, info.where])
-    _print_table(rows, ["dataset", "here", "train/test", "shape", "where"])
+    typer.echo("\n".join(table_lines(rows, ["dataset", "here", "train/test", "shape", "where"])))
 
 
 @app.command()
@@ -181,6 +178,7 @@ def consensus(
     Rand index on the first run's training and validation images); prints each run's agreement and the
     chosen run."""
     from .evaluate.agreement import code_agreement, recorded_accuracy
+    from .evaluate.suite import table_lines
     from .loop import set_threads
     from .run import load_run
 
@@ -191,7 +189,9 @@ def consensus(
         accuracy = recorded_accuracy(path)  # a labelled score, shown beside the choice, never used by it
         accuracy = "-" if accuracy is None else f"{accuracy:.3f}"
         rows.append([str(path), f"{score:.3f}", accuracy, "<- chosen" if i == result.chosen else ""])
-    _print_table(rows, ["run", "mean ARI to the others", "test clustering accuracy (eval.json)", ""])
+    typer.echo(
+        "\n".join(table_lines(rows, ["run", "mean ARI to the others", "test clustering accuracy (eval.json)", ""]))
+    )
     chosen = result.paths[result.chosen]
     typer.echo(f"chosen: {chosen} ({result.n_images} training and validation images compared, no labels)")
 
@@ -263,13 +263,7 @@ def sample(
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
     grid_by_label: Annotated[bool, typer.Option(help="Conditional models: one row per class.")] = False,
     temperature: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=10.0,
-            callback=_finite,
-            help="Scale the prior's std: z = mean + T * std * eps (0: the prior mean).",
-        ),
+        float, _temperature("Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
     ] = 1.0,
     prior: Annotated[
         str, typer.Option(help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I)")
@@ -293,13 +287,7 @@ def reconstruct(
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
     temperature: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=10.0,
-            callback=_finite,
-            help="0: the posterior mean; T > 0: a posterior draw, its std scaled by T.",
-        ),
+        float, _temperature("0: the posterior mean; T > 0: a posterior draw, its std scaled by T.")
     ] = 0.0,
     seed: Annotated[
         int, typer.Option(min=0, max=MAX_SEED, help="Seed of the posterior draws (with --temperature).")

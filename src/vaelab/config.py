@@ -8,19 +8,21 @@ they share).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
 import types
 import typing
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from .errors import ConfigError
-from .models import model_config_class
+from .models import model_entry
 from .models.config import ModelConfig
 
 MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
@@ -93,7 +95,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with each ``a.b=value`` set; values are parsed as YAML scalars/lists."""
-    raw = _deep_copy(raw)
+    raw = copy.deepcopy(raw)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -121,7 +123,7 @@ def without_retired_keys(raw: dict[str, Any]) -> dict[str, Any]:
     step, removed in favour of autograd, which is as fast: docs/performance.md)."""
     if not isinstance(raw, dict):
         return raw  # config_from_dict says what is wrong with it
-    raw = _deep_copy(raw)
+    raw = copy.deepcopy(raw)
     for section, keys in RETIRED_KEYS.items():
         for key in keys:
             if isinstance(raw.get(section), dict):
@@ -135,7 +137,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     model_raw = raw.get("model") or {}
     if not isinstance(model_raw, dict):
         raise ConfigError("config section 'model' must be a mapping")
-    model_cls = model_config_class(model_raw.get("name", ModelConfig.name))
+    model_cls = model_entry(model_raw.get("name", ModelConfig.name)).config_cls
     config = _build(Config, raw, prefix="", section_classes={"model": model_cls})
     _check_ranges(config)
     return config
@@ -223,32 +225,21 @@ def _check_ranges(config: Config) -> None:
     ]
     for key, ok in rules:
         if not ok:
-            raise ConfigError(f"{key} must be positive; got {_get(config, key)!r}")
+            raise ConfigError(f"{key} must be positive; got {attrgetter(key)(config)!r}")
     optional = [  # keys where 0 has a meaning of its own
         ("train.threads", "all cores"),
         ("train.early_stopping", "off"),
         ("train.grad_clip", "off"),
     ]
     for key, zero in optional:
-        if _get(config, key) < 0:
-            raise ConfigError(f"{key} must be >= 0 (0: {zero}); got {_get(config, key)!r}")
+        if attrgetter(key)(config) < 0:
+            raise ConfigError(f"{key} must be >= 0 (0: {zero}); got {attrgetter(key)(config)!r}")
     for key in ("train.lr", "train.grad_clip", "model.gaussian_std"):
-        if not math.isfinite(_get(config, key)):
-            raise ConfigError(f"{key} must be a finite number; got {_get(config, key)!r}")
+        if not math.isfinite(attrgetter(key)(config)):
+            raise ConfigError(f"{key} must be a finite number; got {attrgetter(key)(config)!r}")
     if not 0 <= config.seed <= MAX_SEED:
         raise ConfigError(f"seed must lie in 0..2^63-1; got {config.seed}")
     config.model.validate()
     for key in ("val_fraction", "test_fraction"):
         if not 0 <= getattr(config.data, key) <= 0.9:
             raise ConfigError(f"data.{key} must lie in [0, 0.9]; got {getattr(config.data, key)}")
-
-
-def _get(config: Config, key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
-
-
-def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}

@@ -13,17 +13,13 @@ from .errors import DeviceError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-def mps_available() -> bool:
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """The torch device for ``train.device`` / ``--device`` (``cuda:<local_rank>`` for a CUDA process of a
     multi-process run); DeviceError when the named one is missing."""
     if name not in DEVICES:
         raise DeviceError(f"Unknown device: {name}; choose one of {', '.join(DEVICES)}")
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(
@@ -31,6 +27,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
                 "(a CPU-only build, or no driver); use device=cpu or device=auto"
             )
         return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name == "mps" and not mps_available():
+    if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceError("device mps was requested but torch sees no Apple GPU; use device=cpu or device=auto")
     return torch.device(name)

@@ -105,11 +105,7 @@ def describe(model: Model, part: str, extra: dict[str, Any] | None = None) -> di
         "model": model.config.name,
         "image_shape": [c, h, w],
         "pixel_range": [0.0, 1.0],
-        "latent": {
-            "continuous": model.spec.continuous,
-            "discrete": list(model.spec.discrete),
-            "code_size": code,
-        },  # fmt: skip
+        "latent": {"continuous": model.spec.continuous, "discrete": list(model.spec.discrete), "code_size": code},
         "conditional": bool(k),
         "num_classes": model.num_classes,
         "likelihood": model.likelihood.name,

@@ -39,6 +39,10 @@ def log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def log_nothing(message: str) -> None:
+    """A log that prints nothing: other processes than rank 0, quiet estimators."""
+
+
 def set_threads(threads: int, processes: int = 1) -> int:
     """Use ``threads`` torch threads (when 0, the cores this process may run on shared among ``processes``
     processes of this node), and flush denormal floats to zero: as a VAE trains, tiny gradients and Adam
@@ -72,13 +76,12 @@ class Loop:
         data: ImageData,
         model: Model,
         context: Context = SINGLE,
-        callbacks: list[Callback] | None = None,
         log: Callable[[str], None] = log_to_stderr,
         failure_dir=None,
     ):
         cfg = config.train
         self.config, self.data, self.context, self.log = config, data, context, log
-        self.callbacks = list(callbacks or [])
+        self.callbacks: list[Callback] = []
         self.device = resolve_device(cfg.device, context.local_rank)
         self.model = model.to(self.device)
         self.optimizer = None if model.closed_form else make_optimizer(model, cfg.lr)
@@ -96,10 +99,6 @@ class Loop:
         self.epochs_since_best = 0
         self.guard = NonFiniteGuard(failure_dir, cfg.on_nonfinite, cfg.max_skips, cfg.lr)
         self.skipped = 0  # batches skipped as non-finite in the current epoch
-
-    @property
-    def precision(self) -> str:
-        return self.choice.precision
 
     def batch_source(self) -> InMemoryBatches | StreamBatches:
         """The training batches: streamed from the npy file of npy:PATH data, else gathered from memory (the
@@ -138,7 +137,7 @@ class Loop:
             "binarize_rng": self.binarize_generator.get_state(),
             "noise_rng": self.noise_generator.get_state(),
             "device": self.device.type,
-            "precision": self.precision,
+            "precision": self.choice.precision,
             "history": self.history,
             "best_val": self.best_val,
             "epochs_since_best": self.epochs_since_best,
@@ -194,7 +193,7 @@ class Loop:
                 torch._dynamo.mark_static(x, 0)
             noise = BatchShard(self.noise_generator, batch.size, batch.start, batch.stop)
             self.optimizer.zero_grad(set_to_none=True)
-            with autocast(self.precision, self.device):
+            with autocast(self.choice.precision, self.device):
                 named = self.objective(x, y, self.step, noise)
             problem = self.backward(named, batch)
             if problem is not None:

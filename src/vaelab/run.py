@@ -69,12 +69,6 @@ def write_number_csv(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    """Rows of metrics.csv as dicts of floats (empty if training has not finished an epoch)."""
-    remedy = f"vaelab train --resume {path} writes it again from the last checkpoint"
-    return read_number_csv(path / METRICS_FILE, remedy)
-
-
 class Run:
     """A trained model with its config, metrics and data description; the model is in eval mode."""
 
@@ -87,7 +81,9 @@ class Run:
 
     @property
     def metrics(self) -> list[dict[str, float]]:
-        return read_metrics(self.path)
+        """Rows of metrics.csv as dicts of floats (empty if training has not finished an epoch)."""
+        remedy = f"vaelab train --resume {self.path} writes it again from the last checkpoint"
+        return read_number_csv(self.path / METRICS_FILE, remedy)
 
     @property
     def images_dir(self) -> Path:

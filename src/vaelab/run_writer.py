@@ -57,11 +57,8 @@ class RunWriter:
         if loop.epochs_since_best == 0:  # this epoch set the best validation loss
             atomic_write_bytes(self.run_dir / CHECKPOINT_DIR / BEST_FILE, weights)
         atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
-        self.write_metrics(loop.history)
-
-    def write_metrics(self, history: list[dict[str, float]]) -> None:
-        if history:
-            write_number_csv(self.run_dir / METRICS_FILE, history)
+        if loop.history:
+            write_number_csv(self.run_dir / METRICS_FILE, loop.history)
 
     def restore(self, loop: Loop, write: bool = True) -> None:
         """Continue ``loop`` from the newest loadable checkpoint (clearing what interrupted writes left);

@@ -33,11 +33,12 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from .checkpoint import weights_bytes
 from .config import Config, config_from_dict
-from .data import ImageData, to_float
+from .data import ImageData
 from .data.dataset import bernoulli_pixels
 from .errors import ConfigError
-from .evaluate.likelihood import elbo_per_image
-from .loop import Loop, log_to_stderr
+from .evaluate.fid import prior_samples
+from .evaluate.likelihood import elbo_per_image, evaluation_batches
+from .loop import Loop, log_nothing, log_to_stderr
 from .models import Model, build_model, model_entry
 from .models.config import ModelConfig
 
@@ -129,7 +130,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
                 model = build_model(config.model, data.image_shape, data.num_classes)
             except ConfigError as err:
                 raise ValueError(f"{type(self).__name__}: {err}") from None
-            loop = Loop(config, data, model, log=log_to_stderr if getattr(self, "verbose", False) else _silent)
+            loop = Loop(config, data, model, log=log_to_stderr if getattr(self, "verbose", False) else log_nothing)
             loop.fit()
         self.config_ = config
         self.model_ = model.eval()
@@ -138,8 +139,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         return self
 
     def _validate_fit(self, X, y) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self._images(X, reset=True)
-        return x, None
+        return self._images(X, reset=True), None
 
     def _config(self, seed: int) -> Config:
         """The vaelab Config these parameters describe (a ValueError names a bad one)."""
@@ -148,16 +148,13 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         if self._conditional:
             model["conditional"] = True
         train = {"progress": "never", "keep": 1, "device": "cpu"}  # the estimators' arrays live on the CPU
-        for key in ("epochs", "batch_size", "lr"):
-            if hasattr(self, key):
-                train[key] = _plain(getattr(self, key))
+        train |= {key: _plain(getattr(self, key)) for key in ("epochs", "batch_size", "lr") if hasattr(self, key)}
+        data = {"name": "array", "binarize": self.binarize, "val_fraction": 0.0}
         if getattr(self, "early_stopping", False):
             train["early_stopping"] = _plain(self.n_iter_no_change)
-        val_fraction = _plain(self.validation_fraction) if getattr(self, "early_stopping", False) else 0.0
-        raw = {"seed": seed, "model": model, "train": train}
-        raw["data"] = {"name": "array", "binarize": self.binarize, "val_fraction": val_fraction}
+            data["val_fraction"] = _plain(self.validation_fraction)
         try:
-            return config_from_dict(raw)
+            return config_from_dict({"seed": seed, "model": model, "train": train, "data": data})
         except ConfigError as err:
             raise ValueError(f"{type(self).__name__}: {err}") from None
 
@@ -279,11 +276,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     # -- the learned map -----------------------------------------------------------------------------------
     @torch.no_grad()
     def _encode(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        codes = []
-        for start in range(0, len(x), BATCH):
-            y = None if labels is None else labels[start : start + BATCH]
-            codes.append(self.model_.encode(to_float(x[start : start + BATCH], "none"), y).mean)
-        return torch.cat(codes) if codes else torch.zeros(0, self.model_.spec.code_size)
+        return torch.cat([self.model_.encode(xb, yb).mean for xb, yb in evaluation_batches(x, labels, "none", BATCH)])
 
     def transform(self, X):
         """Posterior means (n, code size) of images X: the latent codes (for JointVAE [mu, one-hot argmax])."""
@@ -323,11 +316,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
         rng = check_random_state(self.random_state if random_state is None else random_state)
-        generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        images = torch.cat([
-            self.model_.sample(len(part), None if labels is None else labels[part], generator=generator)
-            for part in torch.arange(int(n_samples)).split(BATCH)
-        ])  # fmt: skip
+        images = prior_samples(self.model_, int(n_samples), labels, int(rng.randint(np.iinfo(np.int32).max)))
         return self._from_unit(images, self._out_dtype(self._input_dtype))
 
     def score(self, X, y=None) -> float:
@@ -491,8 +480,7 @@ class ConditionalVAE(VAE):
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         model, k = self.model_, len(self.classes_)
         best = []
-        for start in range(0, len(x), BATCH):
-            xb = to_float(x[start : start + BATCH], "none")
+        for xb, _ in evaluation_batches(x, None, "none", BATCH):
             costs = []
             for label in range(k):
                 y = torch.full((len(xb),), label)
@@ -500,7 +488,7 @@ class ConditionalVAE(VAE):
                 kl = sum(units.sum(-1) for units in model.kl_units(posterior, posterior.mean).values())
                 costs.append(model.likelihood.nll(model.decode(posterior.mean, y), xb) + kl)
             best.append(torch.stack(costs).argmin(0))
-        return torch.cat(best) if best else torch.zeros(0, dtype=torch.int64)
+        return torch.cat(best)
 
     def score(self, X, y=None) -> float:
         """Mean ELBO of log p(x|y) per image in nats; without y, mean of logsumexp_y ELBO(x, y) - log K."""
@@ -575,7 +563,3 @@ def _plain(value: Any) -> Any:
 def _dtype_of(X) -> np.dtype:
     dtype = getattr(X, "dtype", None)
     return np.dtype(dtype) if isinstance(dtype, np.dtype) else np.dtype(np.float64)
-
-
-def _silent(message: str) -> None:
-    """A loop log that prints nothing (the estimators are quiet unless verbose=True)."""

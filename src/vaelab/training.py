@@ -17,7 +17,7 @@ from .data import load_dataset
 from .devices import resolve_device
 from .distributed import Context, broadcast, context_from_env, start, stop
 from .errors import ConfigError
-from .loop import Loop, log_to_stderr, set_threads
+from .loop import Loop, log_nothing, log_to_stderr, set_threads
 from .models import build_model
 from .nets import Nets
 from .run import CONFIG_FILE, IMAGES_DIR, Run, load_run, read_run_config
@@ -110,7 +110,7 @@ def _train(config: Config, resume: str | Path | None, context: Context, nets: Ne
     new_dir = None if resume is not None else broadcast(new_run_dir(config) if context.main else None, context)
     run_dir = Path(resume) if resume is not None else new_dir  # rank 0 names and creates a new folder
     writer = RunWriter(run_dir, model_metadata(data), config.train.keep)
-    log = log_to_stderr if context.main else _quiet
+    log = log_to_stderr if context.main else log_nothing
     loop = Loop(config, data, model, context, log=log, failure_dir=run_dir if context.main else None)
     if resume is not None:
         writer.restore(loop, write=context.main)
@@ -137,7 +137,3 @@ def _train(config: Config, resume: str | Path | None, context: Context, nets: Ne
     if config.train.report:
         write_report(run)
     return run
-
-
-def _quiet(message: str) -> None:
-    """The log of processes other than rank 0."""

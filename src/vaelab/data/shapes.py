@@ -149,7 +149,6 @@ class FactorData:
     name: str
     factor_names: tuple[str, ...]
     factor_sizes: tuple[int, ...]
-    factor_values: list[np.ndarray]
     categorical: tuple[bool, ...]  # factors whose index is a category, not an ordered value
     images: PackedImages  # (prod(factor_sizes), 1, H, W), in grid order
 
@@ -178,7 +177,7 @@ def _load_cached(name: str, location: Path) -> FactorData:
     grid = GRIDS[name]
     packed = _read_or_generate(grid)
     categorical = tuple(n in CATEGORICAL for n in FACTOR_NAMES)
-    return FactorData(name, FACTOR_NAMES, grid.sizes, grid.values(), categorical, PackedImages(packed))
+    return FactorData(name, FACTOR_NAMES, grid.sizes, categorical, PackedImages(packed))
 
 
 def factor_data(name: str) -> FactorData:

@@ -251,20 +251,14 @@ def _probe_mnist_5k(info: DatasetInfo, data_dir: str | None) -> DatasetInfo:
 
 def _load_digits(data_dir: str | None) -> RawSplits:
     """scikit-learn's 8x8 digits, grey levels 0..16 scaled to 0..255 as round(v * 255 / 16)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise DataError(
-            "the digits dataset ships with scikit-learn, which is not installed: pip install scikit-learn"
-        ) from None
+    from sklearn.datasets import load_digits
+
     digits = load_digits()
     x = np.rint(digits.images * (255 / 16)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
     return RawSplits(x, digits.target.astype(np.int64), None, None, list(_DIGIT_NAMES), "scikit-learn digits")
 
 
 def _probe_digits(info: DatasetInfo, data_dir: str | None) -> DatasetInfo:
-    if importlib.util.find_spec("sklearn") is None:
-        return replace(info, where="needs scikit-learn: pip install scikit-learn")
     return replace(info, available=True, n_train=1797, shape=(1, 8, 8), where="bundled with scikit-learn")
 
 

@@ -187,7 +187,8 @@ class StreamBatches:
                 pos = 0
                 if carry is not None:
                     pos = self.batch_size - len(carry[0])
-                    carry = _cat(carry, self._take(ids, order[:pos]))
+                    more = self._take(ids, order[:pos])
+                    carry = tuple(None if a is None else torch.cat([a, b]) for a, b in zip(carry, more, strict=True))
                     if len(carry[0]) == self.batch_size:
                         yield shard(*carry, self.context)
                         carry = None
@@ -216,10 +217,6 @@ class StreamBatches:
             ids.append(torch.arange(start, start + rows))
             row += rows
         return torch.cat(ids)
-
-
-def _cat(a, b):
-    return torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), None if a[2] is None else torch.cat([a[2], b[2]])
 
 
 def _read_rows(f, array: NpyArray, start: int, out: np.ndarray) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ import torch
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text
 from ..config import load_config
-from ..data import ImageData, load_dataset
+from ..data import ImageData, load_dataset, to_float
 from ..errors import ConfigError
+from ..loop import log_to_stderr
 from ..models import registered_models
 from ..training import train
 from .fisher import FisherVectorEncoder
@@ -69,11 +69,6 @@ def check_models(names: list[str]) -> list[str]:
     if unknown or not names:
         raise ConfigError(f"--models: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
     return list(dict.fromkeys(names))
-
-
-def stored_images(x_uint8: torch.Tensor) -> torch.Tensor:
-    """All images of a split as float (N, C, H, W): x / 255."""
-    return x_uint8.float().div_(255)
 
 
 @torch.no_grad()
@@ -124,7 +119,7 @@ def model_row(run, iw_samples: int, log: Callable[[str], None]) -> dict[str, Any
 def fisher_row(data: ImageData, log: Callable[[str], None], **options) -> dict[str, Any]:
     """Fisher vectors fitted on the training images, probed like the models' codes."""
     (train_x, train_y), (test_x, test_y) = data.split("train"), data.split("test")
-    train, test = stored_images(train_x), stored_images(test_x)
+    train, test = to_float(train_x, STORED), to_float(test_x, STORED)
     log(f"  fisher: fitting descriptors and a GMM on {len(train)} training images")
     encoder, fit_seconds = _timed(lambda: FisherVectorEncoder(**options).fit(train))
     encoder.transform(test[:BLOCK])  # warm-up
@@ -144,10 +139,10 @@ def fisher_row(data: ImageData, log: Callable[[str], None], **options) -> dict[s
 def pixels_row(data: ImageData) -> dict[str, Any]:
     """The control: probes on the raw (evaluation) pixels."""
     (train_x, train_y), (test_x, test_y) = data.split("train"), data.split("test")
-    test = stored_images(test_x).flatten(1).numpy()
+    test = to_float(test_x, STORED).flatten(1).numpy()
     row = {"model": "pixels", "dims": test.shape[1], "fit_seconds": 0.0}
     if test_y is not None:
-        train = stored_images(train_x).flatten(1).numpy()
+        train = to_float(train_x, STORED).flatten(1).numpy()
         probes = probe_accuracy(train, train_y.numpy(), test, test_y.numpy())
         row |= {"linear_probe": probes["linear"], "knn": probes["knn"]}
     return row
@@ -164,13 +159,12 @@ def compare_models(
     seed: int = 0,
     overrides: list[str] | None = None,
     command: str = "",
-    log: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Fit each of ``models`` on the same split of ``data`` and measure them; writes OUT/compare.{md,csv,png}.
 
     Registered models train with the default config plus ``model.latent_dim``, ``train.epochs``, ``seed`` and
     ``overrides`` (e.g. ``train.batch_size=256``), their run folders under OUT/runs/."""
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    log = log_to_stderr
     models = check_models(models)
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -217,7 +211,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
+def write_comparison(comparison: Comparison, out_dir: Path) -> None:
     """compare.md (table, command, time, column meanings), compare.csv and compare.png in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
@@ -225,8 +219,7 @@ def write_comparison(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
     writer.writerow([key for key, _, _ in COLUMNS])
     for row in comparison.rows:
         writer.writerow(["" if row.get(key) is None else row[key] for key, _, _ in COLUMNS])
-    paths = {"csv": out_dir / "compare.csv", "md": out_dir / "compare.md", "png": out_dir / "compare.png"}
-    atomic_write_text(paths["csv"], buffer.getvalue())
+    atomic_write_text(out_dir / "compare.csv", buffer.getvalue())
     minutes, seconds = divmod(round(comparison.seconds), 60)
     text = [
         f"# vaelab compare: {comparison.data}",
@@ -242,9 +235,8 @@ def write_comparison(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
         markdown_table(comparison.rows),
         COLUMN_NOTES.format(k=comparison.iw_samples),
     ]
-    atomic_write_text(paths["md"], "\n".join(text))
-    atomic_write_bytes(paths["png"], bar_chart(comparison))
-    return paths
+    atomic_write_text(out_dir / "compare.md", "\n".join(text))
+    atomic_write_bytes(out_dir / "compare.png", bar_chart(comparison))
 
 
 COLUMN_NOTES = """\

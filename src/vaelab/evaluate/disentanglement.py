@@ -59,27 +59,17 @@ def histogram_discretize(codes: np.ndarray, bins: int = MIG_BINS) -> np.ndarray:
 
 def discrete_entropy(values: np.ndarray) -> np.ndarray:
     """Plug-in entropy in nats of each column of integer values (n, K): H = -sum_v p(v) log p(v)."""
-    out = np.empty(values.shape[1])
-    for j, column in enumerate(values.T):
-        p = np.bincount(column - column.min()) / len(column)
-        p = p[p > 0]
-        out[j] = -(p * np.log(p)).sum()
-    return out
+    from scipy.stats import entropy
+
+    return np.array([entropy(np.bincount(column - column.min())) for column in values.T])
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Plug-in mutual information in nats between each column of integers a (n, D) and of b (n, K), (D, K):
     I(a; b) = sum_{u,v} p(u, v) log(p(u, v) / (p(u) p(v))), from the joint counts."""
-    a, b = a - a.min(0), b - b.min(0)
-    out = np.empty((a.shape[1], b.shape[1]))
-    for i, u in enumerate(a.T):
-        for j, v in enumerate(b.T):
-            size = v.max() + 1
-            joint = np.bincount(u * size + v, minlength=(u.max() + 1) * size).reshape(-1, size) / len(u)
-            outer = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)  # p(u) p(v)
-            nz = joint > 0
-            out[i, j] = (joint[nz] * np.log(joint[nz] / outer[nz])).sum()
-    return out
+    from sklearn.metrics import mutual_info_score
+
+    return np.array([[mutual_info_score(u, v) for v in b.T] for u in a.T])
 
 
 def mig_from_codes(factors: np.ndarray, codes: np.ndarray, bins: int = MIG_BINS) -> dict:
@@ -113,7 +103,9 @@ def beta_vae_score(
     disentanglement_lib) trained on n_train points, on n_eval new points. Chance is 1 / K."""
     x_train, y_train = _pair_features(data, represent, rng, n_train, batch_size)
     x_eval, y_eval = _pair_features(data, represent, rng, n_eval, batch_size)
-    model = _quiet_fit(_logistic_regression(), x_train, y_train)
+    from sklearn.linear_model import LogisticRegression
+
+    model = quiet_fit(LogisticRegression(random_state=0), x_train, y_train)
     return {
         "score": float((model.predict(x_eval) == y_eval).mean()),
         "train_accuracy": float((model.predict(x_train) == y_train).mean()),
@@ -186,6 +178,8 @@ def sap(data: GroundTruth, represent: Represent, rng, n_train: int = 10_000, n_t
     factor the R^2 of a linear regression, Cov(z_j, v_k)^2 / (Var z_j Var v_k), on n_train samples; for a
     categorical one the n_test accuracy of a linear SVM (C=0.01, balanced classes) trained on n_train. SAP =
     mean over factors of the gap between the two largest S[., k]."""
+    from sklearn.svm import LinearSVC
+
     factors, codes = sample_codes(data, represent, n_train, rng)
     test_factors, test_codes = sample_codes(data, represent, n_test, rng)
     scores = np.zeros((codes.shape[1], len(data.factor_sizes)))
@@ -196,7 +190,9 @@ def sap(data: GroundTruth, represent: Represent, rng, n_train: int = 10_000, n_t
     scores[:, ordered] = np.where(var_z > 1e-12, cov[:d, d:] ** 2 / (var_z * var_v), 0.0)
     for k in (k for k, cat in enumerate(data.categorical) if cat):
         for j in range(d):
-            svm = _quiet_fit(_linear_svm(), codes[:, j : j + 1], factors[:, k])
+            svm = quiet_fit(
+                LinearSVC(C=0.01, class_weight="balanced", random_state=0), codes[:, j : j + 1], factors[:, k]
+            )
             scores[j, k] = (svm.predict(test_codes[:, j : j + 1]) == test_factors[:, k]).mean()
     top = np.sort(scores, axis=0)[::-1]
     gaps = top[0] - (top[1] if d > 1 else 0)
@@ -210,12 +206,14 @@ def dci(data: GroundTruth, represent: Represent, rng, n_train: int = 10_000, n_t
     Disentanglement = sum_j rho_j (1 - H_K(P_j.)), P_jk = R_jk / sum_k R_jk, rho_j = sum_k R_jk / sum R;
     completeness = sum_k rho_k (1 - H_D(P~_.k)), P~_jk = R_jk / sum_j R_jk, rho_k = sum_j R_jk / sum R
     (entropies in bases K and D); informativeness = mean test accuracy of the trees."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
     factors, codes = sample_codes(data, represent, n_train, rng)
     test_factors, test_codes = sample_codes(data, represent, n_test, rng)
     importance = np.zeros((codes.shape[1], factors.shape[1]))
     train_acc, test_acc = [], []
     for k in range(factors.shape[1]):
-        trees = _gradient_boosting().fit(codes, factors[:, k])
+        trees = GradientBoostingClassifier(random_state=0).fit(codes, factors[:, k])
         importance[:, k] = np.abs(trees.feature_importances_)
         train_acc.append((trees.predict(codes) == factors[:, k]).mean())
         test_acc.append((trees.predict(test_codes) == test_factors[:, k]).mean())
@@ -246,26 +244,8 @@ def _entropy(weights: np.ndarray, axis: int, base: int) -> np.ndarray:
     return -(p * np.log(p)).sum(axis) / np.log(base) if base > 1 else np.zeros(p.shape[1 - axis])
 
 
-def _logistic_regression():
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(random_state=0)
-
-
-def _linear_svm():
-    from sklearn.svm import LinearSVC
-
-    return LinearSVC(C=0.01, class_weight="balanced", random_state=0)
-
-
-def _gradient_boosting():
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    return GradientBoostingClassifier(random_state=0)
-
-
-def _quiet_fit(model, x: np.ndarray, y: np.ndarray):
-    """model.fit(x, y) without scikit-learn's convergence warnings (the protocols fix the iteration counts)."""
+def quiet_fit(model, x: np.ndarray, y: np.ndarray):
+    """model.fit(x, y) without scikit-learn's convergence warnings (their callers fix the iteration counts)."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():

@@ -57,13 +57,13 @@ def evaluate_disentanglement(
     results: dict[str, Any] = {
         "dataset": data.name,
         "factors": dict(zip(data.factor_names, map(int, data.factor_sizes), strict=True)),
-        "representation": "posterior means" + (", argmax of each categorical" if _discrete(run) else ""),
+        "representation": "posterior means" + (", argmax of each categorical" if run.model.spec.discrete else ""),
         "points": points,
         "seed": seed,
         "code_table": table,  # every grid image encoded once (None: the metrics' samples encoded as drawn)
         **all_metrics(data, represent, points, seed, log),
     }
-    if _discrete(run):
+    if run.model.spec.discrete:
         results["discrete"] = discrete_vs_factors(run, data, represent, points, seed)
     return {"disentanglement": results}
 
@@ -95,15 +95,11 @@ class CodeTable:
         return self.codes[index]
 
 
-def _discrete(run: Run) -> list[int]:
-    return list(run.model.spec.discrete)
-
-
 def discrete_vs_factors(run: Run, data, represent, points: int, seed: int) -> list[dict[str, Any]]:
     """For each categorical latent and categorical factor, on ``points`` samples: the mutual information
     I(c; v) in nats, its fraction of H(v), and the Hungarian clustering accuracy and NMI of c against v."""
     factors, codes = sample_codes(data, represent, points, np.random.default_rng(seed))
-    sizes = _discrete(run)
+    sizes = run.model.spec.discrete
     categories = codes[:, codes.shape[1] - len(sizes) :].astype(np.int64)  # (n, n_discrete)
     out = []
     for k in (k for k, cat in enumerate(data.categorical) if cat):

@@ -92,40 +92,36 @@ def train_classifier(data: ImageData, epochs: int = EPOCHS, seed: int = SEED) ->
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_classifier(data, epochs, seed)
+        x = data.train_x.float().div_(255)
+        y = data.train_y
+        with torch.random.fork_rng():  # seeded initialisation that leaves the caller's RNG as it was
+            torch.manual_seed(seed)
+            net = FeatureNet(data.image_shape[0], data.num_classes)
+        optimizer = torch.optim.Adam(net.parameters(), lr=LR)
+        steps = max(epochs * math.ceil(len(x) / BATCH), MIN_STEPS)  # small datasets get more passes
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LR, total_steps=steps)
+        generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        net.train()
+        step = 0
+        while step < steps:
+            for idx in torch.randperm(len(x), generator=generator).split(BATCH)[: steps - step]:
+                loss = F.cross_entropy(net(x[idx]), y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                step += 1
+        seconds = time.perf_counter() - start
+        net.eval()
+        with torch.no_grad():
+            test_x, test_y = data.test_x.float().div_(255), data.test_y
+            logits = torch.cat([net(test_x[i : i + BLOCK]) for i in range(0, len(test_x), BLOCK)])
+        accuracy = float((logits.argmax(1) == test_y).float().mean()) if len(test_x) else float("nan")
+        meta = {"test_accuracy": accuracy, "train_seconds": seconds, "steps": steps, "version": CLASSIFIER_VERSION}
+        return net, meta
     finally:
         torch.set_num_threads(threads)
-
-
-def _train_classifier(data: ImageData, epochs: int, seed: int) -> tuple[FeatureNet, dict[str, Any]]:
-    x = data.train_x.float().div_(255)
-    y = data.train_y
-    with torch.random.fork_rng():  # seeded initialisation that leaves the caller's RNG as it was
-        torch.manual_seed(seed)
-        net = FeatureNet(data.image_shape[0], data.num_classes)
-    optimizer = torch.optim.Adam(net.parameters(), lr=LR)
-    steps = max(epochs * math.ceil(len(x) / BATCH), MIN_STEPS)  # small datasets get more passes
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LR, total_steps=steps)
-    generator = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
-    net.train()
-    step = 0
-    while step < steps:
-        for idx in torch.randperm(len(x), generator=generator).split(BATCH)[: steps - step]:
-            loss = F.cross_entropy(net(x[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-    seconds = time.perf_counter() - start
-    net.eval()
-    with torch.no_grad():
-        test_x, test_y = data.test_x.float().div_(255), data.test_y
-        logits = torch.cat([net(test_x[i : i + BLOCK]) for i in range(0, len(test_x), BLOCK)])
-    accuracy = float((logits.argmax(1) == test_y).float().mean()) if len(test_x) else float("nan")
-    meta = {"test_accuracy": accuracy, "train_seconds": seconds, "steps": steps, "version": CLASSIFIER_VERSION}
-    return net, meta
 
 
 def feature_classifier(data: ImageData, log=None) -> tuple[FeatureNet, dict[str, Any]]:
@@ -177,13 +173,12 @@ def prior_samples(model, n: int, labels: torch.Tensor | None = None, seed: int =
     return torch.cat(blocks)
 
 
-def evaluate_fid(run: Run, split: str = "test", n: int | None = None, seed: int = 0, log=None) -> dict[str, Any]:
+def evaluate_fid(run: Run, split: str = "test", seed: int = 0, log=None) -> dict[str, Any]:
     """The Fréchet distance between the split's real images (x / 255) and as many prior samples (the
     likelihood's mean images), in the cached classifier's features; with the distance between the real split
     and as many training images as a reference floor (what two real samples of the data score)."""
     data = run.data
     real_uint8, labels = data.split(split)
-    real_uint8, labels = real_uint8[:n], None if labels is None else labels[:n]
     n = len(real_uint8)
     model = run.model
     conditional = model.n_conditions > 0  # a conditional model samples the real images' labels

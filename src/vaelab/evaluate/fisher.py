@@ -17,7 +17,7 @@ that both agree to 1e-5. The GMM is scikit-learn's GaussianMixture (what skimage
 from __future__ import annotations
 
 import math
-import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -80,6 +80,7 @@ def dense_patches(x: torch.Tensor, patch: int, stride: int) -> tuple[torch.Tenso
     return windows, grid
 
 
+@dataclass
 class FisherVectorEncoder:
     """Images -> improved Fisher vectors, scikit-learn style: ``fit(x)`` learns the descriptor PCA and the
     GMM from training images, ``transform(x)`` returns (N, 2KD + K) float32 features.
@@ -87,27 +88,15 @@ class FisherVectorEncoder:
     x are float images (N, C, H, W) in [0, 1]. The patch is clipped to the image (8x8 digits get 4x4 windows
     every 2 pixels). Fitting uses at most ``max_descriptors`` descriptors drawn at random (seeded)."""
 
-    def __init__(
-        self,
-        patch: int = 7,
-        stride: int = 3,
-        pca_dims: int = 24,
-        modes: int = 16,
-        spatial: bool = True,
-        alpha: float = 0.5,
-        max_descriptors: int = 200_000,
-        gmm_iter: int = 100,
-        seed: int = 0,
-    ):
-        self.patch = patch
-        self.stride = stride
-        self.pca_dims = pca_dims
-        self.modes = modes
-        self.spatial = spatial
-        self.alpha = alpha
-        self.max_descriptors = max_descriptors
-        self.gmm_iter = gmm_iter
-        self.seed = seed
+    patch: int = 7
+    stride: int = 3
+    pca_dims: int = 24
+    modes: int = 16
+    spatial: bool = True
+    alpha: float = 0.5
+    max_descriptors: int = 200_000
+    gmm_iter: int = 100
+    seed: int = 0
 
     def _window(self, height: int, width: int) -> tuple[int, int]:
         """(patch, stride): the configured ones, or half the image and a quarter of it on small images."""
@@ -127,7 +116,6 @@ class FisherVectorEncoder:
         from sklearn.mixture import GaussianMixture
         from threadpoolctl import threadpool_limits
 
-        start = time.perf_counter()
         self.window_ = self._window(*x.shape[-2:])
         windows, _ = dense_patches(x, *self.window_)  # (N, P, F)
         n, p, f = windows.shape
@@ -137,21 +125,18 @@ class FisherVectorEncoder:
         self.patch_mean_ = sample.mean(0)
         centred = sample - self.patch_mean_
         dims = min(self.pca_dims, f)
-        eigvals, eigvecs = torch.linalg.eigh(centred.T @ centred)  # ascending
+        _, eigvecs = torch.linalg.eigh(centred.T @ centred)  # ascending
         self.components_ = eigvecs[:, -dims:].flip(1)  # (F, dims)
-        self.explained_variance_ratio_ = float(eigvals[-dims:].sum() / eigvals.sum().clamp_min(1e-12))
         descriptors = self.descriptors(x).reshape(n * p, -1)[take].numpy()
         with threadpool_limits(limits=1):  # many small BLAS calls: robust on a busy machine, as the probes
             gmm = GaussianMixture(
                 self.modes, covariance_type="diag", reg_covar=1e-4, max_iter=self.gmm_iter, random_state=self.seed
             ).fit(descriptors)
-        self.gmm_ = gmm
         self.weights_, self.means_, self.variances_ = gmm.weights_, gmm.means_, gmm.covariances_
-        self.fit_seconds_ = time.perf_counter() - start
         return self
 
     def transform(self, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
-        if not hasattr(self, "gmm_"):
+        if not hasattr(self, "weights_"):
             raise RuntimeError("FisherVectorEncoder.transform called before fit")
         out = [
             fisher_vectors(

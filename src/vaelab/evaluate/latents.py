@@ -87,41 +87,33 @@ def probe_accuracy(
     the training mean and std, at most ``PROBE_MAX_ITER`` L-BFGS steps) and of a k-NN classifier (k=5, Euclidean,
     on the features as they are: the representation's own geometry; standardising would blow up the noise of
     near-constant dimensions such as border pixels), both fitted on the training features; with their seconds."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=PROBE_THREADS):
-        return _probes(train_features, train_labels, test_features, test_labels, seed)
-
-
-def _probes(train_features, train_labels, test_features, test_labels, seed: int) -> dict[str, float]:
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
-    scaler = StandardScaler().fit(train_features)
-    train = scaler.transform(train_features).astype(np.float32)
-    test = scaler.transform(test_features).astype(np.float32)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # the iteration cap is deliberate
-        linear = LogisticRegression(max_iter=PROBE_MAX_ITER, random_state=seed).fit(train, train_labels)
-    linear_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    raw_train, raw_test = (np.asarray(f, dtype=np.float32) for f in (train_features, test_features))
-    knn = KNeighborsClassifier(n_neighbors=KNN_K, algorithm="brute", n_jobs=1).fit(raw_train, train_labels)
-    knn_accuracy = float((knn.predict(raw_test) == test_labels).mean())
-    return {
-        "linear": float((linear.predict(test) == test_labels).mean()),
-        "knn": knn_accuracy,
-        "linear_seconds": linear_seconds,
-        "knn_seconds": time.perf_counter() - start,
-        "n_train": len(train),
-        "n_test": len(test),
-        "features": int(train.shape[1]),
-    }
+    from .disentanglement import quiet_fit
+
+    with threadpool_limits(limits=PROBE_THREADS):
+        scaler = StandardScaler().fit(train_features)
+        train = scaler.transform(train_features).astype(np.float32)
+        test = scaler.transform(test_features).astype(np.float32)
+        start = time.perf_counter()
+        linear = quiet_fit(LogisticRegression(max_iter=PROBE_MAX_ITER, random_state=seed), train, train_labels)
+        linear_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        raw_train, raw_test = (np.asarray(f, dtype=np.float32) for f in (train_features, test_features))
+        knn = KNeighborsClassifier(n_neighbors=KNN_K, algorithm="brute", n_jobs=1).fit(raw_train, train_labels)
+        knn_accuracy = float((knn.predict(raw_test) == test_labels).mean())
+        return {
+            "linear": float((linear.predict(test) == test_labels).mean()),
+            "knn": knn_accuracy,
+            "linear_seconds": linear_seconds,
+            "knn_seconds": time.perf_counter() - start,
+            "n_train": len(train),
+            "n_test": len(test),
+            "features": int(train.shape[1]),
+        }
 
 
 def hungarian_accuracy(codes: np.ndarray, labels: np.ndarray) -> float:
@@ -129,14 +121,11 @@ def hungarian_accuracy(codes: np.ndarray, labels: np.ndarray) -> float:
     assignment that maximises the matches (Hungarian algorithm, Kuhn 1955), is their label. Clusters left
     without a label (more clusters than labels) count as wrong."""
     from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics.cluster import contingency_matrix
 
-    codes, labels = np.asarray(codes).ravel(), np.asarray(labels).ravel()
-    _, code_idx = np.unique(codes, return_inverse=True)
-    _, label_idx = np.unique(labels, return_inverse=True)
-    counts = np.zeros((code_idx.max() + 1, label_idx.max() + 1), dtype=np.int64)  # (clusters, labels)
-    np.add.at(counts, (code_idx, label_idx), 1)
+    counts = contingency_matrix(np.ravel(codes), np.ravel(labels))  # (clusters, labels)
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    return float(counts[rows, cols].sum() / len(codes))
+    return float(counts[rows, cols].sum() / counts.sum())
 
 
 def clustering_scores(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..checkpoint import atomic_write_text
 from ..data import to_float
+from ..data.dataset import SPLITS
 from ..errors import ConfigError
 from ..models import Model
 from ..precision import Choice, autocast, choose_precision
@@ -26,7 +27,6 @@ from ..run import EVAL_FILE, Run, read_eval
 
 EVAL_SEED = 0  # fixed binarisation and posterior noise: evaluations of a run are reproducible
 BLOCK = 1024  # images binarised per draw of the evaluation binarisation
-SPLITS = ("train", "val", "test")
 # Decoder rows (images x samples) per call of log_importance_weights. Measured on the default MLP VAE on a
 # 2-core Xeon: 2,000 rows run at 139k rows/s, 4,000 at 92k and 16,000 at 79k, because up to ~2,000 rows the
 # logits (rows x 784 floats) stay in the 4 MB L2 cache of each core. The byte budget bounds larger images.

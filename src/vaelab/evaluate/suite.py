@@ -21,7 +21,6 @@ def run_evaluation(
     probes: bool = True,
     fid: bool = True,
     batch_size: int = 1024,
-    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     precision: str = "fp32",
     disentanglement: bool = False,
@@ -37,7 +36,7 @@ def run_evaluation(
         from ..data.sources import factor_source
 
         factor_source(run.config.data.name)  # fail now, not after minutes of other measurements
-    results = evaluate_run(run, split, batch_size, iw_samples, progress, precision)
+    results = evaluate_run(run, split, batch_size, iw_samples, precision=precision)
     results |= evaluate_latents(run, split, probes)
     if fid:
         try:
@@ -49,7 +48,7 @@ def run_evaluation(
     return results
 
 
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+def table_lines(rows: list[list[str]], header: list[str]) -> list[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             for row in [header, ["-" * w for w in widths], *rows]]  # fmt: skip
@@ -62,7 +61,7 @@ def report_lines(results: dict[str, Any]) -> list[str]:
     iw = results.get("iw_nll")
     if iw:
         rows.append([f"iw_nll (k={iw['k']})", f"{iw['mean']:.2f}", f"{iw['stderr']:.2f}"])
-    lines = _table(rows, ["term (nats/image)", "mean", "stderr"])
+    lines = table_lines(rows, ["term (nats/image)", "mean", "stderr"])
     if not results.get("has_density", True):
         lines.append("no density: neg_elbo is the reconstruction NLL alone (kl = 0), not a bound on -log p(x)")
     if "iw_nll" in results and not iw:
@@ -120,7 +119,7 @@ def disentanglement_lines(results: dict[str, Any]) -> list[str]:
          f"test accuracy (train {dci['informativeness_train']:.3f})"],
     ]  # fmt: skip
     lines = [f"disentanglement on {results['dataset']} ({factors}; {p} training / {p // 2} evaluation points)"]
-    lines += _table(rows, ["metric", "score", "detail"])
+    lines += table_lines(rows, ["metric", "score", "detail"])
     for d in results.get("discrete", []):
         lines.append(
             f"discrete latent {d['latent']} ({d['categories']} categories) vs {d['factor']} ({d['factor_values']} "

@@ -6,11 +6,11 @@ import pkgutil
 from importlib.metadata import entry_points
 
 from .model import Model
-from .registry import build_model, model_config_class, model_entry, register, registered_models
+from .registry import build_model, model_entry, register, registered_models
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 for _plugin in entry_points(group="vaelab.models"):
     _plugin.load()
 
-__all__ = ["Model", "build_model", "model_config_class", "model_entry", "register", "registered_models"]
+__all__ = ["Model", "build_model", "model_entry", "register", "registered_models"]

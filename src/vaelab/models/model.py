@@ -123,11 +123,9 @@ class Model(nn.Module):
         """The closed-form KL to the prior per continuous dimension (B, D) and per categorical (B, n), for the
         diagnostics (traversals, latent statistics, eval); each None where the model has no such factor, no
         density or no closed form."""
-        kls = {name: closed_form_kl(q, self.prior[name]) if q.has_density else None
-               for name, q in posterior.factors.items()}  # fmt: skip
-        kinds = {name: q.discrete for name, q in posterior.factors.items()}
-        return (next((kl for name, kl in kls.items() if not kinds[name]), None),
-                next((kl for name, kl in kls.items() if kinds[name]), None))  # fmt: skip
+        kls = {q.discrete: closed_form_kl(q, self.prior[name]) if q.has_density else None  # the first of each kind
+               for name, q in reversed(posterior.factors.items())}  # fmt: skip
+        return kls.get(False), kls.get(True)
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, generator: Generator = None) -> ImageTerms:
         """recon = -log p(x|z) with one z ~ q(z|x) per image and the KL, each (B,): -ELBO = recon + KL

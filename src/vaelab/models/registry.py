@@ -46,10 +46,6 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def model_config_class(name: str) -> type[ModelConfig]:
-    return model_entry(name).config_cls
-
-
 def registered_models() -> list[ModelEntry]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 

@@ -22,10 +22,6 @@ LOGVAR_MIN, LOGVAR_MAX = -20.0, 10.0  # exp stays in [2e-9, 2.2e4]: no overflow,
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _shape(mean: torch.Tensor, k: int | None) -> tuple[int, ...]:
-    return tuple(mean.shape) if k is None else (k, *mean.shape)
-
-
 @dataclass
 class DiagonalGaussian:
     """N(mu, diag(exp(logvar))); tensors (B, D)."""
@@ -51,7 +47,8 @@ class DiagonalGaussian:
 
     def rsample(self, generator: Generator = None, k: int | None = None) -> torch.Tensor:
         """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) (Kingma & Welling 2014, eq. 10): (B, D), or (k, B, D)."""
-        return self.mu + self.std * randn_like_rows(_shape(self.mu, k), self.mu, generator)
+        shape = tuple(self.mu.shape) if k is None else (k, *self.mu.shape)
+        return self.mu + self.std * randn_like_rows(shape, self.mu, generator)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z|x) summed over dimensions, (..., B): -0.5 * sum(log 2pi + logvar + (z - mu)^2 / var)."""

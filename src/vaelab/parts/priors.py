@@ -54,8 +54,6 @@ class GaussianPrior(Prior):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log N(z; m, diag(s^2)) summed over the last dimension."""
-        if not self.fitted:
-            return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
         mean, std = self.moments()
         return -0.5 * (LOG_2PI + ((z - mean) / std).pow(2) + 2 * std.log()).sum(-1)
 

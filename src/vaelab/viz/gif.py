@@ -31,18 +31,9 @@ def gif_bytes(frames: list[Path], frame_ms: int = FRAME_MS, last_ms: int = LAST_
     return buffer.getvalue()
 
 
-def assemble_gif(frames: list[Path], path: str | Path, frame_ms: int = FRAME_MS, last_ms: int = LAST_FRAME_MS) -> Path:
-    """Write ``gif_bytes(frames)`` to ``path`` atomically."""
-    atomic_write_bytes(path, gif_bytes(frames, frame_ms, last_ms))
-    return Path(path)
-
-
-def write_training_gifs(
-    run_dir: str | Path, last_epoch: int | None = None, only_stale: bool = False
-) -> dict[str, Path]:
+def write_training_gifs(run_dir: str | Path, last_epoch: int | None = None, only_stale: bool = False) -> None:
     """Assemble each GIF whose frames exist (epochs up to ``last_epoch``); ``only_stale``: skip a GIF newer
-    than its newest frame. Returns the GIFs that exist afterwards, by file name."""
-    written = {}
+    than its newest frame."""
     for name, kind in GIFS.items():
         frames = frame_files(run_dir, kind, last_epoch)
         path = Path(run_dir) / IMAGES_DIR / name
@@ -50,6 +41,4 @@ def write_training_gifs(
             continue
         newest = max(f.stat().st_mtime for f in frames)
         if not (only_stale and path.is_file() and path.stat().st_mtime >= newest):
-            assemble_gif(frames, path)
-        written[name] = path
-    return written
+            atomic_write_bytes(path, gif_bytes(frames))

@@ -126,10 +126,10 @@ def latent_map(run, split: str = "test", n: int = MAP_IMAGES, method: Method = "
 
 
 @torch.no_grad()
-def manifold_grid(run, n: int = 20, label: int | None = None, pad: int = 0) -> np.ndarray:
+def manifold_grid(run, n: int = 20) -> np.ndarray:
     """Decode an n x n grid of the 2-D prior's quantiles, z = m + s * Phi^-1((k + 0.5) / n), k = 0..n-1 (columns:
     z0 rising left to right; rows: z1 falling top to bottom), as a uint8 grid. JointVAE's categoricals are set
-    to category 0; a conditional model draws ``label`` (default 0)."""
+    to category 0; a conditional model draws label 0."""
     model = run.model
     if model.spec.continuous != 2:
         raise ConfigError(
@@ -143,10 +143,8 @@ def manifold_grid(run, n: int = 20, label: int | None = None, pad: int = 0) -> n
     z0 = (mean[0] + std[0] * q).repeat(n)  # column index varies fastest
     z1 = (mean[1] + std[1] * q.flip(0)).repeat_interleave(n)
     z = model.spec.join(torch.stack([z0, z1], dim=1), [0] * len(model.spec.discrete))  # (n*n, code_size)
-    labels = None
-    if run.conditional:
-        labels = torch.full((len(z),), 0 if label is None else label, device=z.device)
-    return image_grid(model.decode_mean(z, labels).cpu(), ncols=n, pad=pad)
+    labels = torch.zeros(len(z), dtype=torch.long, device=z.device) if run.conditional else None
+    return image_grid(model.decode_mean(z, labels).cpu(), ncols=n, pad=0)
 
 
 def scatter_frame(

@@ -5,16 +5,12 @@ rewritten by ``vaelab sample`` / ``vaelab reconstruct``); they are made here onl
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
-from ..data import to_float
 from .curves import kl_heatmap, training_curves
 from .gif import write_training_gifs
-from .grids import image_grid, reconstruction_grid, save_png
+from .grids import save_png
 from .latent_map import latent_map, manifold_grid
 from .latent_stats import read_latent_stats
+from .sampling import reconstruction_image, sample_grid
 from .traverse import traverse
 
 TRAVERSAL_ROWS = 10  # the report's traversal shows at most this many dimensions (largest KL first)
@@ -41,29 +37,15 @@ def picture_split(run) -> str:
     return next((s for s in ("test", "val", "train") if len(run.data.split(s)[0])), "train")
 
 
-def write_preview_images(run, n: int = 64) -> dict[str, Path]:
+def write_preview_images(run) -> None:
     """Prior samples and test reconstructions of a trained run, in its images/ folder."""
-    data = run.data
-    x_all, y_all = data.split(picture_split(run))  # test, or val / train when the test split is empty
-    x = to_float(x_all[:32], data.binarize, torch.Generator().manual_seed(0))
-    y = None if y_all is None else y_all[:32]
-    per_class = 8
-    labels = run.sampling_labels(per_class, None, grid_by_label=True) if run.conditional else None
-    samples = run.sample(n if labels is None else len(labels), y=labels)
-    return {
-        "samples": save_png(
-            image_grid(samples, per_class if labels is not None else None), run.images_dir / "samples.png", scale=2
-        ),
-        "reconstructions": save_png(
-            reconstruction_grid(x, run.reconstruct(x, y if run.conditional else None)),
-            run.images_dir / "reconstructions.png",
-            scale=2,
-        ),
-    }
+    samples = sample_grid(run, 8, grid_by_label=True) if run.conditional else sample_grid(run, 64)
+    save_png(samples, run.images_dir / "samples.png", scale=2)
+    save_png(reconstruction_image(run, 32, picture_split(run)), run.images_dir / "reconstructions.png", scale=2)
 
 
-def write_run_pictures(run) -> dict[str, Path]:
-    """(Re)write the standard pictures of a run; returns the existing ones by key (see ``PICTURES``)."""
+def write_run_pictures(run) -> None:
+    """(Re)write the standard pictures of a run (see ``PICTURES``)."""
     images = run.images_dir
     images.mkdir(parents=True, exist_ok=True)
     if not all((images / PICTURES[k]).is_file() for k in ("samples", "reconstructions")):
@@ -82,4 +64,3 @@ def write_run_pictures(run) -> dict[str, Path]:
         save_png(manifold_grid(run), images / PICTURES["manifold"], scale)
     last_epoch = int(metrics[-1]["epoch"]) if metrics else None
     write_training_gifs(run.path, last_epoch, only_stale=True)
-    return {key: images / name for key, name in PICTURES.items() if (images / name).is_file()}

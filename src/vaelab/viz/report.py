@@ -79,11 +79,7 @@ METRIC_FORMATS = {"epoch": "{:.0f}", "step": "{:.0f}", "samples_per_s": "{:,.0f}
                   "lr": "{:.2g}", "seconds": "{:.1f}"}  # fmt: skip
 
 
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _embedded_gif(run: Run, key: str, path: Path) -> tuple[bytes, str]:
+def _embedded_gif(run: Run, path: Path) -> tuple[bytes, str]:
     """The GIF's bytes, or if it exceeds MAX_GIF_BYTES one rebuilt from every k-th frame; and a note."""
     data = path.read_bytes()
     if len(data) <= MAX_GIF_BYTES:
@@ -96,12 +92,9 @@ def _embedded_gif(run: Run, key: str, path: Path) -> tuple[bytes, str]:
 
 
 def _figure(run: Run, key: str, path: Path) -> str:
-    if path.suffix == ".gif":
-        data, note = _embedded_gif(run, key, path)
-        uri = _data_uri(data, "image/gif")
-    else:
-        data, note = path.read_bytes(), ""
-        uri = _data_uri(data, "image/png")
+    gif = path.suffix == ".gif"
+    data, note = _embedded_gif(run, path) if gif else (path.read_bytes(), "")
+    uri = f"data:image/{'gif' if gif else 'png'};base64,{base64.b64encode(data).decode('ascii')}"
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
     style, css_class = "", ""

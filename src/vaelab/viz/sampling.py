@@ -12,10 +12,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..data import to_float
 from ..errors import ConfigError
 from ..parts.priors import standard_prior
 from .grids import image_grid, reconstruction_grid
+from .traverse import split_float
 
 Prior = Literal["model", "standard"]
 PRIORS = ("model", "standard")
@@ -82,9 +82,8 @@ def reconstruction_image(
     the decoded posterior mean (T = 0) or a posterior draw with its spread scaled by T."""
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0; got {temperature}")
-    x_uint8, y = run.data.split(split)
-    x = to_float(x_uint8[:n], run.data.binarize, torch.Generator().manual_seed(0)).to(run.model.device)
-    y = run.as_labels(y[:n]) if run.conditional else None
+    x, y = split_float(run, split, n)
+    x, y = x.to(run.model.device), run.as_labels(y) if run.conditional else None
     generator = torch.Generator(run.model.device).manual_seed(seed)
     recon = run.model.decode_mean(posterior_latents(run.model, x, y, temperature, generator), y)
     return reconstruction_grid(x.cpu(), recon.cpu(), ncols=ncols)

@@ -30,8 +30,7 @@ class Traversal:
 
     def grid(self, pad: int = 2) -> np.ndarray:
         """The traversal as a uint8 grid (rows, cols, C), one row per traversed latent."""
-        rows, cols = self.images.shape[:2]
-        return image_grid(self.images.flatten(0, 1), ncols=cols, pad=pad)
+        return image_grid(self.images.flatten(0, 1), ncols=self.images.shape[1], pad=pad)
 
     def labelled(self, scale: int = 2, pad: int = 2) -> np.ndarray:
         """The grid upscaled by ``scale`` with the row names on its left."""
