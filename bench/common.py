@@ -60,9 +60,9 @@ def peak_rss_bytes() -> int:
     return int(status["VmHWM"].split()[0]) * 1024
 
 
-def write_result(name: str, figures: dict) -> Path:
-    """``figures`` as bench/results/NAME-<UTC time>.json with the machine, the torch version and the commit: the
-    history that docs quote (the latest) and link."""
+def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
+    """``figures`` as bench/results/NAME-<UTC time>.json (or ``path``, rewritten) with the machine, the torch
+    version and the commit: the history that docs quote (the latest) and link."""
     import json
     import os
     import platform
@@ -75,7 +75,7 @@ def write_result(name: str, figures: dict) -> Path:
     now = datetime.now(timezone.utc)
     record = {"bench": name, "date": now.isoformat(timespec="seconds"), "commit": commit.stdout.strip() or None,
               "machine": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__, **figures}  # fmt: skip
-    path = ROOT / "bench" / "results" / f"{name}-{now:%Y%m%d-%H%M%S}.json"
+    path = path or ROOT / "bench" / "results" / f"{name}-{now:%Y%m%d-%H%M%S}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"written: {path.relative_to(ROOT)}")

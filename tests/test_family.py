@@ -214,3 +214,28 @@ BAD_JOINT_KEYS = [
 def test_joint_vae_rejects_bad_latent_specs(bad):
     with pytest.raises(ConfigError):
         load_config(None, ["model.name=joint-vae", bad])
+
+
+def log_weights(model, x, n, seed):
+    """log w = log p(x|z) + log p(z) - log q(z|x) of n draws per image, (n, B), from the generator seeded by seed."""
+    log_px_z, log_pz, log_qz, _, _ = model.sample_log_terms(x, None, n, torch.Generator().manual_seed(seed))
+    return log_px_z + log_pz - log_qz
+
+
+def test_miwae_averages_m_bounds_of_k_draws_each():
+    model, x = make("miwae", "model.k=3", "model.m=4"), batch(8)
+    loss = model.loss(x, generator=torch.Generator().manual_seed(3))
+    log_w = log_weights(model, x, 12, seed=3)
+    groups = [log_w[3 * g : 3 * g + 3] for g in range(4)]  # draws 0-2, 3-5, ...
+    bounds = [torch.logsumexp(w, 0) - math.log(3) for w in groups]  # (B,) each
+    torch.testing.assert_close(loss.total, -torch.stack(bounds).mean())
+    one_bound = make("iwae", "model.k=12").loss(x, generator=torch.Generator().manual_seed(3)).total
+    assert one_bound < loss.total  # one bound of 12 draws is tighter than the mean of four of 3
+
+
+def test_ciwae_mixes_the_elbo_and_the_k_sample_bound_of_the_same_draws():
+    model, x = make("ciwae", "model.k=6", "model.beta=0.25"), batch(8)
+    loss = model.loss(x, generator=torch.Generator().manual_seed(4))
+    log_w = log_weights(model, x, 6, seed=4)
+    elbo, iwae = log_w.mean(0), torch.logsumexp(log_w, 0) - math.log(6)
+    torch.testing.assert_close(loss.total, -(0.25 * elbo + 0.75 * iwae).mean())

@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 from scipy.stats import chisquare
-from torch.distributions import Bernoulli, Categorical, Normal, OneHotCategorical, kl_divergence
+from torch.distributions import (
+    Bernoulli,
+    Categorical,
+    Independent,
+    MixtureSameFamily,
+    Normal,
+    OneHotCategorical,
+    kl_divergence,  # fmt: skip
+)
 
 from vaelab.parts import (
     BatchShard,
@@ -21,10 +29,12 @@ from vaelab.parts import (
     UniformCategorical,
     kl_units,
 )
+from vaelab.parts.flows import Flowed, IAFStep, PlanarFlow
 from vaelab.parts.kl import closed_form_kl
 from vaelab.parts.likelihoods import bernoulli_nll, gaussian_nll
 from vaelab.parts.noise import randn_like_rows
 from vaelab.parts.posteriors import LOGVAR_MAX, categorical_kl, categorical_kl_to_uniform, gumbel_softmax_sample
+from vaelab.parts.priors import MixturePrior
 
 torch.manual_seed(0)
 
@@ -82,7 +92,7 @@ def test_reparameterised_gradient_estimates_the_analytic_gradient():
 def test_huge_encoder_logvar_is_bounded_so_the_kl_stays_finite():
     q = DiagonalGaussian.from_params(torch.tensor([[0.0, 1e4]]))  # logvar = 1e4 would overflow exp
     assert q.logvar.item() == LOGVAR_MAX
-    assert torch.isfinite(kl_units(q, GaussianPrior(1), q.mu)).all()
+    assert torch.isfinite(kl_units(q, GaussianPrior(1), q.mu, q.log_prob(q.mu))).all()
 
 
 def test_categoricals_log_prob_of_exact_draws_matches_torch_distributions():
@@ -215,7 +225,7 @@ def test_without_a_closed_form_the_kl_is_the_monte_carlo_log_ratio():
     )
     assert closed_form_kl(q, prior) is None
     z = q.rsample(torch.Generator().manual_seed(0))
-    estimate = kl_units(q, prior, z)  # (B, 1)
+    estimate = kl_units(q, prior, z, q.log_prob(z))  # (B, 1)
     assert estimate.shape == (100_000, 1)
     exact = kl_divergence(Normal(q.mu[0], q.std[0]), Normal(0.0, 1.0)).sum()
     torch.testing.assert_close(estimate.mean(), exact, atol=0.03, rtol=0)
@@ -267,3 +277,81 @@ def test_shards_draw_the_rows_of_the_global_batch():
     parts = [randn_like_rows((stop - start, 3), like, BatchShard(torch.Generator().manual_seed(0), 10, start, stop))
              for start, stop in [(0, 4), (4, 10)]]  # fmt: skip
     assert torch.equal(torch.cat(parts), whole)
+
+
+# -- flows -------------------------------------------------------------------------------------------------
+def flow_log_det_by_autograd(flow, z, context=None):
+    """log |det J| of z -> flow(z) for one point z (D,), from autograd's Jacobian."""
+    jacobian = torch.autograd.functional.jacobian(lambda v: flow(v, context)[0], z)
+    return torch.linalg.slogdet(jacobian)[1]
+
+
+def planar(size=4, seed=0):
+    torch.manual_seed(seed)
+    flow = PlanarFlow(size)
+    with torch.no_grad():  # away from the near-identity start, so the determinant is not ~1
+        flow.u.normal_(), flow.w.normal_(), flow.b.normal_()
+    return flow
+
+
+def test_planar_flow_log_determinant_matches_autograds_jacobian():
+    flow = planar().double()
+    for z in torch.randn(5, 4, dtype=torch.float64):
+        torch.testing.assert_close(flow(z)[1], flow_log_det_by_autograd(flow, z))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_iaf_step_is_autoregressive_and_its_log_determinant_matches_autograds_jacobian(reverse):
+    torch.manual_seed(1)
+    step = IAFStep(5, hidden=16, context=3, reverse=reverse).double()
+    with torch.no_grad():
+        for p in step.parameters():
+            p.normal_(0, 0.5)
+    z, h = torch.randn(5, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    jacobian = torch.autograd.functional.jacobian(lambda v: step(v, h)[0], z)
+    order = torch.arange(5).flip(0) if reverse else torch.arange(5)
+    permuted = jacobian[order][:, order]  # in the step's order: lower triangular
+    assert torch.equal(permuted.triu(1), torch.zeros(5, 5, dtype=torch.float64))
+    assert (permuted.diagonal() != 1).all()  # each output does move with its own input
+    torch.testing.assert_close(step(z, h)[1], torch.linalg.slogdet(jacobian)[1])
+
+
+def test_a_flows_density_integrates_to_one():
+    """E_{z ~ q}[N(z; 0, I) / q(z)] = 1 when q is normalised: the Monte Carlo mean over 200,000 draws."""
+    torch.manual_seed(2)
+    base = DiagonalGaussian(torch.zeros(1, 2), torch.zeros(1, 2))
+    q = Flowed(base, torch.nn.ModuleList([planar(2, seed=s) for s in (3, 4)]))
+    with torch.no_grad():
+        z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(5), k=200_000)  # (k, 1, 2), (k, 1)
+        ratio = (GaussianPrior(2).log_prob(z) - log_q).exp()
+    torch.testing.assert_close(ratio.mean(), torch.tensor(1.0), atol=0.02, rtol=0)
+
+
+# -- mixture priors ----------------------------------------------------------------------------------------
+def test_mixture_prior_log_prob_and_moments_match_torch_distributions():
+    prior = MixturePrior(3, components=4)
+    with torch.no_grad():
+        prior.logits.normal_(), prior.logvar.normal_(0, 0.5)
+    mu, logvar, log_w = prior.components()
+    reference = MixtureSameFamily(Categorical(logits=log_w), Independent(Normal(mu, (0.5 * logvar).exp()), 1))
+    z = torch.randn(6, 3)
+    torch.testing.assert_close(prior.log_prob(z), reference.log_prob(z))
+    mean, std = prior.moments()
+    torch.testing.assert_close(mean, reference.mean)
+    torch.testing.assert_close(std, reference.variance.sqrt())
+    draws = prior.sample(200_000, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(draws.mean(0), mean, atol=0.03, rtol=0)
+    torch.testing.assert_close(draws.std(0), std, atol=0.03, rtol=0)
+
+
+def test_vamp_prior_is_the_mixture_of_the_posteriors_of_its_pseudo_inputs():
+    from vaelab.config import load_config
+    from vaelab.models import build_model
+
+    config = load_config(None, ["model.name=vamp-vae", "model.latent_dim=3", "model.hidden=[16]", "model.components=7"])
+    model = build_model(config.model, (1, 5, 5))
+    pseudo = model.prior["z"].pseudo_inputs.clamp(0, 1)
+    mu, logvar = model.encoder_head(model.encoder(pseudo)).chunk(2, -1)  # (7, 3) each
+    reference = MixtureSameFamily(Categorical(logits=torch.zeros(7)), Independent(Normal(mu, (0.5 * logvar).exp()), 1))
+    z = torch.randn(4, 3)
+    torch.testing.assert_close(model.prior.log_prob(z), reference.log_prob(z))

@@ -1,4 +1,6 @@
-"""Importance-weighted autoencoder (Burda et al. 2016): the VAE's parts trained on the k-sample bound."""
+"""Importance-weighted autoencoders: the VAE's parts trained on the k-sample bound (IWAE, Burda et al. 2016), on
+the average of M such bounds (MIWAE), or on its mix with the ELBO (CIWAE; both Rainforth et al. 2018, which shows
+a tighter bound can starve the encoder of signal)."""
 
 from __future__ import annotations
 
@@ -24,9 +26,44 @@ class IWAEConfig(VAEConfig):
         if self.k < 1:
             raise ConfigError(f"model.k must be >= 1 (importance samples per image); got {self.k}")
 
+    def objective(self) -> Objective:
+        return Objective(k=self.k)
+
+
+@dataclass
+class MIWAEConfig(IWAEConfig):
+    name: str = "miwae"
+    k: int = 8  # importance samples per bound
+    m: int = 8  # bounds averaged (the paper's MIWAE(8, 8))
+
+    def validate(self) -> None:
+        super().validate()
+        if self.m < 1:
+            raise ConfigError(f"model.m must be >= 1 (bounds averaged); got {self.m}")
+
+    def objective(self) -> Objective:
+        return Objective(k=self.k, groups=self.m)
+
+
+@dataclass
+class CIWAEConfig(IWAEConfig):
+    name: str = "ciwae"
+    k: int = 64
+    beta: float = 0.5  # weight of the ELBO against the k-sample bound
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.beta <= 1:
+            raise ConfigError(f"model.beta must lie in [0, 1] (the ELBO's weight); got {self.beta}")
+
+    def objective(self) -> Objective:
+        return Objective(k=self.k, elbo_weight=self.beta)
+
 
 @register("iwae", IWAEConfig, "IWAE: trains on the k-sample importance-weighted bound (Burda et al. 2016)")
+@register("miwae", MIWAEConfig, "MIWAE: the average of m k-sample bounds (Rainforth et al. 2018)")
+@register("ciwae", CIWAEConfig, "CIWAE: beta * ELBO + (1 - beta) * the k-sample bound (Rainforth et al. 2018)")
 def iwae(config: IWAEConfig, image_shape, num_classes=None, nets: Nets | None = None) -> Model:
     d = config.latent_dim
     return Model(config, image_shape, num_classes, nets=nets, posterior={"z": GaussianHead(d)},
-                 prior={"z": GaussianPrior(d)}, objective=Objective(k=config.k))  # fmt: skip
+                 prior={"z": GaussianPrior(d)}, objective=config.objective())  # fmt: skip

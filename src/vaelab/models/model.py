@@ -20,7 +20,7 @@ from ..parts.kl import closed_form_kl, kl_units
 from ..parts.likelihoods import make_likelihood
 from ..parts.noise import Generator
 from ..parts.objective import ImageTerms, LossTerms, Objective
-from ..parts.posteriors import PosteriorHeads, Product
+from ..parts.posteriors import Draw, PosteriorHeads, Product
 from ..parts.priors import Prior, ProductPrior
 from .config import ModelConfig
 
@@ -62,6 +62,8 @@ class Model(nn.Module):
             self.encoder = EncoderBody(nets.encoder, [])
             self.encoder_head = nets.head or nn.Linear(width, self.posterior.n_params)
             self.decoder = nets.decoder
+        for factor in self.prior.values():
+            factor.attach(self)
 
     # -- the parts' questions, for every consumer ------------------------------------------------------------
     @property
@@ -112,11 +114,11 @@ class Model(nn.Module):
         return self.likelihood.mean(self.decode(z, y))
 
     # -- terms and objective ---------------------------------------------------------------------------------
-    def kl_units(self, posterior: Product, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """KL(q_f || p_f) per image and unit (B, U) of each factor with a density (z: the draw, for factors
-        without a closed form)."""
-        parts = posterior.split(z)
-        return {name: kl_units(q, self.prior[name], parts[name])
+    def kl_units(self, posterior: Product, draw: Draw) -> dict[str, torch.Tensor]:
+        """KL(q_f || p_f) per image and unit (B, U) of each factor with a density (for a factor without a
+        closed form, the log ratio at the draw)."""
+        parts = posterior.split(draw.z)
+        return {name: kl_units(q, self.prior[name], parts[name], draw.log_q[name])
                 for name, q in posterior.factors.items() if q.has_density}  # fmt: skip
 
     def unit_kls(self, posterior: Product) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -131,9 +133,9 @@ class Model(nn.Module):
         """recon = -log p(x|z) with one z ~ q(z|x) per image and the KL, each (B,): -ELBO = recon + KL
         (Kingma & Welling 2014, eq. 10); ``kl_parts`` per factor when there are several."""
         posterior = self.encode(x, y)
-        z = posterior.rsample(generator)
-        recon = self.likelihood.nll(self.decode(z, y), x)
-        kls = {f"kl_{name}": units.sum(-1) for name, units in self.kl_units(posterior, z).items()}
+        draw = posterior.draw(generator)
+        recon = self.likelihood.nll(self.decode(draw.z, y), x)
+        kls = {f"kl_{name}": units.sum(-1) for name, units in self.kl_units(posterior, draw).items()}
         kl = sum(kls.values()) if kls else torch.zeros_like(recon)
         return ImageTerms(recon, kl, kls if len(kls) > 1 else {})
 
@@ -154,10 +156,10 @@ class Model(nn.Module):
         if not self.has_density:
             raise ConfigError(f"{self.config.name} has no posterior density: its codes are points")
         posterior = self.encode(x, y)
-        z = posterior.rsample(generator, k)  # (k, B, code_size)
-        decoded = self.decode(z.flatten(0, 1), None if y is None else y.repeat(k))  # (k*B, C, H, W)
+        draw = posterior.draw(generator, k)  # z: (k, B, code_size)
+        decoded = self.decode(draw.z.flatten(0, 1), None if y is None else y.repeat(k))  # (k*B, C, H, W)
         log_px_z = -self.likelihood.nll(decoded, x.repeat(k, *([1] * (x.ndim - 1)))).view(k, len(x))
-        return log_px_z, self.prior.log_prob(z), posterior.log_prob(z), posterior, z
+        return log_px_z, self.prior.log_prob(draw.z), sum(draw.log_q.values()), posterior, draw
 
     def log_importance_weights(
         self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1, generator: Generator = None

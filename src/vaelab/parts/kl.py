@@ -32,11 +32,12 @@ def closed_form_kl(q, p) -> torch.Tensor | None:
     return None if closed_form is None else closed_form(q, p)
 
 
-def kl_units(q, p, z: torch.Tensor) -> torch.Tensor:
-    """KL(q || p) per image and unit, (B, units): the pair's closed form, or log q(z) - log p(z) at the
-    posterior's own sample z (B, width) as one unit (an unbiased one-sample estimate)."""
+def kl_units(q, p, z: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(q || p) per image and unit, (B, units): the pair's closed form, or log q(z) - log p(z) at a draw z
+    of the posterior (..., B, width) whose log-density the draw gave, ``log_q`` (..., B), as one unit (an
+    unbiased estimate: a flow's posterior cannot evaluate log q at other points)."""
     units = closed_form_kl(q, p)
-    return units if units is not None else (q.log_prob(z) - p.log_prob(z)).unsqueeze(-1)
+    return units if units is not None else (log_q - p.log_prob(z)).unsqueeze(-1)
 
 
 @register_kl(DiagonalGaussian, GaussianPrior)

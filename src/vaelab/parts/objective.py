@@ -103,19 +103,24 @@ class Regulariser(Protocol):
 class Objective:
     """recon + sum_f KLWeight_f(KL_f) + sum_r weight_r * r (the -ELBO by default); with k set, the k-sample
     importance-weighted bound -L_k = -[logsumexp_k log w_k - log k] (Burda et al. 2016, eq. 8) instead (at
-    k = 1 the single-sample ELBO, its KL estimated by log q - log p)."""
+    k = 1 the single-sample ELBO, its KL estimated by log q - log p), averaged over ``groups`` independent sets
+    of k draws (MIWAE), and mixed with the ELBO of the same draws, ``elbo_weight`` * ELBO + (1 - elbo_weight)
+    * L_k (CIWAE; Rainforth et al. 2018)."""
 
     kl: dict[str, KLWeight] = field(default_factory=dict)  # by posterior factor; unnamed factors: KLWeight()
     k: int | None = None
+    groups: int = 1
+    elbo_weight: float = 0.0
     regularisers: list[Regulariser] = field(default_factory=list)
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor | None, step: int, generator: Generator) -> LossTerms:
         if self.k is not None:
             return self.importance_weighted(model, x, y, generator)
         posterior = model.encode(x, y, step)
-        z = posterior.rsample(generator)  # (B, code_size)
+        draw = posterior.draw(generator)
+        z = draw.z  # (B, code_size)
         recon = model.likelihood.nll(model.decode(z, y), x).mean()
-        kls = {name: units.mean(0) for name, units in model.kl_units(posterior, z).items()}  # (U,) each
+        kls = {name: units.mean(0) for name, units in model.kl_units(posterior, draw).items()}  # (U,) each
         total = recon + sum(self.kl.get(name, KLWeight())(units, step) for name, units in kls.items())
         several = len(kls) > 1
         extras = {f"kl_{name}": units.sum() for name, units in kls.items()} if several else {}
@@ -133,7 +138,10 @@ class Objective:
 
     def importance_weighted(self, model, x, y, generator: Generator) -> LossTerms:
         """-L_k as the total; recon (averaged over the k samples) and the closed-form KL reported beside it."""
-        log_px_z, log_pz, log_qz, posterior, z = model.sample_log_terms(x, y, self.k, generator)  # (k, B) each
-        bound = torch.logsumexp(log_px_z + log_pz - log_qz, dim=0) - math.log(self.k)  # (B,)
-        kl = sum(units.sum(-1) for units in model.kl_units(posterior, z[0]).values()).mean()
+        log_px_z, log_pz, log_qz, posterior, draw = model.sample_log_terms(x, y, self.groups * self.k, generator)
+        log_w = (log_px_z + log_pz - log_qz).view(self.groups, self.k, len(x))  # (M, k, B)
+        bound = (torch.logsumexp(log_w, dim=1) - math.log(self.k)).mean(0)  # (B,)
+        if self.elbo_weight:
+            bound = self.elbo_weight * log_w.mean((0, 1)) + (1 - self.elbo_weight) * bound
+        kl = sum(units.sum(-1).mean() for units in model.kl_units(posterior, draw).values())
         return LossTerms(-bound.mean(), -log_px_z.mean().detach(), kl.detach())

@@ -22,14 +22,24 @@ LOGVAR_MIN, LOGVAR_MAX = -20.0, 10.0  # exp stays in [2e-9, 2.2e4]: no overflow,
 LOG_2PI = math.log(2 * math.pi)
 
 
+class Distribution:
+    """What every posterior factor shares: a draw together with its log-density, from ``rsample`` and
+    ``log_prob`` (a flow computes both in one pass instead)."""
+
+    discrete = False
+    has_density = True
+
+    def rsample_log_prob(self, generator: Generator = None, k: int | None = None):
+        z = self.rsample(generator, k)
+        return z, self.log_prob(z)
+
+
 @dataclass
-class DiagonalGaussian:
+class DiagonalGaussian(Distribution):
     """N(mu, diag(exp(logvar))); tensors (B, D)."""
 
     mu: torch.Tensor
     logvar: torch.Tensor
-    discrete = False
-    has_density = True
 
     @classmethod
     def from_params(cls, params: torch.Tensor) -> DiagonalGaussian:
@@ -86,14 +96,13 @@ def categorical_kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class Categoricals:
+class Categoricals(Distribution):
     """prod_i Cat(softmax(logits_i)), each logits (B, K_i). Drawn as relaxed one-hots at temperature ``tau``
     (training), or as exact one-hots when ``tau`` is None."""
 
     logits: list[torch.Tensor]
     tau: float | None = None
     discrete = True
-    has_density = True
 
     @property
     def codes(self) -> torch.Tensor:
@@ -126,15 +135,17 @@ class Categoricals:
 
 
 @dataclass
-class Point:
+class Point(Distribution):
     """A deterministic code z = f(x) (the AE, PCA): no density, so no KL and no importance weights."""
 
     mean: torch.Tensor
-    discrete = False
     has_density = False
 
     def rsample(self, generator: Generator = None, k: int | None = None) -> torch.Tensor:
         return self.mean if k is None else self.mean.expand(k, *self.mean.shape)
+
+    def rsample_log_prob(self, generator: Generator = None, k: int | None = None):
+        return self.rsample(generator, k), None
 
     def outputs(self) -> dict[str, torch.Tensor]:
         return {}
@@ -170,6 +181,12 @@ class Product:
         """One draw of each factor in order, (B, code_size) or (k, B, code_size)."""
         return torch.cat([f.rsample(generator, k) for f in self.factors.values()], dim=-1)
 
+    def draw(self, generator: Generator = None, k: int | None = None) -> Draw:
+        """A draw of each factor in order with its log-density: what KLs without a closed form and the
+        importance weights need."""
+        draws = {name: f.rsample_log_prob(generator, k) for name, f in self.factors.items()}
+        return Draw(torch.cat([z for z, _ in draws.values()], dim=-1), {n: lq for n, (_, lq) in draws.items()})
+
     def outputs(self) -> dict[str, torch.Tensor]:
         """What an exported encoder gives: the mean, then each factor's parameters (logvar, logits)."""
         return {"mean": self.mean} | {k: v for f in self.factors.values() for k, v in f.outputs().items()}
@@ -181,6 +198,15 @@ class Product:
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z|x) = sum_f log q_f(z_f|x), (..., B)."""
         return sum(f.log_prob(part) for f, part in zip(self.factors.values(), self.split(z).values(), strict=True))
+
+
+@dataclass
+class Draw:
+    """z (..., B, code_size) drawn from a Product posterior, and each factor's log q of its part (None for
+    point codes)."""
+
+    z: torch.Tensor
+    log_q: dict[str, torch.Tensor | None]
 
 
 class GaussianHead(nn.Module):

@@ -26,6 +26,9 @@ class Prior(nn.Module):
     def observe(self, z: torch.Tensor) -> None:
         """See a training batch of this factor's codes (fitted priors follow them; others ignore them)."""
 
+    def attach(self, model: nn.Module) -> None:
+        """Meet the model it is the prior of (a VampPrior encodes with it)."""
+
 
 class GaussianPrior(Prior):
     """N(m, diag(s^2)) over ``size`` dimensions; the standard normal unless ``fitted``. A fitted one holds the
@@ -64,6 +67,70 @@ class GaussianPrior(Prior):
             self.mean.lerp_(z.mean(0), self.momentum)
             if len(z) > 1:
                 self.var.lerp_(z.var(0, unbiased=False), self.momentum)
+
+
+def mixture_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, log_w: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k N(z; mu_k, diag(exp(logvar_k))) for z (..., D), components mu, logvar (K, D), log_w (K,)."""
+    z = z.unsqueeze(-2)  # (..., 1, D)
+    log_n = -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)  # (..., K)
+    return torch.logsumexp(log_n + log_w, dim=-1)
+
+
+def mixture_moments(mu: torch.Tensor, logvar: torch.Tensor, log_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std per dimension, (D,) each, of the mixture: m = sum_k w_k mu_k and
+    var = sum_k w_k (var_k + mu_k^2) - m^2."""
+    w = log_w.exp()[:, None]  # (K, 1)
+    mean = (w * mu).sum(0)
+    return mean, ((w * (logvar.exp() + mu.pow(2))).sum(0) - mean.pow(2)).clamp_min(0).sqrt()
+
+
+def mixture_sample(n: int, mu, logvar, log_w, generator: Generator, temperature: float) -> torch.Tensor:
+    """n draws (n, D): a component k ~ w, then mu_k + T * exp(logvar_k / 2) * eps."""
+    g = torch_generator(generator)
+    k = torch.multinomial(log_w.exp(), n, replacement=True, generator=g)  # (n,)
+    eps = torch.randn(n, mu.shape[-1], generator=g, device=mu.device)
+    return mu[k] + temperature * torch.exp(0.5 * logvar[k]) * eps
+
+
+class MixturePrior(Prior):
+    """A learned mixture of K diagonal Gaussians, p(z) = sum_k w_k N(z; mu_k, diag(sigma_k^2)) (as in Dilokthanakul
+    et al. 2016 and the GMVAE literature; here its weights, means and variances are parameters trained with the VAE)."""
+
+    def __init__(self, size: int, components: int):
+        super().__init__(LatentSpec(size))
+        self.logits = nn.Parameter(torch.zeros(components))
+        self.mu = nn.Parameter(torch.randn(components, size))
+        self.logvar = nn.Parameter(torch.zeros(components, size))
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.mu, self.logvar, torch.log_softmax(self.logits, 0)
+
+    def sample(self, n: int, generator: Generator = None, temperature: float = 1.0) -> torch.Tensor:
+        return mixture_sample(n, *self.components(), generator, temperature)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return mixture_log_prob(z, *self.components())
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return mixture_moments(*self.components())
+
+
+class VampPrior(MixturePrior):
+    """The variational mixture of posteriors (Tomczak & Welling 2018): p(z) = 1/K sum_k q(z|u_k) with K learned
+    pseudo-inputs u_k in [0, 1] (clamped, as the paper's hard tanh), encoded once per call: once per training
+    step, a pass of K images through the encoder."""
+
+    def __init__(self, size: int, components: int, image_shape: tuple[int, int, int], factor: str = "z"):
+        Prior.__init__(self, LatentSpec(size))
+        self.pseudo_inputs = nn.Parameter(0.5 + 0.1 * torch.randn(components, *image_shape))  # (K, C, H, W)
+        self.factor, self.model = factor, []
+
+    def attach(self, model: nn.Module) -> None:
+        self.model = [model]  # a reference, not a submodule: the model owns this prior
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q = self.model[0].encode(self.pseudo_inputs.clamp(0, 1)).factors[self.factor]  # (K, D) each
+        return q.mu, q.logvar, torch.full((len(q.mu),), -math.log(len(q.mu)), device=q.mu.device)
 
 
 class UniformCategorical(Prior):

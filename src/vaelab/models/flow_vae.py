@@ -1,0 +1,48 @@
+"""VAEs with flow posteriors: the Gaussian posterior pushed through planar flows (Rezende & Mohamed 2015) or
+inverse autoregressive flow steps that read a context from the encoder (Kingma et al. 2016). The KL has no
+closed form: it is the log ratio at the posterior's draw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..parts import GaussianPrior, Objective
+from ..parts.flows import FlowHead, IAFStep, PlanarFlow
+from .model import Model
+from .registry import register
+from .vae import VAEConfig
+
+
+@dataclass
+class PlanarVAEConfig(VAEConfig):
+    name: str = "planar-vae"
+    flows: int = 10  # planar layers
+
+    def validate(self) -> None:
+        super().validate()
+        if self.flows < 1 or self.free_bits:
+            raise ConfigError("model.flows must be >= 1, and model.free_bits 0 (a flow's KL has no per-dimension form)")
+
+    def head(self) -> FlowHead:
+        return FlowHead(self.latent_dim, [PlanarFlow(self.latent_dim) for _ in range(self.flows)])
+
+
+@dataclass
+class IAFVAEConfig(PlanarVAEConfig):
+    name: str = "iaf-vae"
+    flows: int = 2  # IAF steps, each a MADE, alternating the order of the dimensions
+    flow_hidden: int = 320  # MADE width
+    flow_context: int = 64  # encoder outputs every step reads
+
+    def head(self) -> FlowHead:
+        d, hidden, context = self.latent_dim, self.flow_hidden, self.flow_context
+        return FlowHead(d, [IAFStep(d, hidden, context, reverse=i % 2 == 1) for i in range(self.flows)], context)
+
+
+@register("planar-vae", PlanarVAEConfig, "VAE with a planar-flow posterior (Rezende & Mohamed 2015)")
+@register("iaf-vae", IAFVAEConfig, "VAE with an inverse autoregressive flow posterior (Kingma et al. 2016)")
+def flow_vae(config: PlanarVAEConfig, image_shape, num_classes=None, nets=None) -> Model:
+    prior, objective = GaussianPrior(config.latent_dim), Objective({"z": config.kl_weight()})
+    return Model(config, image_shape, num_classes, nets=nets, posterior={"z": config.head()}, prior={"z": prior},
+                 objective=objective)  # fmt: skip

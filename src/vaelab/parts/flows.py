@@ -1,0 +1,116 @@
+"""Normalising flows on a Gaussian posterior: z_0 ~ N(mu, diag(sigma^2)), z_K = f_K(... f_1(z_0)), and
+log q(z_K|x) = log N(z_0; mu, sigma^2) - sum_k log |det df_k/dz| (Rezende & Mohamed 2015, eq. 13). The density is
+known at the flow's own draws only, which is all the ELBO and the importance weights need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .latent import LatentSpec
+from .noise import Generator
+from .posteriors import DiagonalGaussian, Distribution
+
+
+class PlanarFlow(nn.Module):
+    """f(z) = z + u' tanh(w.z + b) with u' = u + (softplus(w.u) - 1 - w.u) w / |w|^2, which keeps f invertible;
+    log |det df/dz| = log |1 + (1 - tanh^2(w.z + b)) w.u'| (Rezende & Mohamed 2015, eqs. 10-12 and appendix A.1)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.u, self.w = nn.Parameter(0.01 * torch.randn(size)), nn.Parameter(0.01 * torch.randn(size))
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f(z), log |det df/dz|) for z (..., D): (..., D) and (...,)."""
+        wu = self.w @ self.u
+        u = self.u + (F.softplus(wu) - 1 - wu) * self.w / self.w.pow(2).sum().clamp_min(1e-12)
+        t = torch.tanh(z @ self.w + self.b)  # (...,)
+        return z + t.unsqueeze(-1) * u, torch.log((1 + (1 - t.pow(2)) * (self.w @ u)).abs().clamp_min(1e-12))
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (MADE, Germain et al. 2015)."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class IAFStep(nn.Module):
+    """z' = s * z + (1 - s) * m with [m, s_raw] = MADE(z, h), s = sigmoid(s_raw + 1): an inverse autoregressive
+    flow step (Kingma et al. 2016, eqs. 11-14; the +1 starts it near the identity); m_i and s_i depend on the
+    z_j earlier in this step's order only, so log |det| = sum_i log s_i. ``reverse`` flips the order."""
+
+    def __init__(self, size: int, hidden: int, context: int, reverse: bool):
+        super().__init__()
+        degree = torch.arange(size).flip(0) if reverse else torch.arange(size)  # (D,) the order of the inputs
+        hidden_degree = torch.arange(hidden) % max(1, size - 1)  # (H,)
+        self.inner = MaskedLinear((hidden_degree[:, None] >= degree[None, :]).float())  # (H, D)
+        self.outer = MaskedLinear((degree[:, None] > hidden_degree[None, :]).float().repeat(2, 1))  # (2D, H)
+        self.context = nn.Linear(context, hidden) if context else None
+
+    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.inner(z)
+        if self.context is not None:
+            h = h + self.context(context)
+        m, s = self.outer(F.elu(h)).chunk(2, dim=-1)
+        log_s = F.logsigmoid(s + 1.0)
+        return log_s.exp() * z + (1 - log_s.exp()) * m, log_s.sum(-1)
+
+
+@dataclass
+class Flowed(Distribution):
+    """A diagonal Gaussian pushed through ``flows``; ``context`` (B, H) is the encoder's extra output they read."""
+
+    base: DiagonalGaussian
+    flows: nn.ModuleList
+    context: torch.Tensor | None = None
+
+    def push(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z_K, sum of the log-determinants) for z_0 (..., B, D)."""
+        log_det = torch.zeros(z.shape[:-1], device=z.device, dtype=z.dtype)
+        for flow in self.flows:
+            z, step = flow(z, self.context)
+            log_det = log_det + step
+        return z, log_det
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The code of an image: the flow applied to the Gaussian's mean (the mean of z_K has no closed form)."""
+        return self.push(self.base.mu)[0]
+
+    def rsample(self, generator: Generator = None, k: int | None = None) -> torch.Tensor:
+        return self.rsample_log_prob(generator, k)[0]
+
+    def rsample_log_prob(self, generator: Generator = None, k: int | None = None):
+        z0 = self.base.rsample(generator, k)
+        z, log_det = self.push(z0)
+        return z, self.base.log_prob(z0) - log_det
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("a flow's posterior knows log q at its own draws only (rsample_log_prob)")
+
+    def outputs(self) -> dict[str, torch.Tensor]:
+        return {"logvar": self.base.logvar}
+
+
+class FlowHead(nn.Module):
+    """Encoder outputs (B, 2D + H) -> N(mu, diag(exp(logvar))) pushed through ``flows``, which read the last H
+    outputs as their context."""
+
+    def __init__(self, size: int, flows: list[nn.Module], context: int = 0):
+        super().__init__()
+        self.spec, self.n_params, self.has_density = LatentSpec(size), 2 * size + context, True
+        self.flows, self.context = nn.ModuleList(flows), context
+
+    def forward(self, params: torch.Tensor, step: int = 0) -> Flowed:
+        d = self.spec.continuous
+        base = DiagonalGaussian.from_params(params[..., : 2 * d])
+        return Flowed(base, self.flows, params[..., 2 * d :] if self.context else None)
