@@ -266,7 +266,13 @@ def sample(
         float, _temperature("Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
     ] = 1.0,
     prior: Annotated[
-        str, typer.Option(help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I)")
+        str,
+        typer.Option(
+            "--prior",
+            "--sampler",
+            help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I); gmm: a "
+            "mixture fitted to the training images' codes (kept in RUN/samplers/)",
+        ),
     ] = "model",
 ) -> None:
     """Draw images from the model's prior into a grid PNG."""

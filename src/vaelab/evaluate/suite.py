@@ -96,7 +96,8 @@ def report_lines(results: dict[str, Any]) -> list[str]:
     elif fid:
         lines.append(
             f"Fréchet distance, small-classifier features (not Inception FID): samples {fid['samples']:.3f}, "
-            f"training images {fid['train_images']:.3f} (reference), n={fid['n']}"
+            f"samples through a mixture fitted to the codes {fid['samples_gmm']:.3f}, training images "
+            f"{fid['train_images']:.3f} (reference), n={fid['n']}"
         )
     if "disentanglement" in results:
         lines += disentanglement_lines(results["disentanglement"])
