@@ -36,6 +36,17 @@ def _png_path(path: Path | None) -> Path | None:
     return path
 
 
+def _samplers(names: str) -> tuple[str, ...]:
+    """--samplers gmm,two-stage as a tuple, each checked."""
+    from .samplers import POST_HOC
+
+    chosen = tuple(n.strip() for n in names.split(",") if n.strip())
+    unknown = [n for n in chosen if n not in POST_HOC]
+    if unknown:
+        raise typer.BadParameter(f"unknown sampler {unknown[0]!r}; choose from {', '.join(POST_HOC)}")
+    return chosen
+
+
 def _finite(value: float) -> float:
     """NaN passes min/max ranges (every comparison with it is false): refuse it, and infinities, here."""
     if not math.isfinite(value):
@@ -129,6 +140,9 @@ def evaluate(
     ] = 1000,
     probes: Annotated[bool, typer.Option(help="Linear and kNN probes of the latent means.")] = True,
     fid: Annotated[bool, typer.Option(help="Fréchet distance of prior samples (small-classifier features).")] = True,
+    samplers: Annotated[
+        str, typer.Option(help="Post-hoc samplers whose samples' Fréchet distance is measured too: gmm, two-stage.")
+    ] = "gmm",
     batch_size: Annotated[int, typer.Option(min=1)] = 1024,
     precision: Annotated[
         str, typer.Option(help="IW-NLL networks in fp32, bf16, or auto (bf16 where a probe finds it faster).")
@@ -157,6 +171,7 @@ def evaluate(
     results = run_evaluation(
         loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision,
         disentanglement=disentanglement, disentanglement_points=disentanglement_points,
+        samplers=_samplers(samplers),
     )  # fmt: skip
     write_eval(loaded, results)
     typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
@@ -270,8 +285,8 @@ def sample(
         typer.Option(
             "--prior",
             "--sampler",
-            help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I); gmm: a "
-            "mixture fitted to the training images' codes (kept in RUN/samplers/)",
+            help="model: the model's prior (AE, PCA: a Gaussian fit to their codes); standard: N(0, I); gmm or "
+            "two-stage: a Gaussian mixture or a second VAE fitted to the training codes (kept in RUN/samplers/)",
         ),
     ] = "model",
 ) -> None:

@@ -29,7 +29,7 @@ from ..checkpoint import atomic_write_bytes, read_weights, weights_bytes
 from ..data import ImageData
 from ..errors import DataError
 from ..run import Run
-from ..samplers import gmm_latents
+from ..samplers import POST_HOC
 from .likelihood import BLOCK
 
 CLASSIFIER_VERSION = 2  # bump when the network or its training changes: old cache entries are then ignored
@@ -174,11 +174,12 @@ def prior_samples(model, n: int, labels: torch.Tensor | None = None, seed: int =
     return torch.cat(blocks)
 
 
-def evaluate_fid(run: Run, split: str = "test", seed: int = 0, log=None) -> dict[str, Any]:
+def evaluate_fid(run: Run, split: str = "test", seed: int = 0, log=None, samplers=("gmm",)) -> dict[str, Any]:
     """The Fréchet distance between the split's real images (x / 255) and as many prior samples (the
-    likelihood's mean images), in the cached classifier's features; the same for samples drawn through the
-    mixture fitted to the training codes (``samples_gmm``, samplers.py); with the distance between the real split
-    and as many training images as a reference floor (what two real samples of the data score)."""
+    likelihood's mean images), in the cached classifier's features; the same for samples drawn through each of
+    ``samplers``, densities fitted to the training codes (``samples_gmm``, ``samples_two_stage``); and the
+    distance between the real split and as many training images, a reference floor (what two real samples of
+    the data score)."""
     data = run.data
     real_uint8, labels = data.split(split)
     n = len(real_uint8)
@@ -188,14 +189,17 @@ def evaluate_fid(run: Run, split: str = "test", seed: int = 0, log=None) -> dict
     real = real_uint8.float().div_(255)
     samples = prior_samples(model, n, labels if conditional else None, seed)
     feats_real, feats_samples = net.features(real), net.features(samples)
-    generator = torch.Generator(model.device).manual_seed(seed)
-    gmm = run.decode(gmm_latents(run, n, generator), labels if conditional else None)
+    post_hoc = {}  # samples through a density fitted to the training codes
+    for name in samplers:
+        z = POST_HOC[name](run, n, torch.Generator(model.device).manual_seed(seed))
+        images = run.decode(z, labels if conditional else None)
+        post_hoc[f"samples_{name.replace('-', '_')}"] = feature_distance(feats_real, net.features(images.cpu()))
     reference = data.train_x[torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))[:n]]
     return {
         "split": split,
         "fid": {
             "samples": feature_distance(feats_real, feats_samples),
-            "samples_gmm": feature_distance(feats_real, net.features(gmm.cpu())),
+            **post_hoc,
             "train_images": feature_distance(feats_real, net.features(reference.float().div_(255))),
             "n": n,
             "classifier_test_accuracy": meta.get("test_accuracy"),

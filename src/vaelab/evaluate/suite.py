@@ -25,10 +25,12 @@ def run_evaluation(
     precision: str = "fp32",
     disentanglement: bool = False,
     disentanglement_points: int = PROTOCOL_POINTS,
+    samplers: tuple[str, ...] = ("gmm",),
 ) -> dict[str, Any]:
     """-ELBO and its terms, the IW-NLL with ``iw_samples`` samples (0: skipped; models without a density:
     None), KL per dimension and active units, the probes (``probes``), clustering of discrete latents, the
-    Fréchet distance of prior samples (``fid``; skipped with a note on unlabelled data) and, with
+    Fréchet distance of prior samples and of the post-hoc ``samplers``' (``fid``; skipped with a note on
+    unlabelled data) and, with
     ``disentanglement``, the disentanglement metrics against the dataset's factors (DataError without factors,
     raised before anything else is computed). ``precision`` (fp32, bf16, auto) applies to the IW-NLL, the one
     costly part."""
@@ -40,7 +42,7 @@ def run_evaluation(
     results |= evaluate_latents(run, split, probes)
     if fid:
         try:
-            results |= evaluate_fid(run, split, log=log)
+            results |= evaluate_fid(run, split, log=log, samplers=samplers)
         except DataError as err:
             results["fid"] = {"skipped": str(err)}
     if disentanglement:
@@ -95,9 +97,9 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"Fréchet distance: skipped ({fid['skipped']})")
     elif fid:
         lines.append(
-            f"Fréchet distance, small-classifier features (not Inception FID): samples {fid['samples']:.3f}, "
-            f"samples through a mixture fitted to the codes {fid['samples_gmm']:.3f}, training images "
-            f"{fid['train_images']:.3f} (reference), n={fid['n']}"
+            f"Fréchet distance, small-classifier features (not Inception FID): samples {fid['samples']:.3f}"
+            + "".join(f", {k[8:].replace('_', '-')} {v:.3f}" for k, v in fid.items() if k.startswith("samples_"))
+            + f", training images {fid['train_images']:.3f} (reference), n={fid['n']}"
         )
     if "disentanglement" in results:
         lines += disentanglement_lines(results["disentanglement"])

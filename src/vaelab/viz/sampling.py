@@ -14,12 +14,12 @@ import torch
 
 from ..errors import ConfigError
 from ..parts.priors import standard_prior
-from ..samplers import gmm_latents
+from ..samplers import POST_HOC
 from .grids import image_grid, reconstruction_grid
 from .traverse import split_float
 
-Prior = Literal["model", "standard", "gmm"]
-PRIORS = ("model", "standard", "gmm")
+Prior = Literal["model", "standard", "gmm", "two-stage"]
+PRIORS = ("model", "standard", "gmm", "two-stage")
 
 
 @torch.no_grad()
@@ -30,7 +30,7 @@ def prior_latents(
     uniform codes (``"standard"``, whatever the model fitted), the continuous spread scaled by the temperature
     T: z = m + T * s * eps. The same generator state gives the same eps for every option."""
     if prior not in PRIORS[:2]:
-        raise ConfigError(f"prior must be model or standard; got {prior!r} (gmm is fitted to a run: sample_images)")
+        raise ConfigError(f"prior must be model or standard; got {prior!r} (the post-hoc ones: sample_images)")
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0; got {temperature}")
     source = model.prior if prior == "model" else standard_prior(model.spec).to(model.device)
@@ -41,13 +41,13 @@ def prior_latents(
 def sample_images(
     run, n: int = 64, seed: int = 0, temperature: float = 1.0, prior: Prior = "model", y: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """n images (n, C, H, W) in [0, 1] decoded from draws of the prior, or of the mixture fitted to the training
-    codes (``prior="gmm"``, samplers.py); labels y for conditional models."""
+    """n images (n, C, H, W) in [0, 1] decoded from draws of the prior, or of a density fitted to the training
+    codes (``prior="gmm"`` or ``"two-stage"``, samplers.py); labels y for conditional models."""
     if prior not in PRIORS:
         raise ConfigError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
     generator = torch.Generator(run.model.device).manual_seed(seed)
-    if prior == "gmm":
-        return run.decode(gmm_latents(run, n, generator, temperature), y)
+    if prior in POST_HOC:
+        return run.decode(POST_HOC[prior](run, n, generator, temperature), y)
     return run.decode(prior_latents(run.model, n, generator, temperature, prior), y)
 
 
