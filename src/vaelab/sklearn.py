@@ -485,7 +485,7 @@ class ConditionalVAE(VAE):
             for label in range(k):
                 y = torch.full((len(xb),), label)
                 posterior = model.encode(xb, y)
-                kl = model.unit_kls(posterior)[0].sum(-1)
+                kl = model.closed_form_kls(posterior)[0].sum(-1)
                 costs.append(model.likelihood.nll(model.decode(posterior.mean, y), xb) + kl)
             best.append(torch.stack(costs).argmin(0))
         return torch.cat(best)

@@ -55,7 +55,7 @@ def encode_split(
         posterior = model.encode(x, yb)
         codes.append(posterior.mean.float().cpu())
         means.append(posterior.continuous.mean.double().cpu())
-        kl = model.unit_kls(posterior)[0]
+        kl = model.closed_form_kls(posterior)[0]
         if kl is not None:
             kls.append(kl.double().sum(0).cpu())
         if model.spec.discrete:

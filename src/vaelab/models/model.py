@@ -121,7 +121,7 @@ class Model(nn.Module):
         return {name: kl_units(q, self.prior[name], parts[name], draw.log_q[name])
                 for name, q in posterior.factors.items() if q.has_density}  # fmt: skip
 
-    def unit_kls(self, posterior: Product) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def closed_form_kls(self, posterior: Product) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The closed-form KL to the prior per continuous dimension (B, D) and per categorical (B, n), for the
         diagnostics (traversals, latent statistics, eval); each None where the model has no such factor, no
         density or no closed form."""

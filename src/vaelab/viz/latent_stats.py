@@ -19,7 +19,7 @@ def posterior_stats(model, x: torch.Tensor, y: torch.Tensor | None) -> dict[str,
     """Mean KL per dimension (nats) and mean posterior std per dimension of images x, and the mean KL of each
     categorical; None for point posteriors."""
     posterior = model.encode(x, y)
-    kl, kl_codes = model.unit_kls(posterior)
+    kl, kl_codes = model.closed_form_kls(posterior)
     if kl is None:
         return None
     sigma = posterior.continuous.std.mean(0)  # (D,)

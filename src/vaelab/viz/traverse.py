@@ -72,7 +72,7 @@ def summarise_dimensions(model, x: torch.Tensor, y: torch.Tensor | None) -> Dime
     """KL per dimension and variance of the posterior means of images x (N, C, H, W)."""
     posterior = model.encode(x, y)
     means = posterior.continuous.mean  # (N, D)
-    kl = model.unit_kls(posterior)[0]  # (N, D) or None
+    kl = model.closed_form_kls(posterior)[0]  # (N, D) or None
     kl = None if kl is None else kl.mean(0).double().cpu().numpy()
     return DimensionSummary(kl, means.double().var(0, unbiased=False).cpu().numpy())
 
