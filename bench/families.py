@@ -1,9 +1,11 @@
 """The model families on one protocol: each config of --models trained on Fashion-MNIST (dynamic binarisation, the
 default MLP 784-512-512-32 or the family's own parts on it, the same epochs, seed 0), then on the test split:
 -ELBO, the importance-weighted NLL (k = --iw-samples) where the model has a density, active units, the Fréchet
-distance of its samples (evaluate_fid), and seconds per training epoch. Prints a markdown table and writes
-bench/results/families-*.json (after each model, so that an interrupted run keeps what it measured).
-Run: .venv/bin/python bench/families.py --epochs 5 --iw-samples 1000
+distance of its samples (evaluate_fid), and seconds per training epoch; and, first, each model's seconds per
+training step against the default VAE's, timed in interleaved rounds (a ratio that holds on a loaded machine).
+Prints a markdown table and writes bench/results/families-*.json (after each model, so that an interrupted run
+keeps what it measured).
+Run: .venv/bin/python bench/families.py --epochs 5 --iw-samples 1000   (--step-ratios-only: the ratios alone)
 """
 
 from __future__ import annotations
@@ -11,15 +13,43 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
 
-from common import ROOT, write_result
+import torch
+
+from common import ROOT, default_setup, write_result
 from vaelab import train
+from vaelab.config import load_config
 from vaelab.evaluate.fid import evaluate_fid
 from vaelab.evaluate.latents import evaluate_latents
 from vaelab.evaluate.likelihood import evaluate_run
-from vaelab.loop import set_threads
+from vaelab.loop import Loop, log_nothing, set_threads
+from vaelab.models import build_model
 
 MODELS = "vae,iwae,miwae,ciwae,planar-vae,iaf-vae,mog-vae,vamp-vae,ae,rae"
+
+
+def config_path(name: str):
+    return ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
+
+
+def step_ratios(names: list[str], rounds: int = 3, steps: int = 30) -> dict[str, float]:
+    """Each model's best seconds per training step over ``rounds`` interleaved rounds of ``steps`` steps,
+    divided by the default VAE's."""
+    data = default_setup([])[1]
+    loops = {}
+    for name in dict.fromkeys(["vae", *names]):
+        config = load_config(config_path(name), ["train.progress=never"])
+        torch.manual_seed(0)
+        loops[name] = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
+        loops[name].train_epoch(1, max_steps=5)  # warm-up
+    best: dict[str, float] = {}
+    for r in range(rounds):
+        for name, loop in loops.items():
+            start = time.perf_counter()
+            loop.train_epoch(2 + r, max_steps=steps)
+            best[name] = min(best.get(name, float("inf")), (time.perf_counter() - start) / steps)
+    return {name: best[name] / best["vae"] for name in names}
 
 
 def main() -> None:
@@ -27,19 +57,26 @@ def main() -> None:
     parser.add_argument("--models", default=MODELS, help="comma-separated: configs/<name>-mlp.yaml of each")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--iw-samples", type=int, default=1000)
+    parser.add_argument("--step-ratios-only", action="store_true", help="time the steps, train nothing")
     args = parser.parse_args()
     threads = set_threads(0)
-    rows: dict[str, dict] = {}
-    path = None
+    names = args.models.split(",")
+    ratios = step_ratios(names)
+    for name, ratio in ratios.items():
+        print(f"{name:<12} seconds per training step: {ratio:5.2f}x the VAE's (interleaved rounds)")
+    rows: dict[str, dict] = {name: {"step_vs_vae": ratio} for name, ratio in ratios.items()}
+    path = write_result("families", {"threads": threads, "models": rows})
+    if args.step_ratios_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
-            config = ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
+        for name in names:
+            config = config_path(name)
             overrides = [f"train.epochs={args.epochs}", "train.progress=never", "train.frames=false",
                          "train.report=false", f"train.out_dir={tmp}", f"train.name={name}"]  # fmt: skip
             run = train(config, overrides)
             results = evaluate_run(run, "test", iw_samples=args.iw_samples, progress=False)
             latents = evaluate_latents(run, "test", probes=False)["latent"]
-            rows[name] = {
+            rows[name] |= {
                 "neg_elbo": results["neg_elbo"]["mean"],
                 "iw_nll": None if results["iw_nll"] is None else results["iw_nll"]["mean"],
                 "iw_nll_stderr": None if results["iw_nll"] is None else results["iw_nll"]["stderr"],
@@ -51,12 +88,13 @@ def main() -> None:
             figures = {"epochs": args.epochs, "iw_samples": args.iw_samples, "threads": threads, "models": rows}
             path = write_result("families", figures, path)
     print(f"Fashion-MNIST test split, {args.epochs} epochs, IW-NLL k = {args.iw_samples}, {threads} threads")
-    print("| model | test -ELBO | test IW-NLL | active units | Fréchet distance | s / epoch |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| model | test -ELBO | test IW-NLL | active units | Fréchet distance | s / epoch | s / step vs VAE |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, r in rows.items():
         iw = "no density" if r["iw_nll"] is None else f"{r['iw_nll']:.2f} ± {r['iw_nll_stderr']:.2f}"
         elbo = f"{r['neg_elbo']:.2f}" if r["has_density"] else f"{r['neg_elbo']:.2f} (recon only)"
-        print(f"| `{name}` | {elbo} | {iw} | {r['active_units']} | {r['frechet']:.2f} | {r['seconds_per_epoch']:.1f} |")
+        print(f"| `{name}` | {elbo} | {iw} | {r['active_units']} | {r['frechet']:.2f} | {r['seconds_per_epoch']:.1f} | "
+              f"{r['step_vs_vae']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
