@@ -239,3 +239,24 @@ def test_ciwae_mixes_the_elbo_and_the_k_sample_bound_of_the_same_draws():
     log_w = log_weights(model, x, 6, seed=4)
     elbo, iwae = log_w.mean(0), torch.logsumexp(log_w, 0) - math.log(6)
     torch.testing.assert_close(loss.total, -(0.25 * elbo + 0.75 * iwae).mean())
+
+
+def test_piwae_gives_the_decoder_the_iwae_gradient_and_the_encoder_the_miwae_gradient():
+    """PIWAE(m=4, k=3): its loss is the 12-draw IWAE bound; its decoder's gradient is that bound's, its encoder's
+    MIWAE(4, 3)'s, each computed here by its own model on the same 12 draws."""
+    x = batch(8)
+
+    def loss_and_grads(*keys):
+        model = make(*keys)
+        loss = model.loss(x, generator=torch.Generator().manual_seed(7)).total
+        loss.backward()
+        return loss, {n: p.grad for n, p in model.named_parameters()}
+
+    piwae, piwae_grads = loss_and_grads("piwae", "model.k=3", "model.m=4")
+    iwae, iwae_grads = loss_and_grads("iwae", "model.k=12")
+    _, miwae_grads = loss_and_grads("miwae", "model.k=3", "model.m=4")
+    torch.testing.assert_close(piwae, iwae)
+    for name, grad in piwae_grads.items():
+        reference = iwae_grads[name] if name.startswith("decoder") else miwae_grads[name]
+        torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(iwae_grads["encoder_head.weight"], miwae_grads["encoder_head.weight"])

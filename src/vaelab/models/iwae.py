@@ -1,6 +1,6 @@
 """Importance-weighted autoencoders: the VAE's parts trained on the k-sample bound (IWAE, Burda et al. 2016), on
-the average of M such bounds (MIWAE), or on its mix with the ELBO (CIWAE; both Rainforth et al. 2018, which shows
-a tighter bound can starve the encoder of signal)."""
+the average of M such bounds (MIWAE), each network on its own of the two (PIWAE), or on its mix with the ELBO
+(CIWAE; the three Rainforth et al. 2018, which shows a tighter bound can starve the encoder of signal)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ class MIWAEConfig(IWAEConfig):
 
 
 @dataclass
+class PIWAEConfig(MIWAEConfig):
+    name: str = "piwae"
+
+    def objective(self) -> Objective:
+        return Objective(k=self.k, groups=self.m, partial=True)
+
+
+@dataclass
 class CIWAEConfig(IWAEConfig):
     name: str = "ciwae"
     k: int = 64
@@ -62,6 +70,9 @@ class CIWAEConfig(IWAEConfig):
 
 @register("iwae", IWAEConfig, "IWAE: trains on the k-sample importance-weighted bound (Burda et al. 2016)")
 @register("miwae", MIWAEConfig, "MIWAE: the average of m k-sample bounds (Rainforth et al. 2018)")
+@register(
+    "piwae", PIWAEConfig, "PIWAE: the decoder on the k*m-draw bound, the encoder on MIWAE (Rainforth et al. 2018)"
+)
 @register("ciwae", CIWAEConfig, "CIWAE: beta * ELBO + (1 - beta) * the k-sample bound (Rainforth et al. 2018)")
 def iwae(config: IWAEConfig, image_shape, num_classes=None, nets: Nets | None = None) -> Model:
     d = config.latent_dim

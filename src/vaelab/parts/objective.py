@@ -105,12 +105,14 @@ class Objective:
     importance-weighted bound -L_k = -[logsumexp_k log w_k - log k] (Burda et al. 2016, eq. 8) instead (at
     k = 1 the single-sample ELBO, its KL estimated by log q - log p), averaged over ``groups`` independent sets
     of k draws (MIWAE), and mixed with the ELBO of the same draws, ``elbo_weight`` * ELBO + (1 - elbo_weight)
-    * L_k (CIWAE; Rainforth et al. 2018)."""
+    * L_k (CIWAE); with ``partial``, the decoder and the prior follow the bound of all groups * k draws and the
+    encoder the mean of the groups' bounds (PIWAE; all three Rainforth et al. 2018)."""
 
     kl: dict[str, KLWeight] = field(default_factory=dict)  # by posterior factor; unnamed factors: KLWeight()
     k: int | None = None
     groups: int = 1
     elbo_weight: float = 0.0
+    partial: bool = False
     regularisers: list[Regulariser] = field(default_factory=list)
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor | None, step: int, generator: Generator) -> LossTerms:
@@ -144,4 +146,20 @@ class Objective:
         if self.elbo_weight:
             bound = self.elbo_weight * log_w.mean((0, 1)) + (1 - self.elbo_weight) * bound
         kl = sum(units.sum(-1).mean() for units in model.kl_units(posterior, draw).values())
-        return LossTerms(-bound.mean(), -log_px_z.mean().detach(), kl.detach())
+        total = -bound.mean() if not self.partial else -self.partial_bound(model, x, y, log_w, draw).mean()
+        return LossTerms(total, -log_px_z.mean().detach(), kl.detach())
+
+    def partial_bound(self, model, x, y, log_w: torch.Tensor, draw) -> torch.Tensor:
+        """PIWAE's bound of all the draws, (B,), whose gradient is the encoder's MIWAE gradient and the decoder's
+        and prior's gradient of that bound: both are sums of the draws' grad log w_i, weighted by the softmax of log w
+        within a group over the groups (b_i) or over all draws (a_i). The surrogate sum_i b_i log w_i plus
+        sum_i (a_i - b_i) log p(x, z_i), z_i held fixed (one more decoder pass), has exactly those gradients."""
+        n = self.groups * self.k
+        a = torch.softmax(log_w.view(n, -1), 0).detach()  # (n, B)
+        b = (torch.softmax(log_w, 1) / self.groups).view(n, -1).detach()
+        z = draw.z.detach().flatten(0, 1)
+        log_pxz = -model.likelihood.nll(model.decode(z, None if y is None else y.repeat(n)), x.repeat(n, 1, 1, 1))
+        log_joint = log_pxz.view(n, -1) + model.prior.log_prob(draw.z.detach())  # (n, B)
+        surrogate = (b * log_w.view(n, -1)).sum(0) + ((a - b) * log_joint).sum(0)
+        value = torch.logsumexp(log_w.view(n, -1), 0) - math.log(n)
+        return value.detach() + surrogate - surrogate.detach()
