@@ -355,3 +355,77 @@ def test_vamp_prior_is_the_mixture_of_the_posteriors_of_its_pseudo_inputs():
     reference = MixtureSameFamily(Categorical(logits=torch.zeros(7)), Independent(Normal(mu, (0.5 * logvar).exp()), 1))
     z = torch.randn(4, 3)
     torch.testing.assert_close(model.prior.log_prob(z), reference.log_prob(z))
+
+
+# -- the ladder ------------------------------------------------------------------------------------------
+def ladder(sizes=(3, 2, 2), batch=4, seed=0):
+    """A ladder posterior with random bottom-up estimates and a random prior, in float64."""
+    from vaelab.parts.ladder import LadderHead, LadderPrior
+
+    torch.manual_seed(seed)
+    prior = LadderPrior(list(sizes), hidden=8).double()
+    head = LadderHead(prior, hidden=8).double()
+    with torch.no_grad():
+        for p in [*prior.parameters(), *head.parameters()]:
+            p.normal_(0, 0.5)
+    return head(torch.randn(batch, head.n_params, dtype=torch.float64)), prior
+
+
+def reference_ladder_layers(q, z):
+    """Each layer's posterior and prior given z's layers above, by the paper's precision-weighting formulas
+    (Sønderby et al. 2016, eqs. 19-20) with torch.distributions: [(q_l, p_l, z_l)], bottom first."""
+    layers = q.prior.layers(z)
+    top = q.estimates[-1]
+    steps = [(Normal(top.mu, top.std), Normal(torch.zeros_like(layers[-1]), 1.0), layers[-1])]
+    for i in reversed(range(len(layers) - 1)):
+        hat, p = q.estimates[i], q.prior.top_down[i](layers[i + 1])
+        precision = hat.std.pow(-2) + p.std.pow(-2)
+        mean = (hat.mu * hat.std.pow(-2) + p.mu * p.std.pow(-2)) / precision
+        steps.insert(0, (Normal(mean, precision.rsqrt()), Normal(p.mu, p.std), layers[i]))
+    return steps
+
+
+def test_ladder_log_densities_match_the_papers_formulas_with_torch_distributions():
+    q, prior = ladder()
+    z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(1), k=3)  # (3, 4, 7), (3, 4)
+    steps = reference_ladder_layers(q, z)
+    torch.testing.assert_close(log_q, sum(ql.log_prob(zl).sum(-1) for ql, _, zl in steps))
+    torch.testing.assert_close(q.log_prob(z), log_q)
+    torch.testing.assert_close(prior.log_prob(z), sum(pl.log_prob(zl).sum(-1) for _, pl, zl in steps))
+
+
+def test_ladder_kl_is_per_layer_closed_form_given_the_draw_and_estimates_the_kl_without_bias():
+    q, prior = ladder(batch=2)
+    z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(2), k=1)
+    units = kl_units(q, prior, z, log_q)  # (1, 2, 7): one unit per dimension
+    reference = torch.cat([kl_divergence(ql, pl) for ql, pl, _ in reference_ladder_layers(q, z)], -1)
+    torch.testing.assert_close(units, reference)
+    with torch.no_grad():  # E_q[sum_l KL_l] = E_q[log q - log p]: Monte Carlo over 100,000 draws
+        z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(3), k=100_000)
+        closed, ratio = kl_units(q, prior, z, log_q).sum(-1), log_q - prior.log_prob(z)
+    stderr = (ratio.std(0) / math.sqrt(len(ratio))).max().item()
+    torch.testing.assert_close(closed.mean(0), ratio.mean(0), atol=4 * stderr, rtol=0)
+    assert (closed.std(0) < ratio.std(0)).all()  # and with less variance
+
+
+def test_ladder_prior_and_posterior_are_normalised_densities():
+    """E_{z ~ q}[p(z) / q(z)] = 1 and E_{z ~ p}[q(z) / p(z)] = 1 when both are normalised, and each draws from
+    its own density (the other one's ratio would not average to one otherwise)."""
+    q, prior = ladder(sizes=(1, 1), batch=1)
+    with torch.no_grad():
+        z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(4), k=200_000)
+        torch.testing.assert_close((prior.log_prob(z) - log_q).exp().mean(), torch.tensor(1.0).double(), atol=0.03, rtol=0)
+        z = prior.sample(200_000, torch.Generator().manual_seed(5))
+        torch.testing.assert_close((q.log_prob(z) - prior.log_prob(z)).exp().mean(), torch.tensor(1.0).double(), atol=0.03, rtol=0)
+
+
+def test_ladder_mean_path_and_moments():
+    q, prior = ladder()
+    steps = reference_ladder_layers(q, q.mean)
+    torch.testing.assert_close(q.mean, torch.cat([ql.mean for ql, _, _ in steps], -1))  # each layer at its mean
+    torch.testing.assert_close(q.std, torch.cat([ql.stddev for ql, _, _ in steps], -1))
+    mean, std = prior.moments()
+    draws = prior.sample(200_000, torch.Generator().manual_seed(6))
+    torch.testing.assert_close(mean, draws.mean(0), atol=0.05, rtol=0)
+    torch.testing.assert_close(std, draws.std(0), atol=0.05, rtol=0.05)
+    torch.testing.assert_close(std[-2:], torch.ones(2).double(), atol=0.05, rtol=0)  # the top layer is N(0, I)

@@ -131,11 +131,12 @@ class Model(nn.Module):
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, generator: Generator = None) -> ImageTerms:
         """recon = -log p(x|z) with one z ~ q(z|x) per image and the KL, each (B,): -ELBO = recon + KL
-        (Kingma & Welling 2014, eq. 10); ``kl_parts`` per factor when there are several."""
+        (Kingma & Welling 2014, eq. 10); ``kl_parts`` per factor, or per layer of a hierarchy, when there are
+        several."""
         posterior = self.encode(x, y)
         draw = posterior.draw(generator)
         recon = self.likelihood.nll(self.decode(draw.z, y), x)
-        kls = {f"kl_{name}": units.sum(-1) for name, units in self.kl_units(posterior, draw).items()}
+        kls = posterior.kl_parts(self.kl_units(posterior, draw))
         kl = sum(kls.values()) if kls else torch.zeros_like(recon)
         return ImageTerms(recon, kl, kls if len(kls) > 1 else {})
 

@@ -124,8 +124,8 @@ class Objective:
         recon = model.likelihood.nll(model.decode(z, y), x).mean()
         kls = {name: units.mean(0) for name, units in model.kl_units(posterior, draw).items()}  # (U,) each
         total = recon + sum(self.kl.get(name, KLWeight())(units, step) for name, units in kls.items())
-        several = len(kls) > 1
-        extras = {f"kl_{name}": units.sum() for name, units in kls.items()} if several else {}
+        several, parts = len(kls) > 1, posterior.kl_parts(kls)
+        extras = parts if len(parts) > 1 else {}
         for name, weight in self.kl.items():
             if weight.capacity is not None:
                 extras["capacity" + (f"_{name}" if several else "")] = torch.tensor(weight.capacity.target(step))

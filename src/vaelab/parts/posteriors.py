@@ -28,6 +28,7 @@ class Distribution:
 
     discrete = False
     has_density = True
+    layers: tuple[int, ...] = ()  # widths of a hierarchy's stochastic layers, bottom first (its KL is per layer)
 
     def rsample_log_prob(self, generator: Generator = None, k: int | None = None):
         z = self.rsample(generator, k)
@@ -190,6 +191,18 @@ class Product:
     def outputs(self) -> dict[str, torch.Tensor]:
         """What an exported encoder gives: the mean, then each factor's parameters (logvar, logits)."""
         return {"mean": self.mean} | {k: v for f in self.factors.values() for k, v in f.outputs().items()}
+
+    def kl_parts(self, kl_units: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each factor's KL per unit (..., U) summed into its named part: ``kl_<factor>``, or ``kl_layer<l>``
+        per layer of a hierarchy (l = 1 at the bottom)."""
+        parts = {}
+        for name, units in kl_units.items():
+            layers = self.factors[name].layers
+            if layers:
+                parts |= {f"kl_layer{i + 1}": u.sum(-1) for i, u in enumerate(units.split(layers, dim=-1))}
+            else:
+                parts[f"kl_{name}"] = units.sum(-1)
+        return parts
 
     def split(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """z (..., code_size) cut into the factors' parts."""
