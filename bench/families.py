@@ -1,8 +1,10 @@
 """The model families on one protocol: each config of --models trained on Fashion-MNIST (dynamic binarisation, the
 default MLP 784-512-512-32 or the family's own parts on it, the same epochs, seed 0), then on the test split:
 -ELBO, the importance-weighted NLL (k = --iw-samples) where the model has a density, active units, the Fréchet
-distance of its samples (evaluate_fid), and seconds per training epoch; and, first, each model's seconds per
-training step against the default VAE's, timed in interleaved rounds (a ratio that holds on a loaded machine).
+distance of its prior samples and of its samples through the post-hoc GMM and two-stage samplers (evaluate_fid),
+and seconds per training epoch; and, first, each model's seconds per training step against the default VAE's,
+timed in interleaved rounds (a ratio that holds on a loaded machine). Last, the VAE again for as many epochs as
+the --equal-time model's training took (its step ratio times --epochs): the two at equal wall time.
 Prints a markdown table and writes bench/results/families-*.json (after each model, so that an interrupted run
 keeps what it measured).
 Run: .venv/bin/python bench/families.py --epochs 5 --iw-samples 1000   (--step-ratios-only: the ratios alone)
@@ -26,7 +28,7 @@ from vaelab.evaluate.likelihood import evaluate_run
 from vaelab.loop import Loop, log_nothing, set_threads
 from vaelab.models import build_model
 
-MODELS = "vae,iwae,miwae,ciwae,planar-vae,iaf-vae,mog-vae,vamp-vae,ae,rae"
+MODELS = "vae,iwae,miwae,piwae,ciwae,planar-vae,iaf-vae,mog-vae,vamp-vae,ladder-vae,ae,rae"
 
 
 def config_path(name: str):
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--models", default=MODELS, help="comma-separated: configs/<name>-mlp.yaml of each")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--iw-samples", type=int, default=1000)
+    parser.add_argument("--equal-time", default="ladder-vae", help="train the VAE as long as this model trained")
     parser.add_argument("--step-ratios-only", action="store_true", help="time the steps, train nothing")
     args = parser.parse_args()
     threads = set_threads(0)
@@ -68,32 +71,42 @@ def main() -> None:
     path = write_result("families", {"threads": threads, "models": rows})
     if args.step_ratios_only:
         return
+    runs = [(name, name, args.epochs) for name in names]
+    if args.equal_time in ratios:
+        epochs = round(args.epochs * ratios[args.equal_time])
+        runs.append((f"vae ({epochs} epochs: {args.equal_time}'s time)", "vae", epochs))
+        rows[runs[-1][0]] = {"step_vs_vae": 1.0}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            config = config_path(name)
-            overrides = [f"train.epochs={args.epochs}", "train.progress=never", "train.frames=false",
-                         "train.report=false", f"train.out_dir={tmp}", f"train.name={name}"]  # fmt: skip
-            run = train(config, overrides)
+        for i, (row, name, epochs) in enumerate(runs):
+            overrides = [f"train.epochs={epochs}", "train.progress=never", "train.frames=false", "train.report=false",
+                         f"train.out_dir={tmp}", f"train.name=run{i}"]  # fmt: skip
+            run = train(config_path(name), overrides)
             results = evaluate_run(run, "test", iw_samples=args.iw_samples, progress=False)
             latents = evaluate_latents(run, "test", probes=False)["latent"]
-            rows[name] |= {
+            fid = evaluate_fid(run, "test", samplers=("gmm", "two-stage"))["fid"]
+            rows[row] |= {
+                "epochs": epochs,
                 "neg_elbo": results["neg_elbo"]["mean"],
                 "iw_nll": None if results["iw_nll"] is None else results["iw_nll"]["mean"],
                 "iw_nll_stderr": None if results["iw_nll"] is None else results["iw_nll"]["stderr"],
+                "kl_parts": {k: v["mean"] for k, v in results.items() if k.startswith("kl_")},
                 "active_units": latents["active_units"],
-                "frechet": evaluate_fid(run, "test")["fid"]["samples"],
+                "frechet": fid["samples"],
+                "frechet_gmm": fid["samples_gmm"],
+                "frechet_two_stage": fid["samples_two_stage"],
                 "seconds_per_epoch": statistics.median(r["seconds"] for r in run.metrics),
                 "has_density": results["has_density"],
             }
             figures = {"epochs": args.epochs, "iw_samples": args.iw_samples, "threads": threads, "models": rows}
             path = write_result("families", figures, path)
     print(f"Fashion-MNIST test split, {args.epochs} epochs, IW-NLL k = {args.iw_samples}, {threads} threads")
-    print("| model | test -ELBO | test IW-NLL | active units | Fréchet distance | s / epoch | s / step vs VAE |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | test -ELBO | test IW-NLL | active units | Fréchet: prior / GMM / two-stage | s / epoch "
+          "| s / step vs VAE |\n| --- | --- | --- | --- | --- | --- | --- |")  # fmt: skip
     for name, r in rows.items():
         iw = "no density" if r["iw_nll"] is None else f"{r['iw_nll']:.2f} ± {r['iw_nll_stderr']:.2f}"
         elbo = f"{r['neg_elbo']:.2f}" if r["has_density"] else f"{r['neg_elbo']:.2f} (recon only)"
-        print(f"| `{name}` | {elbo} | {iw} | {r['active_units']} | {r['frechet']:.2f} | {r['seconds_per_epoch']:.1f} | "
+        frechet = " / ".join(f"{r[k]:.1f}" for k in ("frechet", "frechet_gmm", "frechet_two_stage"))
+        print(f"| `{name}` | {elbo} | {iw} | {r['active_units']} | {frechet} | {r['seconds_per_epoch']:.1f} | "
               f"{r['step_vs_vae']:.2f} |")  # fmt: skip
 
 

@@ -372,20 +372,18 @@ def ladder(sizes=(3, 2, 2), batch=4, seed=0):
 
 
 def reference_ladder_layers(q, z):
-    """Each layer's posterior and prior given z's layers above, by the paper's precision-weighting formulas
-    (Sønderby et al. 2016, eqs. 19-20) with torch.distributions: [(q_l, p_l, z_l)], bottom first."""
+    """Each layer's posterior and prior given z's layers above, by the residual formula (Vahdat & Kautz 2020,
+    eq. 2) with torch.distributions: [(q_l, p_l, z_l)], bottom first."""
     layers = q.prior.layers(z)
     top = q.estimates[-1]
     steps = [(Normal(top.mu, top.std), Normal(torch.zeros_like(layers[-1]), 1.0), layers[-1])]
     for i in reversed(range(len(layers) - 1)):
-        hat, p = q.estimates[i], q.prior.top_down[i](layers[i + 1])
-        precision = hat.std.pow(-2) + p.std.pow(-2)
-        mean = (hat.mu * hat.std.pow(-2) + p.mu * p.std.pow(-2)) / precision
-        steps.insert(0, (Normal(mean, precision.rsqrt()), Normal(p.mu, p.std), layers[i]))
+        delta, p = q.estimates[i], q.prior.top_down[i](layers[i + 1])
+        steps.insert(0, (Normal(p.mu + delta.mu, p.std * delta.std), Normal(p.mu, p.std), layers[i]))
     return steps
 
 
-def test_ladder_log_densities_match_the_papers_formulas_with_torch_distributions():
+def test_ladder_log_densities_match_the_residual_formulas_with_torch_distributions():
     q, prior = ladder()
     z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(1), k=3)  # (3, 4, 7), (3, 4)
     steps = reference_ladder_layers(q, z)
@@ -412,11 +410,12 @@ def test_ladder_prior_and_posterior_are_normalised_densities():
     """E_{z ~ q}[p(z) / q(z)] = 1 and E_{z ~ p}[q(z) / p(z)] = 1 when both are normalised, and each draws from
     its own density (the other one's ratio would not average to one otherwise)."""
     q, prior = ladder(sizes=(1, 1), batch=1)
+    one = torch.tensor(1.0, dtype=torch.float64)
     with torch.no_grad():
         z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(4), k=200_000)
-        torch.testing.assert_close((prior.log_prob(z) - log_q).exp().mean(), torch.tensor(1.0).double(), atol=0.03, rtol=0)
+        torch.testing.assert_close((prior.log_prob(z) - log_q).exp().mean(), one, atol=0.03, rtol=0)
         z = prior.sample(200_000, torch.Generator().manual_seed(5))
-        torch.testing.assert_close((q.log_prob(z) - prior.log_prob(z)).exp().mean(), torch.tensor(1.0).double(), atol=0.03, rtol=0)
+        torch.testing.assert_close((q.log_prob(z) - prior.log_prob(z)).exp().mean(), one, atol=0.03, rtol=0)
 
 
 def test_ladder_mean_path_and_moments():

@@ -1,13 +1,14 @@
-"""A hierarchy of Gaussian layers with top-down inference, the Ladder VAE (Sønderby et al. 2016).
+"""A hierarchy of Gaussian layers with top-down inference: the Ladder VAE (Sønderby et al. 2016) with NVAE's
+residual posterior (Vahdat & Kautz 2020, eq. 2).
 
 The generative model is p(z_L) prod_l p(z_l | z_{l+1}), z_L ~ N(0, I) on top and each p(z_l | z_{l+1}) a Gaussian
 whose mean and variance a small network reads from the layer above. The posterior runs the same way down,
-q(z_L|x) prod_l q(z_l | z_{l+1}, x): each q(z_l|.) merges a bottom-up estimate N(mu^, s^2) from the image with
-the prior's top-down N(mu_p, s_p^2) by precision weighting (eqs. 17-20),
-
-    s_q^2 = 1 / (s^-2 + s_p^-2),    mu_q = (mu^ s^-2 + mu_p s_p^-2) s_q^2,
-
-so that the posterior and the prior share the top-down path. A code is [z_1, ..., z_L], bottom layer first.
+q(z_L|x) prod_l q(z_l | z_{l+1}, x), sharing the prior's top-down path: each q(z_l|.) is the prior's
+N(mu_p, s_p^2) moved by what a bottom-up path reads from the image, N(mu_p + d_mu, s_p^2 d_s^2), so that a layer
+the image says nothing about (d_mu = 0, d_s = 1) costs no KL. (The Ladder VAE's own precision-weighted merge,
+whose posterior is always narrower than the prior, let the bottom layer collapse here: 0.0 nats of KL in it
+after 3 epochs on Fashion-MNIST and a validation -ELBO of 254.9 against 247.7 with this one.) A code is
+[z_1, ..., z_L], bottom layer first.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from .kl import gaussian_kl, register_kl
 from .latent import LatentSpec
 from .noise import Generator, torch_generator
-from .posteriors import DiagonalGaussian, Distribution
+from .posteriors import LOGVAR_MAX, LOGVAR_MIN, DiagonalGaussian, Distribution
 from .priors import Prior
 
 MOMENT_DRAWS = 4096  # prior draws behind the marginal moments (no closed form below the top layer)
@@ -91,18 +92,15 @@ class LayerStep:
     z: torch.Tensor
 
 
-def precision_weighted(estimate: DiagonalGaussian, p: DiagonalGaussian) -> DiagonalGaussian:
-    """The Gaussian whose precision is the sum of both precisions and whose mean is their precision-weighted
-    mean (Sønderby et al. 2016, eqs. 19-20), in log-variances: the weight of mu^ is sigmoid(logvar_p - logvar^)."""
-    logvar = -torch.logaddexp(-estimate.logvar, -p.logvar)
-    w = torch.sigmoid(p.logvar - estimate.logvar)
-    return DiagonalGaussian(w * estimate.mu + (1 - w) * p.mu, logvar)
+def shifted(p: DiagonalGaussian, delta: DiagonalGaussian) -> DiagonalGaussian:
+    """q = N(mu_p + d_mu, s_p^2 d_s^2): the prior's Gaussian moved by the bottom-up delta (its mu and logvar)."""
+    return DiagonalGaussian(p.mu + delta.mu, (p.logvar + delta.logvar).clamp(LOGVAR_MIN, LOGVAR_MAX))
 
 
 @dataclass
 class Ladder(Distribution):
-    """q(z|x) of a ladder: the bottom-up estimates of each layer (B, d_l), bottom first, and the prior whose
-    top-down path the posterior shares. Its density is known everywhere: log q(z|x) = sum_l log q(z_l | z_{l+1}, x)."""
+    """q(z|x) of a ladder: what the bottom-up path read for each layer (B, d_l), bottom first (the top layer's
+    Gaussian, and each lower layer's delta), and the prior whose top-down path the posterior shares. Its density is known everywhere: log q(z|x) = sum_l log q(z_l | z_{l+1}, x)."""
 
     estimates: list[DiagonalGaussian]
     prior: LadderPrior
@@ -119,7 +117,7 @@ class Ladder(Distribution):
         steps = [LayerStep(q, standard_normal(z), z)]
         for estimate, top_down in zip(reversed(self.estimates[:-1]), reversed(self.prior.top_down), strict=True):
             p = top_down(z)
-            q = precision_weighted(estimate, p)
+            q = shifted(p, estimate)
             z = choose(q, False)
             steps.insert(0, LayerStep(q, p, z))
         return steps
@@ -167,8 +165,9 @@ def _ladder_kl(q: Ladder, p: LadderPrior, z: torch.Tensor) -> torch.Tensor:
 
 
 class LadderHead(nn.Module):
-    """Encoder outputs (B, 2 d_1 + H) -> the ladder posterior: the first 2 d_1 are layer 1's bottom-up Gaussian;
-    the last H climb the deterministic bottom-up path h_l = W_l relu(h_{l-1}), each h_l giving layer l's."""
+    """Encoder outputs (B, 2 d_1 + H) -> the ladder posterior: the first 2 d_1 are layer 1's delta; the last H
+    climb the deterministic bottom-up path h_l = W_l relu(h_{l-1}), each h_l giving layer l's (the top layer's
+    Gaussian)."""
 
     def __init__(self, prior: LadderPrior, hidden: int):
         super().__init__()
