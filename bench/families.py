@@ -28,7 +28,7 @@ from vaelab.evaluate.likelihood import evaluate_run
 from vaelab.loop import Loop, log_nothing, set_threads
 from vaelab.models import build_model
 
-MODELS = "vae,iwae,miwae,piwae,ciwae,planar-vae,iaf-vae,mog-vae,vamp-vae,ladder-vae,ae,rae"
+MODELS = "vae,ladder-vae,iwae,planar-vae,iaf-vae,mog-vae,vamp-vae,ae,rae,miwae,piwae,ciwae"
 
 
 def config_path(name: str):
@@ -72,10 +72,11 @@ def main() -> None:
     if args.step_ratios_only:
         return
     runs = [(name, name, args.epochs) for name in names]
-    if args.equal_time in ratios:
+    if args.equal_time in ratios:  # right after that model's own run
         epochs = round(args.epochs * ratios[args.equal_time])
-        runs.append((f"vae ({epochs} epochs: {args.equal_time}'s time)", "vae", epochs))
-        rows[runs[-1][0]] = {"step_vs_vae": 1.0}
+        row = f"vae ({epochs} epochs: {args.equal_time}'s time)"
+        runs.insert(names.index(args.equal_time) + 1, (row, "vae", epochs))
+        rows[row] = {"step_vs_vae": 1.0}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (row, name, epochs) in enumerate(runs):
             overrides = [f"train.epochs={epochs}", "train.progress=never", "train.frames=false", "train.report=false",
