@@ -218,7 +218,7 @@ def ae_vs_vae(g: Guide) -> None:
         ae_fd_standard=f"{standard_prior_distance(ae):.1f}",
         fd_floor=f"{e_vae['fid']['train_images']:.1f}",
         fd_n=e_vae["fid"]["n"],
-        ae_code_std=f"{load_run(ROOT / ae).model.code_var.sqrt().mean():.2f}",
+        ae_code_std=f"{load_run(ROOT / ae).model.prior['z'].var.sqrt().mean():.2f}",
         ae_seconds=f"{seconds(ae):.0f}",
         vae_seconds=f"{seconds(vae):.0f}",
         vae_active=e_vae["latent"]["active_units"],
@@ -356,7 +356,7 @@ def joint(g: Guide) -> None:
     g.vaelab("traverse", run, "--index", "1", "--steps", "10", "-o", path)
     loaded = load_run(ROOT / run)
     x, y = split_float(loaded, "test")
-    codes = loaded.model.encode(x).codes[:, 0].numpy()
+    codes = loaded.model.encode(x).categorical.codes[:, 0].numpy()
     counts = np.zeros((10, 10), dtype=int)  # (category, label)
     np.add.at(counts, (codes, y.numpy()), 1)
     order = np.argsort(-counts.max(1) / np.maximum(counts.sum(1), 1))
@@ -407,6 +407,70 @@ def compare(g: Guide) -> None:
         shutil.copyfile(ROOT / out / "compare.png", ROOT / figure_path(f"compare-{data}.png"))
 
 
+FAMILIES_COMMAND = ".venv/bin/python bench/families.py --epochs 5 --iw-samples 1000"
+FAMILY_ORDER = ["vae", "iwae", "miwae", "piwae", "ciwae", "planar-vae", "iaf-vae", "mog-vae", "vamp-vae", "ladder-vae"]
+
+
+def latest_families() -> dict:
+    """The newest bench/results/families-*.json that measured every family of the section (a bench run, not a
+    guide command: about an hour and a half on 2 cores)."""
+    for path in sorted((ROOT / "bench/results").glob("families-*.json"), reverse=True):
+        result = json.loads(path.read_text())
+        models = result["models"]
+        if all(models.get(name, {}).get("iw_nll") for name in FAMILY_ORDER) and "ae" in models:
+            return result | {"path": path.relative_to(ROOT).as_posix()}
+    raise SectionNotRun(f"bench/results/families-*.json with {', '.join(FAMILY_ORDER)} ({FAMILIES_COMMAND})")
+
+
+def families(g: Guide) -> None:
+    """The likelihood families against the VAE on one protocol, and the post-hoc samplers, from the bench's JSON."""
+    result = latest_families()
+    models = result["models"]
+    vae = models["vae"]
+    rows = ["| model | test IW-NLL (k = 1000) | vs the VAE | test -ELBO | active units | s / step vs VAE |",
+            "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name in [*FAMILY_ORDER, *(n for n in models if n.startswith("vae ("))]:
+        r = models[name]
+        rows.append(f"| `{name}` | {r['iw_nll']:.2f} ± {r['iw_nll_stderr']:.2f} | {r['iw_nll'] - vae['iw_nll']:+.2f} | "
+                    f"{r['neg_elbo']:.2f} | {r['active_units']} | {r['step_vs_vae']:.2f} |")  # fmt: skip
+    sampled = [n for n in ("vae", "ae", "rae", "ladder-vae") if n in models]
+    fd_rows = ["| model | prior | GMM on the codes | two-stage VAE |", "| --- | --- | --- | --- |"]
+    fd_rows += [f"| `{n}` | {models[n]['frechet']:.1f} | {models[n]['frechet_gmm']:.1f} | "
+                f"{models[n]['frechet_two_stage']:.1f} |" for n in sampled]  # fmt: skip
+    figure = new_figure(11, 4.2)
+    ax = figure.add_subplot(1, 2, 1)
+    for name in FAMILY_ORDER:
+        r = models[name]
+        ax.errorbar(r["step_vs_vae"], r["iw_nll"], yerr=r["iw_nll_stderr"], fmt="o", capsize=3)
+        ax.annotate(name, (r["step_vs_vae"], r["iw_nll"]), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per training step / the VAE's")
+    ax.set_ylabel(f"test IW-NLL, nats ({result['epochs']} epochs)")
+    ax.set_title("What each family buys, and at what cost per step", fontsize=10)
+    ax = figure.add_subplot(1, 2, 2)
+    width = 0.27
+    for i, (key, label) in enumerate([("frechet", "prior"), ("frechet_gmm", "GMM"), ("frechet_two_stage", "two-stage")]):
+        ax.bar(np.arange(len(sampled)) + (i - 1) * width, [models[n][key] for n in sampled], width, label=label)
+    ax.set_xticks(np.arange(len(sampled)), sampled)
+    ax.set_ylabel("Fréchet distance of 10,000 samples (lower is better)")
+    ax.set_title("Sampling from the codes' density instead of the prior", fontsize=10)
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    save_figure(figure, "families.png")
+    lower = [n for n in FAMILY_ORDER[1:] if vae["iw_nll"] - models[n]["iw_nll"] > 2 * vae["iw_nll_stderr"]]
+    g.set(
+        families_command=FAMILIES_COMMAND,
+        families_json=result["path"],
+        families_date=result["date"][:10],
+        families_machine=result["machine"],
+        families_epochs=result["epochs"],
+        families_table="\n".join(rows),
+        families_fd_table="\n".join(fd_rows),
+        families_vae_nll=f"{vae['iw_nll']:.2f}",
+        families_lower=", ".join(f"`{n}` ({models[n]['iw_nll'] - vae['iw_nll']:+.2f})" for n in lower) or "none",
+    )
+
+
 SECTIONS = {
     "ae_vs_vae": ae_vs_vae,
     "no_kl": no_kl,
@@ -415,6 +479,7 @@ SECTIONS = {
     "traversal": traversal,
     "joint": joint,
     "compare": compare,
+    "families": families,
 }
 
 
