@@ -449,7 +449,8 @@ def families(g: Guide) -> None:
     ax.set_title("What each family buys, and at what cost per step", fontsize=10)
     ax = figure.add_subplot(1, 2, 2)
     width = 0.27
-    for i, (key, label) in enumerate([("frechet", "prior"), ("frechet_gmm", "GMM"), ("frechet_two_stage", "two-stage")]):
+    samplers = [("frechet", "prior"), ("frechet_gmm", "GMM"), ("frechet_two_stage", "two-stage")]
+    for i, (key, label) in enumerate(samplers):
         ax.bar(np.arange(len(sampled)) + (i - 1) * width, [models[n][key] for n in sampled], width, label=label)
     ax.set_xticks(np.arange(len(sampled)), sampled)
     ax.set_ylabel("Fréchet distance of 10,000 samples (lower is better)")

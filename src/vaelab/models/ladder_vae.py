@@ -1,6 +1,7 @@
 """The Ladder VAE (Sønderby et al. 2016): stochastic layers z_1 .. z_L with a top-down posterior that shares the
-prior's top-down path, in NVAE's residual form (Vahdat & Kautz 2020; parts/ladder.py). The decoder reads every layer, [z_1, ..., z_L]; the KL is reported per
-layer (``kl_layer1`` at the bottom), each in closed form given the draw of the layers above."""
+prior's top-down path, in NVAE's residual form (Vahdat & Kautz 2020; parts/ladder.py). The decoder reads every
+layer, [z_1, ..., z_L]; the KL is reported per layer (``kl_layer1`` at the bottom), each in closed form given the
+draw of the layers above."""
 
 from __future__ import annotations
 

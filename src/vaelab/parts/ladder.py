@@ -100,7 +100,8 @@ def shifted(p: DiagonalGaussian, delta: DiagonalGaussian) -> DiagonalGaussian:
 @dataclass
 class Ladder(Distribution):
     """q(z|x) of a ladder: what the bottom-up path read for each layer (B, d_l), bottom first (the top layer's
-    Gaussian, and each lower layer's delta), and the prior whose top-down path the posterior shares. Its density is known everywhere: log q(z|x) = sum_l log q(z_l | z_{l+1}, x)."""
+    Gaussian, and each lower layer's delta), and the prior whose top-down path the posterior shares. Its density
+    is known everywhere: log q(z|x) = sum_l log q(z_l | z_{l+1}, x)."""
 
     estimates: list[DiagonalGaussian]
     prior: LadderPrior
