@@ -3,8 +3,9 @@ default MLP 784-512-512-32 or the family's own parts on it, the same epochs, see
 -ELBO, the importance-weighted NLL (k = --iw-samples) where the model has a density, active units, the Fréchet
 distance of its prior samples and of its samples through the post-hoc GMM and two-stage samplers (evaluate_fid),
 and seconds per training epoch; and, first, each model's seconds per training step against the default VAE's,
-timed in interleaved rounds (a ratio that holds on a loaded machine). Last, the VAE again for as many epochs as
-the --equal-time model's training took (its step ratio times --epochs): the two at equal wall time.
+the median of paired ratios over interleaved rounds (a ratio that holds on a loaded machine). Last, the VAE
+again for as many epochs as the --equal-time model's training took (its step ratio times --epochs): the two at
+equal wall time.
 Prints a markdown table and writes bench/results/families-*.json (after each model, so that an interrupted run
 keeps what it measured).
 Run: .venv/bin/python bench/families.py --epochs 5 --iw-samples 1000   (--step-ratios-only: the ratios alone)
@@ -35,9 +36,10 @@ def config_path(name: str):
     return ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
 
 
-def step_ratios(names: list[str], rounds: int = 3, steps: int = 30) -> dict[str, float]:
-    """Each model's best seconds per training step over ``rounds`` interleaved rounds of ``steps`` steps,
-    divided by the default VAE's."""
+def step_ratios(names: list[str], rounds: int = 7, steps: int = 10) -> dict[str, float]:
+    """Each model's seconds per training step divided by the default VAE's: in each of ``rounds`` rounds, every
+    model's ``steps`` steps right after as many of the VAE's, the median of those paired ratios (a ratio that
+    holds while other work comes and goes on the machine)."""
     data = default_setup([])[1]
     loops = {}
     for name in dict.fromkeys(["vae", *names]):
@@ -45,13 +47,18 @@ def step_ratios(names: list[str], rounds: int = 3, steps: int = 30) -> dict[str,
         torch.manual_seed(0)
         loops[name] = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
         loops[name].train_epoch(1, max_steps=5)  # warm-up
-    best: dict[str, float] = {}
+
+    def seconds(loop: Loop, epoch: int) -> float:
+        start = time.perf_counter()
+        loop.train_epoch(epoch, max_steps=steps)
+        return time.perf_counter() - start
+
+    paired: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        for name, loop in loops.items():
-            start = time.perf_counter()
-            loop.train_epoch(2 + r, max_steps=steps)
-            best[name] = min(best.get(name, float("inf")), (time.perf_counter() - start) / steps)
-    return {name: best[name] / best["vae"] for name in names}
+        for name in names:
+            vae = seconds(loops["vae"], 2 + r)
+            paired[name].append(seconds(loops[name], 2 + r) / vae)
+    return {name: statistics.median(ratios) for name, ratios in paired.items()}
 
 
 def main() -> None:
@@ -60,14 +67,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--iw-samples", type=int, default=1000)
     parser.add_argument("--equal-time", default="ladder-vae", help="train the VAE as long as this model trained")
-    parser.add_argument("--step-ratios-only", action="store_true", help="time the steps, train nothing")
+    timing = parser.add_mutually_exclusive_group()
+    timing.add_argument("--step-ratios-only", action="store_true", help="time the steps, train nothing")
+    timing.add_argument("--no-step-ratios", action="store_true", help="train and evaluate only (no equal-time row)")
     args = parser.parse_args()
     threads = set_threads(0)
     names = args.models.split(",")
-    ratios = step_ratios(names)
+    ratios = {} if args.no_step_ratios else step_ratios(names)
     for name, ratio in ratios.items():
-        print(f"{name:<12} seconds per training step: {ratio:5.2f}x the VAE's (interleaved rounds)")
-    rows: dict[str, dict] = {name: {"step_vs_vae": ratio} for name, ratio in ratios.items()}
+        print(f"{name:<12} seconds per training step: {ratio:5.2f}x the VAE's (median of paired rounds)", flush=True)
+    rows: dict[str, dict] = {name: {"step_vs_vae": ratios.get(name)} for name in names}
     path = write_result("families", {"threads": threads, "models": rows})
     if args.step_ratios_only:
         return
@@ -107,8 +116,9 @@ def main() -> None:
         iw = "no density" if r["iw_nll"] is None else f"{r['iw_nll']:.2f} ± {r['iw_nll_stderr']:.2f}"
         elbo = f"{r['neg_elbo']:.2f}" if r["has_density"] else f"{r['neg_elbo']:.2f} (recon only)"
         frechet = " / ".join(f"{r[k]:.1f}" for k in ("frechet", "frechet_gmm", "frechet_two_stage"))
+        ratio = "not timed" if r["step_vs_vae"] is None else f"{r['step_vs_vae']:.2f}"
         print(f"| `{name}` | {elbo} | {iw} | {r['active_units']} | {frechet} | {r['seconds_per_epoch']:.1f} | "
-              f"{r['step_vs_vae']:.2f} |")  # fmt: skip
+              f"{ratio} |")  # fmt: skip
 
 
 if __name__ == "__main__":
