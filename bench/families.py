@@ -36,10 +36,10 @@ def config_path(name: str):
     return ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
 
 
-def step_ratios(names: list[str], rounds: int = 7, steps: int = 10) -> dict[str, float]:
+def step_ratios(names: list[str], rounds: int = 8, steps: int = 10) -> dict[str, float]:
     """Each model's seconds per training step divided by the default VAE's: in each of ``rounds`` rounds, every
-    model's ``steps`` steps right after as many of the VAE's, the median of those paired ratios (a ratio that
-    holds while other work comes and goes on the machine)."""
+    model's ``steps`` steps next to as many of the VAE's, the median of those paired ratios (a ratio that holds
+    while other work comes and goes on the machine; the VAE against itself is the control)."""
     data = default_setup([])[1]
     loops = {}
     for name in dict.fromkeys(["vae", *names]):
@@ -55,9 +55,10 @@ def step_ratios(names: list[str], rounds: int = 7, steps: int = 10) -> dict[str,
 
     paired: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        for name in names:
-            vae = seconds(loops["vae"], 2 + r)
-            paired[name].append(seconds(loops[name], 2 + r) / vae)
+        for name in names:  # the VAE first in even rounds, second in odd ones: the order's own effect cancels
+            pair = [loops["vae"], loops[name]][:: 1 if r % 2 == 0 else -1]
+            first, second = (seconds(loop, 2 + r) for loop in pair)
+            paired[name].append(second / first if r % 2 == 0 else first / second)
     return {name: statistics.median(ratios) for name, ratios in paired.items()}
 
 
