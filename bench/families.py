@@ -68,11 +68,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--iw-samples", type=int, default=1000)
     parser.add_argument("--equal-time", default="ladder-vae", help="train the VAE as long as this model trained")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the cores this process may use)")
     timing = parser.add_mutually_exclusive_group()
     timing.add_argument("--step-ratios-only", action="store_true", help="time the steps, train nothing")
     timing.add_argument("--no-step-ratios", action="store_true", help="train and evaluate only (no equal-time row)")
     args = parser.parse_args()
-    threads = set_threads(0)
+    threads = set_threads(args.threads)
     names = args.models.split(",")
     ratios = {} if args.no_step_ratios else step_ratios(names)
     for name, ratio in ratios.items():
@@ -90,7 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (row, name, epochs) in enumerate(runs):
             overrides = [f"train.epochs={epochs}", "train.progress=never", "train.frames=false", "train.report=false",
-                         f"train.out_dir={tmp}", f"train.name=run{i}"]  # fmt: skip
+                         f"train.out_dir={tmp}", f"train.name=run{i}", f"train.threads={threads}"]  # fmt: skip
             run = train(config_path(name), overrides)
             results = evaluate_run(run, "test", iw_samples=args.iw_samples, progress=False)
             latents = evaluate_latents(run, "test", probes=False)["latent"]
