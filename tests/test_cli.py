@@ -56,6 +56,20 @@ def test_train_eval_sample_reconstruct(tiny_overrides, tmp_path):
     assert recon.shape == (2 * 12 + 2, 16 * 12 + 2)  # a row of originals over a row of reconstructions
 
 
+def test_pictures_without_an_output_leave_the_runs_own_pictures_as_they_are(tiny_overrides, tmp_path):
+    assert vaelab("train", *tiny_overrides, "train.epochs=1", "--no-evaluate").returncode == 0
+    images = tmp_path / "runs" / "tiny" / "images"
+    record = {name: (images / name).read_bytes() for name in ("samples.png", "reconstructions.png")}
+    written = []
+    for command in ("sample", "sample", "reconstruct"):
+        result = vaelab(command, images.parent, "--seed", len(written) + 1)
+        assert result.returncode == 0, result.stderr
+        written.append(result.stdout.strip().removeprefix("written: "))
+    assert written == [str(images / "adhoc" / name) for name in ("samples-1.png", "samples-2.png",
+                                                                  "reconstructions-1.png")]  # fmt: skip
+    assert {name: (images / name).read_bytes() for name in record} == record
+
+
 def test_models_lists_the_registry():
     result = vaelab("models")
     assert result.returncode == 0

@@ -60,7 +60,8 @@ def _temperature(help: str):
 
 
 PngOutput = Annotated[
-    Path | None, typer.Option("-o", "--output", callback=_png_path, help="PNG path; default RUN/images/")
+    Path | None,
+    typer.Option("-o", "--output", callback=_png_path, help="PNG path; default a new RUN/images/adhoc/*.png"),
 ]
 
 
@@ -293,10 +294,11 @@ def sample(
     """Draw images from the model's prior into a grid PNG."""
     from .run import load_run
     from .viz import sample_grid, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
-    path = save_png(grid, output or loaded.images_dir / "samples.png", scale)
+    path = save_png(grid, output or adhoc_path(loaded, "samples"), scale)
     typer.echo(f"written: {path}")
 
 
@@ -318,12 +320,13 @@ def reconstruct(
     from .errors import ConfigError
     from .run import load_run
     from .viz import reconstruction_image, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test; got {split!r}")
     grid = reconstruction_image(loaded, n, split, temperature, seed)
-    path = save_png(grid, output or loaded.images_dir / "reconstructions.png", scale)
+    path = save_png(grid, output or adhoc_path(loaded, "reconstructions"), scale)
     typer.echo(f"written: {path}")
 
 
@@ -344,10 +347,11 @@ def traverse(
     """One row per latent dimension, swept through the prior's quantiles (JointVAE: a row per categorical too)."""
     from .run import load_run
     from .viz import save_png, traverse
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     result = traverse(loaded, dims, range_, steps, index, split)
-    path = save_png(result.labelled(scale), output or loaded.images_dir / "traversal.png")
+    path = save_png(result.labelled(scale), output or adhoc_path(loaded, "traversal"))
     typer.echo(f"rows: {', '.join(result.names)}")
     typer.echo(f"written: {path}")
 
@@ -365,10 +369,11 @@ def interpolate(
     """Image I, the decoded path between the posterior means of I and J, image J: one row."""
     from .run import load_run
     from .viz import interpolation_grid, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     grid = interpolation_grid(loaded, pair[0], pair[1], steps, slerp, split)
-    path = save_png(grid, output or loaded.images_dir / "interpolation.png", scale)
+    path = save_png(grid, output or adhoc_path(loaded, "interpolation"), scale)
     typer.echo(f"written: {path}")
 
 
@@ -383,16 +388,17 @@ def latent_map_command(
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscaling of the manifold grid.")] = 2,
 ) -> None:
     """Posterior means coloured by label (2-D latents directly, else PCA or t-SNE); for 2-D latents also the
-    manifold grid (decoded prior quantiles), written next to the map as *-manifold.png / manifold.png."""
+    manifold grid (decoded prior quantiles), written next to the map as *-manifold.png."""
     from .run import load_run
     from .viz import latent_map, manifold_grid, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
-    path = save_png(picture, output or loaded.images_dir / "latent_map.png")
+    path = save_png(picture, output or adhoc_path(loaded, "latent_map"))
     typer.echo(f"written: {path}")
     if loaded.model.spec.continuous == 2:
-        manifold = path.with_name(f"{path.stem}-manifold.png") if output else loaded.images_dir / "manifold.png"
+        manifold = path.with_name(f"{path.stem}-manifold.png")
         typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
 
 
