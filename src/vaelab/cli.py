@@ -178,7 +178,7 @@ def evaluate(
     typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
     for line in report_lines(results):
         typer.echo(line)
-    warning = collapse_warning(results)
+    warning = collapse_warning(results, loaded.config.model)
     if warning:
         typer.echo(warning, err=True)
     typer.echo(f"written: {loaded.path / 'eval.json'}")
