@@ -445,7 +445,7 @@ def export(
     part: Annotated[str, typer.Option(help="decoder, encoder or both")] = "decoder",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Folder; default RUN/export/")] = None,
     check: Annotated[
-        bool, typer.Option(help="Run each ONNX file with onnxruntime (if installed) against the model.")
+        bool, typer.Option(help="Run each ONNX file with onnxruntime against the model (if installed; else say so).")
     ] = True,
 ) -> None:
     """Export the decoder and/or encoder as ONNX or TorchScript, with the model's metadata in each file.
@@ -457,7 +457,10 @@ def export(
     from .run import load_run
 
     paths = export_run(run, output, format, part)
-    checkable = check and format == "onnx" and importlib.util.find_spec("onnxruntime") is not None
+    checkable = check and format == "onnx"
+    if checkable and importlib.util.find_spec("onnxruntime") is None:
+        typer.echo("not checked: onnxruntime is not installed (pip install 'vaelab[export]')", err=True)
+        checkable = False
     model = load_run(run).model if checkable else None
     for path in paths:
         meta = read_metadata(path)
