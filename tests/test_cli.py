@@ -70,6 +70,17 @@ def test_pictures_without_an_output_leave_the_runs_own_pictures_as_they_are(tiny
     assert {name: (images / name).read_bytes() for name in record} == record
 
 
+def test_a_model_without_a_density_reports_its_reconstruction_nll_not_an_elbo(tiny_overrides, tmp_path):
+    result = vaelab("train", *tiny_overrides, "model.name=ae", "train.epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert "val reconstruction NLL" in result.stderr and "-ELBO" not in result.stderr
+    summary = next(line for line in result.stdout.splitlines() if line.startswith("test "))
+    assert summary.startswith("test reconstruction NLL: ") and "no density" in summary and "KL" not in summary
+    report = (tmp_path / "runs" / "tiny" / "report.html").read_text()
+    assert "val reconstruction NLL" in report and "test reconstruction NLL" in report
+    assert "val -ELBO" not in report and "test -ELBO" not in report
+
+
 def test_models_lists_the_registry():
     result = vaelab("models")
     assert result.returncode == 0

@@ -109,6 +109,7 @@ def train(
 ) -> None:
     """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
     from .evaluate import evaluate_run, write_eval
+    from .evaluate.likelihood import loss_name
     from .training import train as run_training
 
     shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
@@ -120,9 +121,10 @@ def train(
         results = evaluate_run(run, "test")
         write_eval(run, results)
         elbo, recon, kl = (results[k] for k in ("neg_elbo", "recon", "kl"))
+        terms = f"recon {recon['mean']:.2f}, KL {kl['mean']:.2f}" if run.model.has_density else "no density"
         typer.echo(
-            f"test -ELBO: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
-            f"(recon {recon['mean']:.2f}, KL {kl['mean']:.2f}; {results['n_images']} images)"
+            f"test {loss_name(run.model.has_density)}: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
+            f"({terms}; {results['n_images']} images)"
         )
     for name in ("samples", "reconstructions"):
         typer.echo(f"{name}: {run.images_dir / (name + '.png')}")

@@ -28,7 +28,7 @@ from .data.stream import StreamBatches
 from .devices import resolve_device
 from .distributed import SINGLE, Context, any_process, broadcast, shard_bounds, sum_over_processes, wrap
 from .errors import ConfigError, RunError, TrainingError
-from .evaluate.likelihood import elbo_per_image
+from .evaluate.likelihood import elbo_per_image, loss_name
 from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Model
 from .parts.noise import BatchShard
@@ -287,9 +287,10 @@ class Loop:
             self.epochs_since_best += 1
 
     def epoch_line(self, row: dict[str, float]) -> str:
-        val = f" | val -ELBO {row['val_loss']:.2f}" if "val_loss" in row else ""
+        density = self.model.has_density
+        val = f" | val {loss_name(density)} {row['val_loss']:.2f}" if "val_loss" in row else ""
+        kl = f", kl {row['train_kl']:.2f}" if density else ""
         return (
             f"epoch {row['epoch']:>3}/{self.config.train.epochs}  train loss {row['train_loss']:.2f} "
-            f"(recon {row['train_recon']:.2f}, kl {row['train_kl']:.2f}){val} | "
-            f"{row['seconds']:.1f} s, {row['samples_per_s']:.0f} img/s"
+            f"(recon {row['train_recon']:.2f}{kl}){val} | {row['seconds']:.1f} s, {row['samples_per_s']:.0f} img/s"
         )

@@ -67,7 +67,7 @@ def write_run_pictures(run) -> None:
     scale = picture_scale(run)
     metrics = run.metrics
     if metrics:
-        save_png(training_curves(metrics), images / PICTURES["curves"])
+        save_png(training_curves(metrics, run.model.has_density), images / PICTURES["curves"])
     stats = read_latent_stats(run.path)
     if stats:
         save_png(kl_heatmap(stats), images / PICTURES["kl_per_dim"])
