@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,13 @@ def test_datasets_lists_availability():
     assert result.returncode == 0, result.stderr
     for name in ["fashion-mnist", "mnist", "mnist-5k", "digits"]:
         assert name in result.stdout
+
+
+def test_the_readmes_datasets_table_lists_what_vaelab_datasets_lists():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("$ vaelab datasets\n", 1)[1].split("```", 1)[0].splitlines()[1:]  # rows below the header
+    listed = [line.split()[0] for line in vaelab("datasets").stdout.splitlines()[2:]]  # below header and rule
+    assert [line.split()[0] for line in table] == listed
 
 
 def test_unknown_config_key_is_one_line_with_a_suggestion(tmp_path):
