@@ -82,6 +82,12 @@ def test_a_model_without_a_density_reports_its_reconstruction_nll_not_an_elbo(ti
     assert "val -ELBO" not in report and "test -ELBO" not in report
 
 
+def test_train_says_when_the_run_has_collapsed(tiny_overrides):
+    result = vaelab("train", *tiny_overrides, "model.name=beta-vae", "model.beta=50", "train.report=false")
+    assert result.returncode == 0, result.stderr
+    assert "warning: posterior collapse: only 0 of 3 latent units are active; consider KL warm-up" in result.stderr
+
+
 def test_models_lists_the_registry():
     result = vaelab("models")
     assert result.returncode == 0

@@ -105,11 +105,15 @@ def train(
     data: Annotated[str | None, typer.Option(help="Dataset name (data.name), e.g. mnist-5k, npz:PATH")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files (data.data_dir)")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its newest checkpoint.")] = None,
-    evaluate: Annotated[bool, typer.Option(help="Evaluate the test -ELBO when training ends.")] = True,
+    evaluate: Annotated[
+        bool, typer.Option(help="Evaluate the test -ELBO and the active units (posterior collapse) when training ends.")
+    ] = True,
 ) -> None:
     """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
     from .evaluate import evaluate_run, write_eval
+    from .evaluate.latents import evaluate_latents
     from .evaluate.likelihood import loss_name
+    from .evaluate.suite import collapse_warning
     from .training import train as run_training
 
     shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
@@ -118,7 +122,7 @@ def train(
         return
     typer.echo(f"run folder: {run.path}")
     if evaluate:
-        results = evaluate_run(run, "test")
+        results = evaluate_run(run, "test") | evaluate_latents(run, "test", probes=False)
         write_eval(run, results)
         elbo, recon, kl = (results[k] for k in ("neg_elbo", "recon", "kl"))
         terms = f"recon {recon['mean']:.2f}, KL {kl['mean']:.2f}" if run.model.has_density else "no density"
@@ -126,6 +130,9 @@ def train(
             f"test {loss_name(run.model.has_density)}: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
             f"({terms}; {results['n_images']} images)"
         )
+        warning = collapse_warning(results, run.config.model)
+        if warning:
+            typer.echo(warning, err=True)
     for name in ("samples", "reconstructions"):
         typer.echo(f"{name}: {run.images_dir / (name + '.png')}")
     if run.config.train.report:
