@@ -108,6 +108,51 @@ def test_the_readmes_datasets_table_lists_what_vaelab_datasets_lists():
     assert [line.split()[0] for line in table] == listed
 
 
+def wrapped_badly(lines: list[str], width: int) -> list[str]:
+    """Lines of one wrapped text (a cell of ``width`` columns) that end early: the next line's first word fits."""
+    pairs = zip(lines, lines[1:], strict=False)
+    return [a for a, b in pairs if b.split() and len(a.rstrip()) + 1 + len(b.split()[0]) <= width]
+
+
+def test_help_wraps_whole_sentences_at_80_columns(monkeypatch, capsys):
+    from vaelab.cli import main
+
+    def help_of(*command):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        return capsys.readouterr().out
+
+    monkeypatch.setenv("COLUMNS", "80")
+    panel = help_of().split("Commands")[1].split("╰")[0].splitlines()[1:]  # rows "│ name  text │"
+    start = panel[0].index(panel[0].split()[2])  # where the commands' texts start
+    entries: dict[str, list[str]] = {}  # command -> the lines of its text
+    for row in panel:
+        name, text = row[:start].strip(" │"), row[start:].rstrip(" │")
+        if name:
+            entries[name] = []
+        entries[next(reversed(entries))].append(text)
+    width = len(panel[0]) - start - 2  # up to the border and its space
+    assert len(entries) == 15 and [line for lines in entries.values() for line in wrapped_badly(lines, width)] == []
+    for command in entries:  # each command's own description, paragraph by paragraph
+        head = "\n".join(line.strip() for line in help_of(command).split("╭")[0].splitlines())
+        assert [line for p in head.strip().split("\n\n") for line in wrapped_badly(p.splitlines(), 78)] == [], command
+
+
+@pytest.mark.parametrize("command", ["sample", "reconstruct", "compare"])
+def test_the_seeds_range_is_never_cut_at_80_columns(command, cli, capsys, monkeypatch):
+    from vaelab.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "0..2^63-1" in capsys.readouterr().out
+    run = [] if command == "compare" else ["runs/x"]
+    for seed in (-1, 2**63):
+        code, err = cli(command, *run, "--seed", seed)
+        message = f"error: Invalid value for '--seed': {seed} is not in the range 0..2^63-1"
+        assert code == 2 and err == f"{message} (see vaelab {command} --help)\n"
+
+
 def test_unknown_config_key_is_one_line_with_a_suggestion(tmp_path):
     result = vaelab("train", "model.lattent_dim=4", f"train.out_dir={tmp_path}")
     assert_user_error(result, "Unknown config key: model.lattent_dim", "did you mean model.latent_dim?")

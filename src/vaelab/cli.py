@@ -54,6 +54,19 @@ def _finite(value: float) -> float:
     return value
 
 
+def _seed(value: int) -> int:
+    """--seed in 0..2^63-1 (torch's generators), checked here: click's own range would print all 19 digits of
+    the maximum in the help, where they wrap mid-number."""
+    if not 0 <= value <= MAX_SEED:
+        raise typer.BadParameter(f"{value} is not in the range 0..2^63-1")
+    return value
+
+
+def _seed_option(help: str):
+    """A --seed option: an integer in 0..2^63-1."""
+    return typer.Option(metavar="0..2^63-1", callback=_seed, help=help)
+
+
 def _temperature(help: str):
     """The --temperature option: T in [0, 10], finite."""
     return typer.Option(min=0.0, max=10.0, callback=_finite, help=help)
@@ -146,7 +159,7 @@ def evaluate(
     run: RunArg,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     iw_samples: Annotated[
-        int, typer.Option(min=0, help="Samples per image of the importance-weighted NLL (Burda et al.: 5000); 0 skips.")
+        int, typer.Option(min=0, help="Samples per image of the importance weighted NLL (Burda et al.: 5000); 0 skips.")
     ] = 1000,
     probes: Annotated[bool, typer.Option(help="Linear and kNN probes of the latent means.")] = True,
     fid: Annotated[bool, typer.Option(help="Fréchet distance of prior samples (small-classifier features).")] = True,
@@ -160,7 +173,9 @@ def evaluate(
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto (GPU paths untested).")] = "cpu",
     disentanglement: Annotated[
         bool,
-        typer.Option(help="beta-VAE, FactorVAE, MIG, SAP and DCI scores against the factors (shapes datasets)."),
+        typer.Option(
+            "--disentanglement", help="beta-VAE, FactorVAE, MIG, SAP and DCI scores against the factors (shapes data)."
+        ),
     ] = False,
     disentanglement_points: Annotated[
         int, typer.Option(min=20, help="Training points of each metric (evaluation points: half); 10000 as published.")
@@ -199,9 +214,11 @@ def consensus(
         list[Path], typer.Argument(help="Run folders of one config trained with different seeds (joint-vae).")
     ],
 ) -> None:
-    """Keep, without labels, the restart whose discrete codes agree most with the others' (mean adjusted
-    Rand index on the first run's training and validation images); prints each run's agreement and the
-    chosen run."""
+    """Keep, without labels, the restart whose discrete codes agree most with the others'.
+
+    Agreement: the mean adjusted Rand index of the codes of the first run's training and validation images.
+
+    Prints each run's agreement and the chosen run."""
     from .evaluate.agreement import code_agreement, recorded_accuracy
     from .evaluate.suite import table_lines
     from .loop import set_threads
@@ -227,8 +244,9 @@ def convert(
     destination: Annotated[Path, typer.Argument(help="The .npy file to write, e.g. data/fashion.npy")],
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the source's files.")] = None,
 ) -> None:
-    """Write a dataset as uint8 .npy files (images in a seeded random order, labels, test split) that
-    training streams from disk with a bounded-memory shuffle: vaelab train data.name=npy:DESTINATION."""
+    """Write a dataset as uint8 .npy files that training streams from disk: data.name=npy:DESTINATION.
+
+    The images in a seeded random order, the labels and the test split, read back with a bounded-memory shuffle."""
     from .data.sources import load_source
     from .data.stream import write_npy_dataset
 
@@ -253,7 +271,7 @@ def compare(
     iw_samples: Annotated[int, typer.Option(min=0, help="Samples per image of the IW-NLL; 0 skips it.")] = 1000,
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/compare-<data>-<time>.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files.")] = None,
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of every model and of the splits.")] = 0,
+    seed: Annotated[int, _seed_option("Seed of every model and of the splits.")] = 0,
 ) -> None:
     """Fit several models on the same split and compare them: compare.md, compare.csv and compare.png."""
     import shlex
@@ -283,10 +301,12 @@ def sample(
     run: RunArg,
     n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Images (per class with --grid-by-label).")] = 64,
     output: PngOutput = None,
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the prior draws.")] = 0,
+    seed: Annotated[int, _seed_option("Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
-    grid_by_label: Annotated[bool, typer.Option(help="Conditional models: one row per class.")] = False,
+    grid_by_label: Annotated[bool, typer.Option("--grid-by-label", help="Conditional models: one row per class.")] = (
+        False
+    ),
     temperature: Annotated[
         float, _temperature("Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
     ] = 1.0,
@@ -321,9 +341,7 @@ def reconstruct(
     temperature: Annotated[
         float, _temperature("0: the posterior mean; T > 0: a posterior draw, its std scaled by T.")
     ] = 0.0,
-    seed: Annotated[
-        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the posterior draws (with --temperature).")
-    ] = 0,
+    seed: Annotated[int, _seed_option("Seed of the posterior draws (with --temperature).")] = 0,
 ) -> None:
     """Originals (one row) above their reconstructions (the next row), for the first n images of a split."""
     from .errors import ConfigError
@@ -370,7 +388,7 @@ def interpolate(
     run: RunArg,
     pair: Annotated[tuple[int, int], typer.Option(help="Indices I J of two images of --split.")],
     steps: Annotated[int, typer.Option(min=2, max=64, help="Decoded points from I to J, both included.")] = 10,
-    slerp: Annotated[bool, typer.Option(help="Spherical instead of linear interpolation.")] = False,
+    slerp: Annotated[bool, typer.Option("--slerp", help="Spherical instead of linear interpolation.")] = False,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
@@ -389,15 +407,18 @@ def interpolate(
 @app.command(name="latent-map")
 def latent_map_command(
     run: RunArg,
-    tsne: Annotated[bool, typer.Option(help="t-SNE instead of PCA for latents of more than 2 dimensions.")] = False,
+    tsne: Annotated[
+        bool, typer.Option("--tsne", help="t-SNE instead of PCA for latents of more than 2 dimensions.")
+    ] = False,
     n: Annotated[int, typer.Option("-n", min=10, max=20000, help="Images of --split to place.")] = 2000,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     grid_size: Annotated[int, typer.Option(min=2, max=64, help="Manifold grid: n x n images (2-D latents).")] = 20,
     output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscaling of the manifold grid.")] = 2,
 ) -> None:
-    """Posterior means coloured by label (2-D latents directly, else PCA or t-SNE); for 2-D latents also the
-    manifold grid (decoded prior quantiles), written next to the map as *-manifold.png."""
+    """Posterior means coloured by label (2-D latents directly, else PCA or t-SNE).
+
+    For 2-D latents also the manifold grid (decoded prior quantiles), written next to the map as *-manifold.png."""
     from .run import load_run
     from .viz import latent_map, manifold_grid, save_png
     from .viz.pictures import adhoc_path
