@@ -11,10 +11,12 @@ alike and each keeps its rows, so they take the steps one process would.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +93,9 @@ class Loop:
         self.choice = broadcast(self.choose_precision(), context)  # every process as rank 0 chose
         self.objective = wrap(model, context, self.device)  # model(x, y, step, noise): its loss terms
         if cfg.compile:
+            with warnings.catch_warnings():  # torch's inductor imports torch.utils.mkldnn, whose classes use the
+                warnings.simplefilter("ignore", DeprecationWarning)  # deprecated torch.jit.script_method: torch's own
+                importlib.import_module("torch.utils.mkldnn")  # imported once, here, under this filter
             self.objective = torch.compile(self.objective)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimisation steps completed
