@@ -304,7 +304,8 @@ def test_compare_command_writes_table_csv_and_chart(tiny_npz, tmp_path, cli_env)
     assert "vaelab compare --data npz:" in table and "| pca |" in table
     from PIL import Image
 
-    assert Image.open(out / "compare.png").size[0] > 500
+    with Image.open(out / "compare.png") as chart:
+        assert chart.size[0] > 500
     assert (out / "runs" / "vae" / "eval.json").is_file()
 
 
