@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,6 +57,37 @@ def test_train_eval_sample_reconstruct(tiny_overrides, tmp_path):
     assert recon.shape == (2 * 12 + 2, 16 * 12 + 2)  # a row of originals over a row of reconstructions
 
 
+def test_pictures_without_an_output_leave_the_runs_own_pictures_as_they_are(tiny_overrides, tmp_path):
+    assert vaelab("train", *tiny_overrides, "train.epochs=1", "--no-evaluate").returncode == 0
+    images = tmp_path / "runs" / "tiny" / "images"
+    record = {name: (images / name).read_bytes() for name in ("samples.png", "reconstructions.png")}
+    written = []
+    for command in ("sample", "sample", "reconstruct"):
+        result = vaelab(command, images.parent, "--seed", len(written) + 1)
+        assert result.returncode == 0, result.stderr
+        written.append(result.stdout.strip().removeprefix("written: "))
+    assert written == [str(images / "adhoc" / name) for name in ("samples-1.png", "samples-2.png",
+                                                                  "reconstructions-1.png")]  # fmt: skip
+    assert {name: (images / name).read_bytes() for name in record} == record
+
+
+def test_a_model_without_a_density_reports_its_reconstruction_nll_not_an_elbo(tiny_overrides, tmp_path):
+    result = vaelab("train", *tiny_overrides, "model.name=ae", "train.epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert "val reconstruction NLL" in result.stderr and "-ELBO" not in result.stderr
+    summary = next(line for line in result.stdout.splitlines() if line.startswith("test "))
+    assert summary.startswith("test reconstruction NLL: ") and "no density" in summary and "KL" not in summary
+    report = (tmp_path / "runs" / "tiny" / "report.html").read_text()
+    assert "val reconstruction NLL" in report and "test reconstruction NLL" in report
+    assert "val -ELBO" not in report and "test -ELBO" not in report
+
+
+def test_train_says_when_the_run_has_collapsed(tiny_overrides):
+    result = vaelab("train", *tiny_overrides, "model.name=beta-vae", "model.beta=50", "train.report=false")
+    assert result.returncode == 0, result.stderr
+    assert "warning: posterior collapse: only 0 of 3 latent units are active; consider KL warm-up" in result.stderr
+
+
 def test_models_lists_the_registry():
     result = vaelab("models")
     assert result.returncode == 0
@@ -67,6 +99,58 @@ def test_datasets_lists_availability():
     assert result.returncode == 0, result.stderr
     for name in ["fashion-mnist", "mnist", "mnist-5k", "digits"]:
         assert name in result.stdout
+
+
+def test_the_readmes_datasets_table_lists_what_vaelab_datasets_lists():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("$ vaelab datasets\n", 1)[1].split("```", 1)[0].splitlines()[1:]  # rows below the header
+    listed = [line.split()[0] for line in vaelab("datasets").stdout.splitlines()[2:]]  # below header and rule
+    assert [line.split()[0] for line in table] == listed
+
+
+def wrapped_badly(lines: list[str], width: int) -> list[str]:
+    """Lines of one wrapped text (a cell of ``width`` columns) that end early: the next line's first word fits."""
+    pairs = zip(lines, lines[1:], strict=False)
+    return [a for a, b in pairs if b.split() and len(a.rstrip()) + 1 + len(b.split()[0]) <= width]
+
+
+def test_help_wraps_whole_sentences_at_80_columns(monkeypatch, capsys):
+    from vaelab.cli import main
+
+    def help_of(*command):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        return capsys.readouterr().out
+
+    monkeypatch.setenv("COLUMNS", "80")
+    panel = help_of().split("Commands")[1].split("╰")[0].splitlines()[1:]  # rows "│ name  text │"
+    start = panel[0].index(panel[0].split()[2])  # where the commands' texts start
+    entries: dict[str, list[str]] = {}  # command -> the lines of its text
+    for row in panel:
+        name, text = row[:start].strip(" │"), row[start:].rstrip(" │")
+        if name:
+            entries[name] = []
+        entries[next(reversed(entries))].append(text)
+    width = len(panel[0]) - start - 2  # up to the border and its space
+    assert len(entries) == 15 and [line for lines in entries.values() for line in wrapped_badly(lines, width)] == []
+    for command in entries:  # each command's own description, paragraph by paragraph
+        head = "\n".join(line.strip() for line in help_of(command).split("╭")[0].splitlines())
+        assert [line for p in head.strip().split("\n\n") for line in wrapped_badly(p.splitlines(), 78)] == [], command
+
+
+@pytest.mark.parametrize("command", ["sample", "reconstruct", "compare"])
+def test_the_seeds_range_is_never_cut_at_80_columns(command, cli, capsys, monkeypatch):
+    from vaelab.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "0..2^63-1" in capsys.readouterr().out
+    run = [] if command == "compare" else ["runs/x"]
+    for seed in (-1, 2**63):
+        code, err = cli(command, *run, "--seed", seed)
+        message = f"error: Invalid value for '--seed': {seed} is not in the range 0..2^63-1"
+        assert code == 2 and err == f"{message} (see vaelab {command} --help)\n"
 
 
 def test_unknown_config_key_is_one_line_with_a_suggestion(tmp_path):

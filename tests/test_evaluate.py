@@ -11,9 +11,11 @@ import torch
 from torch import nn
 
 from tests.test_cli import vaelab
+from vaelab.config import config_from_dict
 from vaelab.evaluate.fid import feature_classifier, feature_distance, frechet_distance
 from vaelab.evaluate.latents import active_units, clustering_scores, hungarian_accuracy, probe_accuracy
 from vaelab.evaluate.likelihood import evaluation_batches, iw_nll_per_image
+from vaelab.evaluate.suite import collapse_warning
 from vaelab.parts import DiagonalGaussian, GaussianPrior
 from vaelab.parts.kl import closed_form_kl
 
@@ -162,6 +164,26 @@ def test_active_units_count_dimensions_whose_posterior_mean_varies():
     np.testing.assert_allclose(variances, stds**2, rtol=0.05, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "model, suggested, not_suggested",
+    [
+        ("vae", ["model.kl_warmup_steps", "model.free_bits"], []),
+        ("capacity-vae", ["model.free_bits"], ["model.kl_warmup_steps"]),
+        ("planar-vae", ["model.kl_warmup_steps"], ["model.free_bits"]),
+        ("joint-vae", [], ["model.kl_warmup_steps", "model.free_bits"]),
+        ("iwae", [], ["model.kl_warmup_steps", "model.free_bits"]),
+    ],
+)
+def test_the_collapse_warning_suggests_only_keys_the_model_takes(model, suggested, not_suggested):
+    config = config_from_dict({"model": {"name": model, "latent_dim": 8}}).model
+    warning = collapse_warning({"latent": {"collapse_warning": True, "active_units": 1, "dims": 8}}, config)
+    assert warning.startswith("warning: posterior collapse: only 1 of 8 latent units are active")
+    assert all(key in warning for key in [*suggested, "a smaller model.latent_dim (now 8)"]), warning
+    assert not any(key in warning for key in not_suggested), warning
+    for key in suggested:  # each suggestion is a value the model validates
+        config_from_dict({"model": {"name": model, key.removeprefix("model."): 1}})
+
+
 def test_hungarian_accuracy_finds_the_best_one_to_one_mapping():
     labels = np.array([0, 0, 0, 1, 1, 1, 2, 2])
     assert hungarian_accuracy((labels + 1) % 3, labels) == 1.0  # a relabelling costs nothing
@@ -282,7 +304,8 @@ def test_compare_command_writes_table_csv_and_chart(tiny_npz, tmp_path, cli_env)
     assert "vaelab compare --data npz:" in table and "| pca |" in table
     from PIL import Image
 
-    assert Image.open(out / "compare.png").size[0] > 500
+    with Image.open(out / "compare.png") as chart:
+        assert chart.size[0] > 500
     assert (out / "runs" / "vae" / "eval.json").is_file()
 
 

@@ -119,6 +119,18 @@ def test_cli_export_of_a_trained_run_matches_run_decode(tiny_overrides, capsys):
     assert meta["image_shape"] == [1, 10, 10] and meta["num_classes"] == 3 and meta["run"] == "tiny"
 
 
+def test_cli_export_says_when_onnxruntime_is_missing_to_check_the_files(tiny_overrides, capsys, monkeypatch):
+    run = train(None, [*tiny_overrides, "train.epochs=1"])
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(run.path)])
+    assert exit_info.value.code in (0, None)
+    captured = capsys.readouterr()
+    assert captured.err == "not checked: onnxruntime is not installed (pip install 'vaelab[export]')\n"
+    assert "written:" in captured.out and "onnxruntime gives" not in captured.out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -94,6 +94,15 @@ def test_the_cli_names_a_missing_gpu_in_one_line(tiny_overrides):
 
 
 @pytest.mark.slow
+def test_compiled_training_raises_no_deprecation_warning(tiny_overrides):
+    """torch.compile's inductor imports a torch module that uses the deprecated torch.jit.script_method: vaelab
+    imports it under a filter, so `-W error::DeprecationWarning` trains (in a fresh process: imports happen once)."""
+    code = f"from vaelab import train; train(None, {[*tiny_overrides, 'train.epochs=1', 'train.compile=true']!r})"
+    result = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_compiled_training_takes_the_steps_of_eager_training(tiny_overrides):
     """train.compile=true draws the same noise (ahead of the compiled objective) and computes the same loss."""
     eager = train(None, tiny_overrides + ["train.name=eager", "train.epochs=2"])

@@ -5,13 +5,15 @@ import json
 import math
 import os
 import pathlib
+import pickle
+import warnings
 
 import pytest
 import torch
 
 import vaelab.loop as loop_module
-from vaelab import ConfigError, TrainingError, load_run, train
-from vaelab.checkpoint import list_checkpoints, load_latest_checkpoint, read_weights
+from vaelab import ConfigError, RunError, TrainingError, load_run, train
+from vaelab.checkpoint import list_checkpoints, load_latest_checkpoint, read_trainer_state, read_weights
 from vaelab.data.batches import epoch_permutation
 
 
@@ -179,11 +181,21 @@ def test_best_checkpoint_and_stale_temporaries(tiny_overrides):
 
 def test_resume_skips_a_damaged_checkpoint_and_says_so(tiny_overrides, capsys):
     run = train(None, tiny_overrides + ["train.epochs=2"])
-    (run.path / "checkpoint" / "epoch-0002" / "trainer.pt").write_bytes(b"\x80\x04garbage")
+    damaged = run.path / "checkpoint" / "epoch-0002" / "trainer.pt"
+    damaged.write_bytes(damaged.read_bytes()[:200])  # cut short, as by a full disk
     train(None, ["train.epochs=3"], resume=run.path)
     err = capsys.readouterr().err
     assert "skipped damaged checkpoint epoch-0002" in err and "from epoch-0001" in err
     assert [r["epoch"] for r in load_run(run.path).metrics] == [1, 2, 3]
+
+
+def test_a_trainer_state_of_pickled_objects_is_refused_in_our_words_alone(tmp_path):
+    path = tmp_path / "trainer.pt"
+    path.write_bytes(pickle.dumps(pathlib.Path("x"), protocol=4))  # an object safe loading refuses
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(RunError, match="safe loading refuses"):
+        warnings.simplefilter("always")
+        read_trainer_state(path)
+    assert [str(w.message) for w in caught] == []
 
 
 def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tiny_overrides):

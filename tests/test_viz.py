@@ -3,6 +3,7 @@ frames and GIFs, TensorBoard events and the HTML report. Runs are trained on skl
 
 import re
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from vaelab.viz import (
     write_report,
 )
 from vaelab.viz.interpolate import lerp, slerp
+from vaelab.viz.latent_map import project
 from vaelab.viz.latent_stats import read_latent_stats
 from vaelab.viz.sampling import sample_images
 from vaelab.viz.traverse import DimensionSummary, choose_dims, prior_quantiles, split_float
@@ -245,6 +247,13 @@ def test_larger_latents_are_projected_by_pca_or_tsne(runs):
     tsne = latent_points(runs["vae4"], n=60, method="tsne")
     assert tsne.method == "tsne" and tsne.points.shape == (60, 2)
     assert_picture(latent_map(runs["vae4"], n=60, method="tsne"))
+
+
+def test_codes_that_do_not_vary_are_projected_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        points, axes, method, _ = project(np.ones((20, 4)))
+    assert method == "pca" and axes == ("PC1 (0% of variance)", "PC2 (0%)") and np.all(points == 0)
 
 
 def test_manifold_grid_decodes_an_n_by_n_grid_of_prior_quantiles(runs):

@@ -337,16 +337,16 @@ def vaelab_command(*args: str) -> list[str]:
 
 def test_serve_listens_on_127_0_0_1_prints_its_address_and_stops_on_ctrl_c(explorer_runs):
     command = vaelab_command("serve", str(explorer_runs["vae2"]), str(explorer_runs["joint"]), "--port", "0")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        address = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        assert address and "vae2, joint" in line, line
-        with urllib.request.urlopen(address.group(0) + "api/runs", timeout=10) as response:
-            assert [r["name"] for r in json.load(response)] == ["vae2", "joint"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(20)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:  # closes its stdout at the end
+        try:
+            line = process.stdout.readline()
+            address = re.search(r"http://127\.0\.0\.1:\d+/", line)
+            assert address and "vae2, joint" in line, line
+            with urllib.request.urlopen(address.group(0) + "api/runs", timeout=10) as response:
+                assert [r["name"] for r in json.load(response)] == ["vae2", "joint"]
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(20)
 
 
 def test_serve_on_a_busy_port_is_one_clear_error(explorer_runs):

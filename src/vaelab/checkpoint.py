@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -139,7 +140,9 @@ def load_matching_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor
 
 def read_trainer_state(path: Path) -> dict[str, Any]:
     try:
-        return torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # a file pickled by other code (protocol > 2) makes torch warn before it
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)  # refuses it: we say why
+            return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch raises many types for damaged files
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         reason = first_line if len(first_line) <= 120 else first_line[:120].rsplit(" ", 1)[0] + " ..."

@@ -54,13 +54,27 @@ def _finite(value: float) -> float:
     return value
 
 
+def _seed(value: int) -> int:
+    """--seed in 0..2^63-1 (torch's generators), checked here: click's own range would print all 19 digits of
+    the maximum in the help, where they wrap mid-number."""
+    if not 0 <= value <= MAX_SEED:
+        raise typer.BadParameter(f"{value} is not in the range 0..2^63-1")
+    return value
+
+
+def _seed_option(help: str):
+    """A --seed option: an integer in 0..2^63-1."""
+    return typer.Option(metavar="0..2^63-1", callback=_seed, help=help)
+
+
 def _temperature(help: str):
     """The --temperature option: T in [0, 10], finite."""
     return typer.Option(min=0.0, max=10.0, callback=_finite, help=help)
 
 
 PngOutput = Annotated[
-    Path | None, typer.Option("-o", "--output", callback=_png_path, help="PNG path; default RUN/images/")
+    Path | None,
+    typer.Option("-o", "--output", callback=_png_path, help="PNG path; default a new RUN/images/adhoc/*.png"),
 ]
 
 
@@ -104,10 +118,15 @@ def train(
     data: Annotated[str | None, typer.Option(help="Dataset name (data.name), e.g. mnist-5k, npz:PATH")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files (data.data_dir)")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its newest checkpoint.")] = None,
-    evaluate: Annotated[bool, typer.Option(help="Evaluate the test -ELBO when training ends.")] = True,
+    evaluate: Annotated[
+        bool, typer.Option(help="Evaluate the test -ELBO and the active units (posterior collapse) when training ends.")
+    ] = True,
 ) -> None:
     """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
     from .evaluate import evaluate_run, write_eval
+    from .evaluate.latents import evaluate_latents
+    from .evaluate.likelihood import loss_name
+    from .evaluate.suite import collapse_warning
     from .training import train as run_training
 
     shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
@@ -116,13 +135,17 @@ def train(
         return
     typer.echo(f"run folder: {run.path}")
     if evaluate:
-        results = evaluate_run(run, "test")
+        results = evaluate_run(run, "test") | evaluate_latents(run, "test", probes=False)
         write_eval(run, results)
         elbo, recon, kl = (results[k] for k in ("neg_elbo", "recon", "kl"))
+        terms = f"recon {recon['mean']:.2f}, KL {kl['mean']:.2f}" if run.model.has_density else "no density"
         typer.echo(
-            f"test -ELBO: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
-            f"(recon {recon['mean']:.2f}, KL {kl['mean']:.2f}; {results['n_images']} images)"
+            f"test {loss_name(run.model.has_density)}: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
+            f"({terms}; {results['n_images']} images)"
         )
+        warning = collapse_warning(results, run.config.model)
+        if warning:
+            typer.echo(warning, err=True)
     for name in ("samples", "reconstructions"):
         typer.echo(f"{name}: {run.images_dir / (name + '.png')}")
     if run.config.train.report:
@@ -136,7 +159,7 @@ def evaluate(
     run: RunArg,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     iw_samples: Annotated[
-        int, typer.Option(min=0, help="Samples per image of the importance-weighted NLL (Burda et al.: 5000); 0 skips.")
+        int, typer.Option(min=0, help="Samples per image of the importance weighted NLL (Burda et al.: 5000); 0 skips.")
     ] = 1000,
     probes: Annotated[bool, typer.Option(help="Linear and kNN probes of the latent means.")] = True,
     fid: Annotated[bool, typer.Option(help="Fréchet distance of prior samples (small-classifier features).")] = True,
@@ -150,7 +173,9 @@ def evaluate(
     device: Annotated[str, typer.Option(help="cpu, cuda, mps or auto (GPU paths untested).")] = "cpu",
     disentanglement: Annotated[
         bool,
-        typer.Option(help="beta-VAE, FactorVAE, MIG, SAP and DCI scores against the factors (shapes datasets)."),
+        typer.Option(
+            "--disentanglement", help="beta-VAE, FactorVAE, MIG, SAP and DCI scores against the factors (shapes data)."
+        ),
     ] = False,
     disentanglement_points: Annotated[
         int, typer.Option(min=20, help="Training points of each metric (evaluation points: half); 10000 as published.")
@@ -177,7 +202,7 @@ def evaluate(
     typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
     for line in report_lines(results):
         typer.echo(line)
-    warning = collapse_warning(results)
+    warning = collapse_warning(results, loaded.config.model)
     if warning:
         typer.echo(warning, err=True)
     typer.echo(f"written: {loaded.path / 'eval.json'}")
@@ -189,9 +214,11 @@ def consensus(
         list[Path], typer.Argument(help="Run folders of one config trained with different seeds (joint-vae).")
     ],
 ) -> None:
-    """Keep, without labels, the restart whose discrete codes agree most with the others' (mean adjusted
-    Rand index on the first run's training and validation images); prints each run's agreement and the
-    chosen run."""
+    """Keep, without labels, the restart whose discrete codes agree most with the others'.
+
+    Agreement: the mean adjusted Rand index of the codes of the first run's training and validation images.
+
+    Prints each run's agreement and the chosen run."""
     from .evaluate.agreement import code_agreement, recorded_accuracy
     from .evaluate.suite import table_lines
     from .loop import set_threads
@@ -217,8 +244,9 @@ def convert(
     destination: Annotated[Path, typer.Argument(help="The .npy file to write, e.g. data/fashion.npy")],
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the source's files.")] = None,
 ) -> None:
-    """Write a dataset as uint8 .npy files (images in a seeded random order, labels, test split) that
-    training streams from disk with a bounded-memory shuffle: vaelab train data.name=npy:DESTINATION."""
+    """Write a dataset as uint8 .npy files that training streams from disk: data.name=npy:DESTINATION.
+
+    The images in a seeded random order, the labels and the test split, read back with a bounded-memory shuffle."""
     from .data.sources import load_source
     from .data.stream import write_npy_dataset
 
@@ -243,7 +271,7 @@ def compare(
     iw_samples: Annotated[int, typer.Option(min=0, help="Samples per image of the IW-NLL; 0 skips it.")] = 1000,
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/compare-<data>-<time>.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files.")] = None,
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of every model and of the splits.")] = 0,
+    seed: Annotated[int, _seed_option("Seed of every model and of the splits.")] = 0,
 ) -> None:
     """Fit several models on the same split and compare them: compare.md, compare.csv and compare.png."""
     import shlex
@@ -273,10 +301,12 @@ def sample(
     run: RunArg,
     n: Annotated[int, typer.Option("-n", min=1, max=4096, help="Images (per class with --grid-by-label).")] = 64,
     output: PngOutput = None,
-    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the prior draws.")] = 0,
+    seed: Annotated[int, _seed_option("Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
-    grid_by_label: Annotated[bool, typer.Option(help="Conditional models: one row per class.")] = False,
+    grid_by_label: Annotated[bool, typer.Option("--grid-by-label", help="Conditional models: one row per class.")] = (
+        False
+    ),
     temperature: Annotated[
         float, _temperature("Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
     ] = 1.0,
@@ -293,10 +323,11 @@ def sample(
     """Draw images from the model's prior into a grid PNG."""
     from .run import load_run
     from .viz import sample_grid, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
-    path = save_png(grid, output or loaded.images_dir / "samples.png", scale)
+    path = save_png(grid, output or adhoc_path(loaded, "samples"), scale)
     typer.echo(f"written: {path}")
 
 
@@ -310,20 +341,19 @@ def reconstruct(
     temperature: Annotated[
         float, _temperature("0: the posterior mean; T > 0: a posterior draw, its std scaled by T.")
     ] = 0.0,
-    seed: Annotated[
-        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the posterior draws (with --temperature).")
-    ] = 0,
+    seed: Annotated[int, _seed_option("Seed of the posterior draws (with --temperature).")] = 0,
 ) -> None:
     """Originals (one row) above their reconstructions (the next row), for the first n images of a split."""
     from .errors import ConfigError
     from .run import load_run
     from .viz import reconstruction_image, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be train, val or test; got {split!r}")
     grid = reconstruction_image(loaded, n, split, temperature, seed)
-    path = save_png(grid, output or loaded.images_dir / "reconstructions.png", scale)
+    path = save_png(grid, output or adhoc_path(loaded, "reconstructions"), scale)
     typer.echo(f"written: {path}")
 
 
@@ -344,10 +374,11 @@ def traverse(
     """One row per latent dimension, swept through the prior's quantiles (JointVAE: a row per categorical too)."""
     from .run import load_run
     from .viz import save_png, traverse
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     result = traverse(loaded, dims, range_, steps, index, split)
-    path = save_png(result.labelled(scale), output or loaded.images_dir / "traversal.png")
+    path = save_png(result.labelled(scale), output or adhoc_path(loaded, "traversal"))
     typer.echo(f"rows: {', '.join(result.names)}")
     typer.echo(f"written: {path}")
 
@@ -357,7 +388,7 @@ def interpolate(
     run: RunArg,
     pair: Annotated[tuple[int, int], typer.Option(help="Indices I J of two images of --split.")],
     steps: Annotated[int, typer.Option(min=2, max=64, help="Decoded points from I to J, both included.")] = 10,
-    slerp: Annotated[bool, typer.Option(help="Spherical instead of linear interpolation.")] = False,
+    slerp: Annotated[bool, typer.Option("--slerp", help="Spherical instead of linear interpolation.")] = False,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
@@ -365,34 +396,39 @@ def interpolate(
     """Image I, the decoded path between the posterior means of I and J, image J: one row."""
     from .run import load_run
     from .viz import interpolation_grid, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     grid = interpolation_grid(loaded, pair[0], pair[1], steps, slerp, split)
-    path = save_png(grid, output or loaded.images_dir / "interpolation.png", scale)
+    path = save_png(grid, output or adhoc_path(loaded, "interpolation"), scale)
     typer.echo(f"written: {path}")
 
 
 @app.command(name="latent-map")
 def latent_map_command(
     run: RunArg,
-    tsne: Annotated[bool, typer.Option(help="t-SNE instead of PCA for latents of more than 2 dimensions.")] = False,
+    tsne: Annotated[
+        bool, typer.Option("--tsne", help="t-SNE instead of PCA for latents of more than 2 dimensions.")
+    ] = False,
     n: Annotated[int, typer.Option("-n", min=10, max=20000, help="Images of --split to place.")] = 2000,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     grid_size: Annotated[int, typer.Option(min=2, max=64, help="Manifold grid: n x n images (2-D latents).")] = 20,
     output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscaling of the manifold grid.")] = 2,
 ) -> None:
-    """Posterior means coloured by label (2-D latents directly, else PCA or t-SNE); for 2-D latents also the
-    manifold grid (decoded prior quantiles), written next to the map as *-manifold.png / manifold.png."""
+    """Posterior means coloured by label (2-D latents directly, else PCA or t-SNE).
+
+    For 2-D latents also the manifold grid (decoded prior quantiles), written next to the map as *-manifold.png."""
     from .run import load_run
     from .viz import latent_map, manifold_grid, save_png
+    from .viz.pictures import adhoc_path
 
     loaded = load_run(run)
     picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
-    path = save_png(picture, output or loaded.images_dir / "latent_map.png")
+    path = save_png(picture, output or adhoc_path(loaded, "latent_map"))
     typer.echo(f"written: {path}")
     if loaded.model.spec.continuous == 2:
-        manifold = path.with_name(f"{path.stem}-manifold.png") if output else loaded.images_dir / "manifold.png"
+        manifold = path.with_name(f"{path.stem}-manifold.png")
         typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
 
 
@@ -439,7 +475,7 @@ def export(
     part: Annotated[str, typer.Option(help="decoder, encoder or both")] = "decoder",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Folder; default RUN/export/")] = None,
     check: Annotated[
-        bool, typer.Option(help="Run each ONNX file with onnxruntime (if installed) against the model.")
+        bool, typer.Option(help="Run each ONNX file with onnxruntime against the model (if installed; else say so).")
     ] = True,
 ) -> None:
     """Export the decoder and/or encoder as ONNX or TorchScript, with the model's metadata in each file.
@@ -451,7 +487,10 @@ def export(
     from .run import load_run
 
     paths = export_run(run, output, format, part)
-    checkable = check and format == "onnx" and importlib.util.find_spec("onnxruntime") is not None
+    checkable = check and format == "onnx"
+    if checkable and importlib.util.find_spec("onnxruntime") is None:
+        typer.echo("not checked: onnxruntime is not installed (pip install 'vaelab[export]')", err=True)
+        checkable = False
     model = load_run(run).model if checkable else None
     for path in paths:
         meta = read_metadata(path)

@@ -11,10 +11,12 @@ alike and each keeps its rows, so they take the steps one process would.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +30,7 @@ from .data.stream import StreamBatches
 from .devices import resolve_device
 from .distributed import SINGLE, Context, any_process, broadcast, shard_bounds, sum_over_processes, wrap
 from .errors import ConfigError, RunError, TrainingError
-from .evaluate.likelihood import elbo_per_image
+from .evaluate.likelihood import elbo_per_image, loss_name
 from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, loss_problem, nonfinite_latent_dims
 from .models import Model
 from .parts.noise import BatchShard
@@ -91,6 +93,9 @@ class Loop:
         self.choice = broadcast(self.choose_precision(), context)  # every process as rank 0 chose
         self.objective = wrap(model, context, self.device)  # model(x, y, step, noise): its loss terms
         if cfg.compile:
+            with warnings.catch_warnings():  # torch's inductor imports torch.utils.mkldnn, whose classes use the
+                warnings.simplefilter("ignore", DeprecationWarning)  # deprecated torch.jit.script_method: torch's own
+                importlib.import_module("torch.utils.mkldnn")  # imported once, here, under this filter
             self.objective = torch.compile(self.objective)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimisation steps completed
@@ -287,9 +292,10 @@ class Loop:
             self.epochs_since_best += 1
 
     def epoch_line(self, row: dict[str, float]) -> str:
-        val = f" | val -ELBO {row['val_loss']:.2f}" if "val_loss" in row else ""
+        density = self.model.has_density
+        val = f" | val {loss_name(density)} {row['val_loss']:.2f}" if "val_loss" in row else ""
+        kl = f", kl {row['train_kl']:.2f}" if density else ""
         return (
             f"epoch {row['epoch']:>3}/{self.config.train.epochs}  train loss {row['train_loss']:.2f} "
-            f"(recon {row['train_recon']:.2f}, kl {row['train_kl']:.2f}){val} | "
-            f"{row['seconds']:.1f} s, {row['samples_per_s']:.0f} img/s"
+            f"(recon {row['train_recon']:.2f}{kl}){val} | {row['seconds']:.1f} s, {row['samples_per_s']:.0f} img/s"
         )

@@ -34,6 +34,12 @@ IW_ROWS = 2048
 IW_BYTES = 256 * 2**20  # at most ~256 MB of decoder outputs and their temporaries per call
 
 
+def loss_name(has_density: bool) -> str:
+    """What ``neg_elbo`` (and a validation loss) is: the -ELBO, or for a model without a density (AE, RAE, PCA:
+    point codes, no KL) the reconstruction NLL alone, which bounds nothing."""
+    return "-ELBO" if has_density else "reconstruction NLL"
+
+
 def evaluation_batches(
     x_uint8: torch.Tensor,
     y: torch.Tensor | None,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields, replace
 from typing import Any
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..models.config import ModelConfig
 from ..run import Run
 from .disentanglement import HEADLINE
 from .factors import PROTOCOL_POINTS, evaluate_disentanglement
@@ -141,12 +143,36 @@ def _per_factor(results: dict[str, Any], metric: str) -> str:
     return "per factor: " + " ".join(f"{name}={value:.2f}" for name, value in pairs)
 
 
-def collapse_warning(results: dict[str, Any]) -> str | None:
-    """A warning when fewer than a quarter of the latent units are active (posterior collapse)."""
+COLLAPSE_REMEDIES = (  # (key, a positive value that tells whether a model takes it, what it does)
+    ("kl_warmup_steps", 1000, "KL warm-up"),
+    ("free_bits", 0.5, "free bits"),
+)
+
+
+def collapse_remedies(config: ModelConfig) -> list[str]:
+    """What a model of ``config`` can try against posterior collapse: each of ``COLLAPSE_REMEDIES`` whose key
+    its config class has and validates at a positive value, then a smaller latent_dim (every model has it)."""
+    keys = {f.name for f in fields(config)}
+    remedies = []
+    for key, value, what in COLLAPSE_REMEDIES:
+        if key not in keys:
+            continue
+        try:
+            replace(config, **{key: value}).validate()
+        except ConfigError:
+            continue  # the model refuses it (e.g. free bits with a flow posterior)
+        remedies.append(f"{what} (model.{key})")
+    return [*remedies, f"a smaller model.latent_dim (now {config.latent_dim})"]
+
+
+def collapse_warning(results: dict[str, Any], config: ModelConfig) -> str | None:
+    """A warning when fewer than a quarter of the latent units are active (posterior collapse), with the
+    remedies the model of ``config`` takes."""
     latent = results.get("latent")
     if not latent or not latent["collapse_warning"]:
         return None
+    *first, last = collapse_remedies(config)
     return (
         f"warning: posterior collapse: only {latent['active_units']} of {latent['dims']} latent units are active; "
-        "consider KL warm-up (model.kl_warmup_steps) or free bits (model.free_bits), or a smaller latent_dim"
+        f"consider {', '.join(first)}{' or ' if first else ''}{last}"
     )

@@ -1,7 +1,8 @@
 """Variational autoencoder (Kingma & Welling 2014): a diagonal Gaussian posterior, a N(0, I) prior, the -ELBO.
 
 The beta-VAE (Higgins et al. 2017) and the capacity-annealed VAE (Burgess et al. 2018) are the same model with
-another weight on the KL (``KLWeight``); KL warm-up and free bits work for all three.
+another weight on the KL (``KLWeight``); free bits work for all three, KL warm-up for the first two (the
+capacity's schedule is the third's warm-up).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class CapacityVAEConfig(VAEConfig):
         super().validate()
         if min(self.gamma, self.c_min, self.c_max, self.c_steps) < 0:
             raise ConfigError("model.gamma, model.c_min, model.c_max and model.c_steps must be >= 0")
+        if self.kl_warmup_steps:
+            raise ConfigError("capacity-vae's capacity C(step) is its warm-up: set model.c_steps, not "
+                              "model.kl_warmup_steps")  # fmt: skip
 
     def kl_weight(self) -> KLWeight:
         return KLWeight(free_bits=self.free_bits, capacity=Capacity(self.gamma, self.c_max, self.c_steps, self.c_min))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..evaluate.likelihood import loss_name
 from .latent_stats import stat_matrix
 from .plotting import figure_to_array, new_figure
 
@@ -14,10 +15,10 @@ def _line(ax, epochs, values, label, few: bool, **style):
         ax.plot(epochs, values, label=label, marker="o" if few else None, markersize=3, **style)
 
 
-def training_curves(metrics: list[dict[str, float]]) -> np.ndarray:
+def training_curves(metrics: list[dict[str, float]], has_density: bool = True) -> np.ndarray:
     """Three panels over epochs, in nats per image: -ELBO (train recon + KL, and val; the training objective
-    too when it differs, e.g. beta-VAE), reconstruction, KL (with JointVAE's parts and a capacity target if
-    logged). A uint8 RGB array."""
+    too when it differs, e.g. beta-VAE; without ``has_density`` the reconstruction NLL), reconstruction, KL
+    (with JointVAE's parts and a capacity target if logged). A uint8 RGB array."""
     if not metrics:
         raise ValueError("no metrics: the run has not finished an epoch")
     epochs = [int(r["epoch"]) for r in metrics]
@@ -26,8 +27,9 @@ def training_curves(metrics: list[dict[str, float]]) -> np.ndarray:
     figure = new_figure(11, 3.4)
     axes = figure.subplots(1, 3)
     train_elbo = [r["train_recon"] + r["train_kl"] for r in metrics]
-    _line(axes[0], epochs, train_elbo, "train -ELBO", few)
-    _line(axes[0], epochs, col("val_loss"), "val -ELBO", few)
+    name = loss_name(has_density)
+    _line(axes[0], epochs, train_elbo, f"train {name}", few)
+    _line(axes[0], epochs, col("val_loss"), f"val {name}", few)
     if any(abs(r["train_loss"] - e) > 1e-3 * max(1.0, abs(e)) for r, e in zip(metrics, train_elbo, strict=True)):
         _line(axes[0], epochs, col("train_loss"), "train objective", few, linestyle="--")
     _line(axes[1], epochs, col("train_recon"), "train", few)
@@ -39,7 +41,8 @@ def training_curves(metrics: list[dict[str, float]]) -> np.ndarray:
             _line(axes[2], epochs, col(key), label, few, linestyle=":")
     if "train_capacity" in metrics[0]:
         _line(axes[2], epochs, col("train_capacity"), "capacity C", few, linestyle="--", color="grey")
-    for ax, title in zip(axes, ("-ELBO = recon + KL", "reconstruction -log p(x|z)", "KL(q(z|x) || p(z))"), strict=True):
+    titles = ("-ELBO = recon + KL" if has_density else name, "reconstruction -log p(x|z)", "KL(q(z|x) || p(z))")
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

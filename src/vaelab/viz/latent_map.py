@@ -67,12 +67,13 @@ def project(means: np.ndarray, method: Method = "auto", seed: int = 0):
         raise ConfigError(f"latent map method must be auto, pca or tsne; got {method!r}")
     from sklearn.decomposition import PCA
 
-    pca = PCA(min(2, d), random_state=seed).fit(means)
+    with np.errstate(invalid="ignore"):  # codes that do not vary (a collapsed model): sklearn divides 0 by 0
+        pca = PCA(min(2, d), random_state=seed).fit(means)
     points = pca.transform(means)
     basis = np.vstack([pca.components_, np.zeros((2 - len(pca.components_), d))])  # (2, D)
     if points.shape[1] == 1:
         points = np.column_stack([points[:, 0], np.zeros(n)])
-    share = list(pca.explained_variance_ratio_) + [0.0]
+    share = [*np.nan_to_num(pca.explained_variance_ratio_), 0.0]  # no variance: 0% of it on each axis
     return points, (f"PC1 ({share[0]:.0%} of variance)", f"PC2 ({share[1]:.0%})"), "pca", (pca.mean_, basis)
 
 

@@ -1,9 +1,12 @@
 """The standard pictures of a run, written to its ``images/`` folder by ``vaelab report`` and at the end of
 training: curves, KL per dimension, a traversal, the latent map, the manifold grid (2-D latents), and the GIFs
-assembled from the per-epoch frames. ``samples.png`` and ``reconstructions.png`` are written by training (and
-rewritten by ``vaelab sample`` / ``vaelab reconstruct``); they are made here only when missing."""
+assembled from the per-epoch frames. ``samples.png`` and ``reconstructions.png`` are written by training; they
+are made here only when missing. The picture commands (``vaelab sample`` ...) write to ``images/adhoc/``
+unless told where: they never replace the run's own pictures."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from .curves import kl_heatmap, training_curves
 from .gif import write_training_gifs
@@ -13,6 +16,7 @@ from .latent_stats import read_latent_stats
 from .sampling import reconstruction_image, sample_grid
 from .traverse import traverse
 
+ADHOC_DIR = "adhoc"  # images/adhoc/: the picture commands' output, apart from the run's own pictures
 TRAVERSAL_ROWS = 10  # the report's traversal shows at most this many dimensions (largest KL first)
 PICTURES = {  # key -> file in images/, in the order a report shows them
     "curves": "curves.png",
@@ -25,6 +29,16 @@ PICTURES = {  # key -> file in images/, in the order a report shows them
     "training_gif": "training.gif",
     "latent_map_gif": "latent_map.gif",
 }
+
+
+def adhoc_path(run, picture: str) -> Path:
+    """A new ``images/adhoc/PICTURE-N.png`` of a run, N the first number not taken."""
+    folder = run.images_dir / ADHOC_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (folder / f"{picture}-{n}.png").exists():
+        n += 1
+    return folder / f"{picture}-{n}.png"
 
 
 def picture_scale(run) -> int:
@@ -53,7 +67,7 @@ def write_run_pictures(run) -> None:
     scale = picture_scale(run)
     metrics = run.metrics
     if metrics:
-        save_png(training_curves(metrics), images / PICTURES["curves"])
+        save_png(training_curves(metrics, run.model.has_density), images / PICTURES["curves"])
     stats = read_latent_stats(run.path)
     if stats:
         save_png(kl_heatmap(stats), images / PICTURES["kl_per_dim"])

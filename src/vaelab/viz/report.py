@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image
 
 from ..checkpoint import atomic_write_text
+from ..evaluate.likelihood import loss_name
 from ..run import Run, read_eval
 from .frames import frame_files
 from .gif import GIFS, gif_bytes
@@ -113,6 +114,7 @@ def _figure(run: Run, key: str, path: Path) -> str:
 
 def _facts(run: Run, evaluation: dict[str, Any]) -> list[tuple[str, str]]:
     model, metrics, config = run.model, run.metrics, run.config
+    name = loss_name(model.has_density)  # -ELBO, or the reconstruction NLL of a model without a density
     facts = [
         ("model", f"{config.model.name} ({config.model.net}, {config.model.likelihood} likelihood"
          + (", conditional" if run.conditional else "") + ")"),
@@ -125,11 +127,11 @@ def _facts(run: Run, evaluation: dict[str, Any]) -> list[tuple[str, str]]:
         minutes = sum(r.get("seconds", 0.0) for r in metrics) / 60
         facts.append(("trained", f"{int(last['epoch'])} epochs, {int(last['step']):,} steps, {minutes:.1f} min"))
         if "val_loss" in last:
-            facts.append(("val -ELBO", f"{last['val_loss']:.2f} nats per image (last epoch)"))
+            facts.append((f"val {name}", f"{last['val_loss']:.2f} nats per image (last epoch)"))
     test = evaluation.get("test", {})
     if "neg_elbo" in test:
         elbo = test["neg_elbo"]
-        facts.append(("test -ELBO", f"{elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image"))
+        facts.append((f"test {name}", f"{elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image"))
     return facts
 
 
