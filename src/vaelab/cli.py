@@ -59,6 +59,17 @@ def _temperature(help: str):
     return typer.Option(min=0.0, max=10.0, callback=_finite, help=help)
 
 
+def _writing_into(run: Path, output: Path | None = None, always: bool = False):
+    """The run folder's lock (vaelab.lock) when the command writes into it: ``always``, or when ``output`` is
+    left to its default in the run or points inside it."""
+    import contextlib
+
+    from .lock import run_lock
+
+    inside = output is None or output.resolve().is_relative_to(run.resolve())
+    return run_lock(run) if always or inside else contextlib.nullcontext()
+
+
 PngOutput = Annotated[
     Path | None, typer.Option("-o", "--output", callback=_png_path, help="PNG path; default RUN/images/")
 ]
@@ -107,11 +118,18 @@ def train(
     evaluate: Annotated[bool, typer.Option(help="Evaluate the test -ELBO when training ends.")] = True,
 ) -> None:
     """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
+    from .lock import keep_locks
+
+    shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
+    with keep_locks():  # the run folder stays locked from training to its eval and report
+        _train_and_report(config, shortcuts + (overrides or []), resume, evaluate)
+
+
+def _train_and_report(config: Path | None, overrides: list[str], resume: Path | None, evaluate: bool) -> None:
     from .evaluate import evaluate_run, write_eval
     from .training import train as run_training
 
-    shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
-    run = run_training(config, shortcuts + (overrides or []), resume=resume)
+    run = run_training(config, overrides, resume=resume)
     if run is None:  # a process other than rank 0 of a torchrun: rank 0 reports
         return
     typer.echo(f"run folder: {run.path}")
@@ -166,20 +184,21 @@ def evaluate(
     from .run import load_run
 
     set_threads(0)
-    loaded = load_run(run, resolve_device(device))
-    log = lambda message: typer.echo(message, err=True)  # noqa: E731
-    results = run_evaluation(
-        loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision,
-        disentanglement=disentanglement, disentanglement_points=disentanglement_points,
-        samplers=_samplers(samplers),
-    )  # fmt: skip
-    write_eval(loaded, results)
-    typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
-    for line in report_lines(results):
-        typer.echo(line)
-    warning = collapse_warning(results)
-    if warning:
-        typer.echo(warning, err=True)
+    with _writing_into(run, always=True):  # eval.json, and samplers fitted into RUN/samplers/
+        loaded = load_run(run, resolve_device(device))
+        log = lambda message: typer.echo(message, err=True)  # noqa: E731
+        results = run_evaluation(
+            loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision,
+            disentanglement=disentanglement, disentanglement_points=disentanglement_points,
+            samplers=_samplers(samplers),
+        )  # fmt: skip
+        typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
+        for line in report_lines(results):  # printed before eval.json is written: kept if it cannot be
+            typer.echo(line)
+        warning = collapse_warning(results)
+        if warning:
+            typer.echo(warning, err=True)
+        write_eval(loaded, results)
     typer.echo(f"written: {loaded.path / 'eval.json'}")
 
 
@@ -294,10 +313,11 @@ def sample(
     from .run import load_run
     from .viz import sample_grid, save_png
 
-    loaded = load_run(run)
-    grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
-    path = save_png(grid, output or loaded.images_dir / "samples.png", scale)
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output, always=prior in ("gmm", "two-stage")):  # fitted samplers go in RUN/samplers/
+        loaded = load_run(run)
+        grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
+        path = save_png(grid, output or loaded.images_dir / "samples.png", scale)
+        typer.echo(f"written: {path}")
 
 
 @app.command()
@@ -319,12 +339,13 @@ def reconstruct(
     from .run import load_run
     from .viz import reconstruction_image, save_png
 
-    loaded = load_run(run)
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"--split must be train, val or test; got {split!r}")
-    grid = reconstruction_image(loaded, n, split, temperature, seed)
-    path = save_png(grid, output or loaded.images_dir / "reconstructions.png", scale)
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"--split must be train, val or test; got {split!r}")
+        grid = reconstruction_image(loaded, n, split, temperature, seed)
+        path = save_png(grid, output or loaded.images_dir / "reconstructions.png", scale)
+        typer.echo(f"written: {path}")
 
 
 @app.command()
@@ -345,11 +366,12 @@ def traverse(
     from .run import load_run
     from .viz import save_png, traverse
 
-    loaded = load_run(run)
-    result = traverse(loaded, dims, range_, steps, index, split)
-    path = save_png(result.labelled(scale), output or loaded.images_dir / "traversal.png")
-    typer.echo(f"rows: {', '.join(result.names)}")
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        result = traverse(loaded, dims, range_, steps, index, split)
+        path = save_png(result.labelled(scale), output or loaded.images_dir / "traversal.png")
+        typer.echo(f"rows: {', '.join(result.names)}")
+        typer.echo(f"written: {path}")
 
 
 @app.command()
@@ -366,10 +388,11 @@ def interpolate(
     from .run import load_run
     from .viz import interpolation_grid, save_png
 
-    loaded = load_run(run)
-    grid = interpolation_grid(loaded, pair[0], pair[1], steps, slerp, split)
-    path = save_png(grid, output or loaded.images_dir / "interpolation.png", scale)
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        grid = interpolation_grid(loaded, pair[0], pair[1], steps, slerp, split)
+        path = save_png(grid, output or loaded.images_dir / "interpolation.png", scale)
+        typer.echo(f"written: {path}")
 
 
 @app.command(name="latent-map")
@@ -387,13 +410,14 @@ def latent_map_command(
     from .run import load_run
     from .viz import latent_map, manifold_grid, save_png
 
-    loaded = load_run(run)
-    picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
-    path = save_png(picture, output or loaded.images_dir / "latent_map.png")
-    typer.echo(f"written: {path}")
-    if loaded.model.spec.continuous == 2:
-        manifold = path.with_name(f"{path.stem}-manifold.png") if output else loaded.images_dir / "manifold.png"
-        typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
+        path = save_png(picture, output or loaded.images_dir / "latent_map.png")
+        typer.echo(f"written: {path}")
+        if loaded.model.spec.continuous == 2:
+            manifold = path.with_name(f"{path.stem}-manifold.png") if output else loaded.images_dir / "manifold.png"
+            typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
 
 
 @app.command()
@@ -404,7 +428,8 @@ def report(run: RunArg) -> None:
     from .viz import write_report
 
     set_threads(0)
-    typer.echo(f"written: {write_report(load_run(run))}")
+    with _writing_into(run, always=True):
+        typer.echo(f"written: {write_report(load_run(run))}")
 
 
 @app.command()
@@ -450,7 +475,8 @@ def export(
     from .export import check_onnx, export_run, read_metadata
     from .run import load_run
 
-    paths = export_run(run, output, format, part)
+    with _writing_into(run, output):
+        paths = export_run(run, output, format, part)
     checkable = check and format == "onnx" and importlib.util.find_spec("onnxruntime") is not None
     model = load_run(run).model if checkable else None
     for path in paths:

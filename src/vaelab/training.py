@@ -4,6 +4,7 @@ and the report; ``resume`` continues a run folder exactly where its last checkpo
 
 from __future__ import annotations
 
+import contextlib
 import random
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,8 @@ from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import load_dataset
 from .devices import resolve_device
 from .distributed import Context, broadcast, context_from_env, start, stop
-from .errors import ConfigError
+from .errors import ConfigError, RunError
+from .lock import run_lock
 from .loop import Loop, log_nothing, log_to_stderr, set_threads
 from .models import build_model
 from .nets import Nets
@@ -98,7 +100,34 @@ def train(
             stop()
 
 
+def _owned(run_dir: Path, context: Context) -> contextlib.AbstractContextManager:
+    """The run folder's lock, taken by rank 0; under torchrun every rank learns whether it got it (and stops
+    with its message if not)."""
+    if not context.active:
+        return run_lock(run_dir)
+    stack, error = contextlib.ExitStack(), None
+    if context.main:
+        try:
+            stack.enter_context(run_lock(run_dir))
+        except RunError as err:
+            error = str(err)
+    error = broadcast(error, context)
+    if error is not None:
+        stack.close()
+        raise RunError(error)
+    return stack
+
+
 def _train(config: Config, resume: str | Path | None, context: Context, nets: Nets | None) -> Run | None:
+    with contextlib.ExitStack() as owned:
+        if resume is not None:  # before any work: a folder another process writes is refused at once
+            owned.enter_context(_owned(Path(resume), context))
+        return _train_owned(config, resume, context, nets, owned)
+
+
+def _train_owned(
+    config: Config, resume: str | Path | None, context: Context, nets: Nets | None, owned: contextlib.ExitStack
+) -> Run | None:
     if config.train.tensorboard and context.main:
         require_tensorboard()  # a missing package is reported before any work is done
     threads = set_threads(config.train.threads, context.local_world_size)
@@ -109,6 +138,8 @@ def _train(config: Config, resume: str | Path | None, context: Context, nets: Ne
     model = build_model(config.model, data.image_shape, data.num_classes, nets)
     new_dir = None if resume is not None else broadcast(new_run_dir(config) if context.main else None, context)
     run_dir = Path(resume) if resume is not None else new_dir  # rank 0 names and creates a new folder
+    if resume is None and context.main:
+        owned.enter_context(run_lock(run_dir))
     writer = RunWriter(run_dir, model_metadata(data), config.train.keep)
     log = log_to_stderr if context.main else log_nothing
     loop = Loop(config, data, model, context, log=log, failure_dir=run_dir if context.main else None)
