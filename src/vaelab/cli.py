@@ -531,10 +531,13 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(str(err))
     except OSError as err:
-        if "--debug" in args or err.filename is None or err.errno not in PATH_ERRORS | {errno.ENOSPC}:
+        if "--debug" in args:
             raise
-        if err.errno == errno.ENOSPC:
-            _fail(f"no space left on the device of {err.filename}: free some and run again (earlier files are whole)")
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # every writer removes its temporaries (checkpoint.py)
+            where = f" of {err.filename}" if err.filename else ""
+            _fail(f"no space left on the device{where}: free some and run again (earlier files are whole)")
+        if err.filename is None or err.errno not in PATH_ERRORS:
+            raise
         _fail(f"cannot use {err.filename}: {err.strerror}; check the path and its permissions")
     except (typer.Abort, KeyboardInterrupt):  # Ctrl+C (typer >= 0.22 returns 130 instead)
         code = 130

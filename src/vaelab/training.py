@@ -5,6 +5,7 @@ and the report; ``resume`` continues a run folder exactly where its last checkpo
 from __future__ import annotations
 
 import contextlib
+import errno
 import random
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_text, temporary_dir
+from .checkpoint import atomic_write_text, filled_dir
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import load_dataset
 from .devices import resolve_device
@@ -43,16 +44,18 @@ def new_run_dir(config: Config) -> Path:
     name = name.replace("/", "_").replace(":", "_")
     root = Path(config.train.out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_dir(root, name)
-    atomic_write_text(tmp / CONFIG_FILE, config.to_yaml())
-    path, n = root / name, 1
-    while True:
-        try:
-            tmp.rename(path)  # fails if path exists (as a non-empty folder): then try the next name
-            return path
-        except OSError:
-            n += 1
-            path = root / f"{name}-{n}"
+    with filled_dir(root, name) as tmp:
+        atomic_write_text(tmp / CONFIG_FILE, config.to_yaml())
+        path, n = root / name, 1
+        while True:
+            try:
+                tmp.rename(path)  # fails if path exists (as a non-empty folder): then try the next name
+                return path
+            except OSError as err:
+                if err.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):  # not a name taken
+                    raise
+                n += 1
+                path = root / f"{name}-{n}"
 
 
 RESUMABLE_SECTIONS = ("train.",)
