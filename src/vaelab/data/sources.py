@@ -21,6 +21,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .idx import read_idx, read_idx_header
+from .images import SUFFIXES as IMAGE_SUFFIXES
+from .images import read_image
 from .raw import RawSplits
 from .shapes import GRIDS, SHAPE_NAMES, SIZE, FactorData, cache_paths, factor_data
 
@@ -33,8 +35,6 @@ _IDX_FILES = {
     "test_x": "t10k-images-idx3-ubyte",
     "test_y": "t10k-labels-idx1-ubyte",
 }
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-_GREY_MODES = {"1", "L", "LA"}
 _NPZ_KEYS = ("x", "y", "x_test", "y_test")
 
 
@@ -363,14 +363,15 @@ def _npz_labels(y: np.ndarray, what: str, n: int) -> np.ndarray:
 
 
 def _load_folder(path: str | None) -> RawSplits:
-    """PNG/JPEG images, in one subfolder per class (sorted names are labels 0..K-1) or unlabelled.
+    """PNG/JPEG/TIFF/BMP images (in any mode data/images.py reads), in one subfolder per class (sorted names
+    are labels 0..K-1) or unlabelled.
 
     train/ and test/ subfolders, each laid out so, give an official test split.
-    Images are grey ('L') when all are grey, else RGB; all must have the same size.
+    Images are grey when all are grey, else RGB; all must have the same size.
     """
     root = Path(path or "")
     if not root.is_dir():
-        raise DataError(f"{root} is not a directory; folder:PATH needs a folder of PNG/JPEG images")
+        raise DataError(f"{root} is not a directory; folder:PATH needs a folder of PNG/JPEG/TIFF/BMP images")
     has_train, has_test = (root / "train").is_dir(), (root / "test").is_dir()
     if has_train != has_test:
         present, absent = ("train", "test") if has_train else ("test", "train")
@@ -403,7 +404,7 @@ def _image_tree(root: Path) -> tuple[list[Path], np.ndarray | None, list[str] | 
     if loose and classes:
         raise DataError(f"{root} has images both loose ({loose[0].name}) and in class folders; move all into classes")
     if not loose and not classes:
-        raise DataError(f"{root} holds no PNG/JPEG images (looked in it and in its subfolders)")
+        raise DataError(f"{root} holds no PNG/JPEG/TIFF/BMP images (looked in it and in its subfolders)")
     if loose:
         return loose, None, None
     per_class = [sorted(p for p in d.iterdir() if _is_image(p)) for d in classes]
@@ -412,20 +413,14 @@ def _image_tree(root: Path) -> tuple[list[Path], np.ndarray | None, list[str] | 
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file()
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 def _read_images(files: list[Path]) -> np.ndarray:
     """uint8 (N, C, H, W): C = 1 when every image is grey, else 3 (grey images repeated over RGB)."""
-    from PIL import Image
-
     images = []
     for f in files:
-        try:
-            with Image.open(f) as im:
-                image = np.asarray(im.convert("L" if im.mode in _GREY_MODES else "RGB"))  # (H, W) or (H, W, 3)
-        except (OSError, ValueError, SyntaxError) as e:
-            raise DataError(f"cannot read image {f} ({e}); delete or replace it") from None
+        image = read_image(f)  # (H, W) or (H, W, 3), each mode converted faithfully or refused (data/images.py)
         if images and image.shape[:2] != images[0].shape[:2]:
             (h, w), (h0, w0) = image.shape[:2], images[0].shape[:2]
             raise DataError(f"{f} is {w}x{h} pixels but {files[0]} is {w0}x{h0}; resize all images to one size")
@@ -459,6 +454,6 @@ SOURCES: dict[str, Source] = {
     ),
     "shapes-small": _shapes_source("shapes-small", "4,608 sprites on a coarse 3x3x8x8x8 shapes grid (tests, demos)"),
     "npz": Source(_load_npz, None, "your arrays: x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test"),
-    "folder": Source(_load_folder, None, "your PNG/JPEG images, one subfolder per class, optional train/ and test/"),
+    "folder": Source(_load_folder, None, "your PNG/JPEG/TIFF/BMP images, a folder per class, optional train/, test/"),
     "npy": Source(_load_npy, None, "uint8 images on disk (vaelab convert), streamed: data larger than memory"),
 }
