@@ -180,6 +180,23 @@ CASES = [
         "odd.tif holds 32-bit integers",
         _odd_mode("odd.tif", np.full((8, 8), 70000, dtype=np.int32)),
     ),
+    Case(
+        "config-duplicate-key",
+        lambda f, r: ["train", "--config", str(f / "c.yaml"), "data.name=digits", f"train.out_dir={f / 'runs'}"],
+        "key 'lr' is given twice (lines 2 and 3)",
+        lambda f, r: (f / "c.yaml").write_text("train:\n  lr: 0.1\n  lr: 0.01\n"),
+    ),
+    Case(
+        "config-not-utf8",
+        lambda f, r: ["train", "--config", str(f / "c.yaml"), "data.name=digits", f"train.out_dir={f / 'runs'}"],
+        "c.yaml is not UTF-8 text",
+        lambda f, r: (f / "c.yaml").write_bytes("# réglages\ntrain:\n  lr: 0.1\n".encode("latin-1")),
+    ),
+    Case(
+        "config-is-a-directory",
+        lambda f, r: ["train", "--config", str(f), "data.name=digits", f"train.out_dir={f / 'runs'}"],
+        "is a directory",
+    ),
     Case("config-typo", _tiny_train("model.lattent_dim=4"), "did you mean model.latent_dim"),
     Case("config-wrong-type", _tiny_train("train.epochs=ten"), "train.epochs must be int"),
     Case("unknown-dataset", _tiny_train("data.name=fashion_mnist"), "fashion-mnist"),
