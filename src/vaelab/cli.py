@@ -118,27 +118,41 @@ def train(
     evaluate: Annotated[bool, typer.Option(help="Evaluate the test -ELBO when training ends.")] = True,
 ) -> None:
     """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
+    import shlex
+
+    from .errors import Interrupted
     from .lock import keep_locks
 
     shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
-    with keep_locks():  # the run folder stays locked from training to its eval and report
-        _train_and_report(config, shortcuts + (overrides or []), resume, evaluate)
+    try:
+        with keep_locks():  # the run folder stays locked from training to its eval and report
+            _train_and_report(config, shortcuts + (overrides or []), resume, evaluate)
+    except Interrupted as err:
+        _interrupt_notes.append(f"resume with: vaelab train --resume {shlex.quote(str(err.run_dir))}")
+        raise
 
 
 def _train_and_report(config: Path | None, overrides: list[str], resume: Path | None, evaluate: bool) -> None:
     from .evaluate import evaluate_run, write_eval
+    from .evaluate.suite import plus_minus
     from .training import train as run_training
 
     run = run_training(config, overrides, resume=resume)
     if run is None:  # a process other than rank 0 of a torchrun: rank 0 reports
         return
     typer.echo(f"run folder: {run.path}")
-    if evaluate:
+    if evaluate and len(run.data.test_x) == 0:
+        typer.echo(
+            f"no test images (data.test_fraction={run.config.data.test_fraction:g}, no official test split): test "
+            f"evaluation skipped; measure another split with: vaelab eval {run.path} --split val",
+            err=True,
+        )
+    elif evaluate:
         results = evaluate_run(run, "test")
         write_eval(run, results)
         elbo, recon, kl = (results[k] for k in ("neg_elbo", "recon", "kl"))
         typer.echo(
-            f"test -ELBO: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
+            f"test -ELBO: {elbo['mean']:.2f} ± {plus_minus(elbo['stderr'])} nats per image "
             f"(recon {recon['mean']:.2f}, KL {kl['mean']:.2f}; {results['n_images']} images)"
         )
     for name in ("samples", "reconstructions"):
@@ -505,6 +519,9 @@ PATH_ERRORS = {  # an OSError with these, on a file name, is the user's path (e.
 }
 
 
+_interrupt_notes: list[str] = []  # what an interrupted command adds to the "interrupted" line
+
+
 def _fail(message: str) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit 2."""
     typer.echo("error: " + "; ".join(line.strip() for line in message.splitlines() if line.strip()), err=True)
@@ -517,6 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     click = getattr(typer, "_click", None) or importlib.import_module("click")  # typer >= 0.22 has its own copy
     help_only = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
     args = sys.argv[1:] if argv is None else argv
+    _interrupt_notes.clear()
     try:
         code = app(args=args, prog_name="vaelab", standalone_mode=False)
     except help_only as err:  # `vaelab` alone: the help (typer's rich help is printed as the error is made)
@@ -542,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):  # Ctrl+C (typer >= 0.22 returns 130 instead)
         code = 130
     if code == 130:
-        typer.echo("interrupted", err=True)
+        typer.echo("; ".join(["interrupted", *_interrupt_notes]), err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 

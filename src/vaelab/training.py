@@ -18,11 +18,12 @@ from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import load_dataset
 from .devices import resolve_device
 from .distributed import Context, broadcast, context_from_env, start, stop
-from .errors import ConfigError, RunError
+from .errors import ConfigError, Interrupted, RunError
 from .lock import run_lock
 from .loop import Loop, log_nothing, log_to_stderr, set_threads
 from .models import build_model
 from .nets import Nets
+from .resources import check_training_fits
 from .run import CONFIG_FILE, IMAGES_DIR, Run, load_run, read_run_config
 from .run_writer import RunWriter, model_metadata
 from .viz import EpochRecorders, write_report
@@ -138,11 +139,27 @@ def _train_owned(
     d = config.data
     data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
                         seed=config.seed, binarize=d.binarize, limit=d.limit)  # fmt: skip
+    if nets is None:  # your own networks are built already; vaelab's are estimated before they are
+        check_training_fits(config, data.image_shape, data.num_classes)
     model = build_model(config.model, data.image_shape, data.num_classes, nets)
+    if model.closed_form and model.spec.continuous > len(data.train_x):  # found before a run folder is made
+        raise ConfigError(
+            f"model.latent_dim={model.spec.continuous} exceeds the {len(data.train_x)} training images of "
+            f"{data.name} ({config.model.name}); lower model.latent_dim or data.val_fraction, data.test_fraction"
+        )
     new_dir = None if resume is not None else broadcast(new_run_dir(config) if context.main else None, context)
     run_dir = Path(resume) if resume is not None else new_dir  # rank 0 names and creates a new folder
     if resume is None and context.main:
         owned.enter_context(run_lock(run_dir))
+    try:
+        return _fit(config, data, model, run_dir, resume, context, nets, threads)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM: say which folder to resume
+        raise Interrupted(run_dir) from None
+
+
+def _fit(config: Config, data, model, run_dir: Path, resume, context: Context, nets: Nets | None, threads: int):
     writer = RunWriter(run_dir, model_metadata(data), config.train.keep)
     log = log_to_stderr if context.main else log_nothing
     loop = Loop(config, data, model, context, log=log, failure_dir=run_dir if context.main else None)

@@ -197,6 +197,27 @@ CASES = [
         lambda f, r: ["train", "--config", str(f), "data.name=digits", f"train.out_dir={f / 'runs'}"],
         "is a directory",
     ),
+    Case(
+        "pca-more-dimensions-than-images",
+        lambda f, r: [
+            "train",
+            f"data.name=npz:{f / 'data.npz'}",
+            "model.name=pca",
+            "model.latent_dim=4",
+            "data.val_fraction=0",
+            "data.test_fraction=0",
+            f"train.out_dir={f / 'runs'}",
+        ],  # fmt: skip
+        "model.latent_dim=4 exceeds the 3 training images",
+        _npz(x=np.zeros((3, 8, 8), np.uint8)),
+    ),
+    Case("model-beyond-memory", _tiny_train("model.latent_dim=100000000"), "this machine has"),
+    Case(
+        "npz-ids-as-labels",
+        _npz_train,
+        "renumber them",
+        _npz(x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 10**12, 1, 2])),
+    ),
     Case("config-typo", _tiny_train("model.lattent_dim=4"), "did you mean model.latent_dim"),
     Case("config-wrong-type", _tiny_train("train.epochs=ten"), "train.epochs must be int"),
     Case("unknown-dataset", _tiny_train("data.name=fashion_mnist"), "fashion-mnist"),

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..resources import check_data_fits
 from .idx import read_idx, read_idx_header
 from .images import SUFFIXES as IMAGE_SUFFIXES
 from .images import read_image
-from .raw import RawSplits
+from .raw import RawSplits, index_class_names
 from .shapes import GRIDS, SHAPE_NAMES, SIZE, FactorData, cache_paths, factor_data
 
 _DIGIT_NAMES = [str(d) for d in range(10)]
@@ -323,8 +324,7 @@ def _load_npz(path: str | None) -> RawSplits:
         raise DataError(f"{path} has labels for only one of x and x_test; save both y and y_test, or neither")
     names = None
     if y is not None:
-        num_classes = int(max(y.max(), -1 if y_test is None else y_test.max())) + 1
-        names = [str(k) for k in range(num_classes)]
+        names = index_class_names([y, y_test], str(path))
     return RawSplits(x, y, x_test, y_test, names, f"arrays from {path}")
 
 
@@ -421,6 +421,8 @@ def _read_images(files: list[Path]) -> np.ndarray:
     images = []
     for f in files:
         image = read_image(f)  # (H, W) or (H, W, 3), each mode converted faithfully or refused (data/images.py)
+        if not images:  # will they fit, in the list and its stacked copy? (the first stands for all: sizes match)
+            check_data_fits(len(files), 2 * image.nbytes, str(f.parent))
         if images and image.shape[:2] != images[0].shape[:2]:
             (h, w), (h0, w0) = image.shape[:2], images[0].shape[:2]
             raise DataError(f"{f} is {w}x{h} pixels but {files[0]} is {w0}x{h0}; resize all images to one size")

@@ -30,7 +30,7 @@ from ..checkpoint import atomic_write, naming_errors
 from ..distributed import Context
 from ..errors import DataError
 from .batches import Batch, global_batches, shard
-from .raw import RawSplits
+from .raw import RawSplits, index_class_names
 
 CHUNKS_PER_WINDOW = 64  # the window holds this many chunks: the finer the chunks, the better the shuffle
 CONVERT_SEED = 0
@@ -116,7 +116,7 @@ def read_npy_dataset(path: str | Path) -> tuple[RawSplits, StreamFile]:
     meta = json.loads(sibling(path, "json").read_text()) if sibling(path, "json").is_file() else {}
     names = meta.get("class_names")
     if y is not None and names is None:
-        names = [str(k) for k in range(int(max(y.max(), -1 if test_y is None else test_y.max())) + 1)]
+        names = index_class_names([y, test_y], str(path))
     raw = RawSplits(x, y, test_x, test_y, names if y is not None else None, f"uint8 images streamed from {path}")
     return raw, StreamFile(header, labels_header, len(x))
 
