@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -133,18 +132,6 @@ def test_a_full_disk_in_other_commands_is_one_line_and_leaves_no_temporaries(arg
     code, err = cli(*[a.replace("RUN", str(trained)).replace("OUT", str(out)) for a in argv])
     assert code == 2 and err.startswith(NO_SPACE), err
     assert temporaries(out) == [] and not any(p.is_file() for p in out.rglob("*"))
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A real 3 MiB tmpfs (needs root and a kernel that lets us mount): its mount point."""
-    point = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
-    point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or 'not permitted'}")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 @pytest.mark.slow

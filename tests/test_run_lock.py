@@ -3,6 +3,7 @@ line naming the holder, and a holder killed with SIGKILL leaves no stale lock.""
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,3 +113,22 @@ def test_the_lock_is_released_and_its_file_removed_when_a_command_ends(trained, 
     assert cli("report", trained)[0] == 0
     assert not (trained / ".lock").exists()
     assert cli("report", trained)[0] == 0
+
+
+def test_a_run_on_a_read_only_filesystem_is_evaluated_its_results_printed_then_one_line(trained, small_tmpfs, capsys):
+    from vaelab.cli import main
+
+    run_dir = small_tmpfs / "run"
+    shutil.copytree(trained, run_dir)
+    remounted = subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], capture_output=True)
+    if remounted.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {remounted.stderr.decode().strip()}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(run_dir), "--iw-samples", "0", "--no-probes", "--no-fid"])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2, err
+    assert "neg_elbo" in out
+    assert err.strip().splitlines()[-1] == (
+        f"error: cannot use {run_dir / 'eval.json'}: Read-only file system; check the path and its permissions"
+    )
+    assert sum(line.startswith("error") for line in err.splitlines()) == 1

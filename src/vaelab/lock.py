@@ -5,6 +5,7 @@ exits, killed or not, so a crash never leaves a stale lock. Locks are re-entrant
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -37,11 +38,14 @@ def _holder(path: Path) -> str:
         return "another process (it has not written its pid yet)"
 
 
-def _acquire(run_dir: Path) -> int:
-    """An open, locked descriptor of RUN/.lock holding this process's details; a RunError if another holds it."""
+def _acquire(run_dir: Path) -> int | None:
+    """An open, locked descriptor of RUN/.lock holding this process's details; a RunError if another holds it;
+    None where the folder cannot be written."""
     path = run_dir / LOCK_FILE
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(path)
+        if fd is None:
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,9 +61,24 @@ def _acquire(run_dir: Path) -> int:
             break
         os.close(fd)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(), "since": time.strftime("%H:%M:%S")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    with contextlib.suppress(OSError):  # not on another user's lock file, opened read-only
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     return fd
+
+
+def _open(path: Path) -> int | None:
+    """RUN/.lock opened for locking: created if need be, read-only if it is another user's (flock needs no write
+    access); None in a folder we cannot write in (a read-only copy): nothing of ours will be written there."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
 
 
 def _release(key: Path) -> None:
@@ -81,7 +100,11 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     if key in _held:
         _held[key][1] += 1
     else:
-        _held[key] = [_acquire(run_dir), 1]
+        fd = _acquire(run_dir)
+        if fd is None:  # a folder we cannot write in: its writes fail with their own message
+            yield
+            return
+        _held[key] = [fd, 1]
         if _kept:
             _kept[-1].append(key)
             _held[key][1] += 1  # released when that ``keep_locks`` ends
