@@ -62,7 +62,10 @@ def test_a_folder_of_images_too_large_for_memory_is_refused_after_reading_one(tm
     for i in range(5):
         Image.fromarray(np.full((64, 64, 3), i, dtype=np.uint8)).save(tmp_path / f"{i}.png")
     monkeypatch.setattr("vaelab.resources.available_bytes", lambda: 100_000)
-    with pytest.raises(DataError, match=r"5 images of 24,576 bytes need .* this machine has 0 MB available"):
+    with pytest.raises(
+        DataError,
+        match=r"5 images of 12,288 bytes \(and their stacked copy\) need 123 kB in memory; this machine has 100 kB",
+    ):
         load_dataset(f"folder:{tmp_path}")
 
 
@@ -71,3 +74,17 @@ def test_labels_that_are_not_class_indices_are_refused_before_a_class_list_is_ma
     np.savez(path, x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 10**12, 5, 10**12]))
     with pytest.raises(DataError, match=r"labels run up to 1,000,000,000,000, .* for 3 distinct values; .*renumber"):
         load_dataset(f"npz:{path}", val_fraction=0.25, test_fraction=0.25)
+
+
+def test_an_npz_too_large_for_memory_is_refused_from_its_headers_before_loading(tmp_path, monkeypatch):
+    path = tmp_path / "big.npz"
+    np.savez_compressed(path, x=np.zeros((50, 64, 64), np.uint8))  # 200 kB of images, a few hundred bytes on disk
+    monkeypatch.setattr("vaelab.resources.available_bytes", lambda: 100_000)
+    loaded = []
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: loaded.append(key))
+    with pytest.raises(
+        DataError,
+        match=r"big.npz: its arrays \(and their uint8 copies\) need 410 kB in memory; this machine has 100 kB",
+    ):
+        load_dataset(f"npz:{path}")
+    assert loaded == []

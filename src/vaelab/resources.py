@@ -36,7 +36,8 @@ def available_bytes() -> int | None:
 
 
 def gigabytes(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+    """Bytes as people read them: 25.3 GB, 412 MB, 96 kB."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def _activation_elements(model: torch.nn.Module, image_shape: tuple[int, ...], num_classes: int | None) -> int:
@@ -107,11 +108,17 @@ def check_training_fits(config, image_shape, num_classes, available: int | None 
 
 
 def check_data_fits(n_images: int, image_bytes: int, where: str, available: int | None = None) -> None:
-    """A DataError when ``n_images`` of ``image_bytes`` each cannot be held in memory."""
+    """A DataError when ``n_images`` of ``image_bytes`` each, read one by one and then stacked (twice their size),
+    cannot be held in memory."""
+    what = f"{where}: {n_images:,} images of {image_bytes:,} bytes (and their stacked copy)"
+    check_memory(2 * n_images * image_bytes, what, "use smaller or fewer images", available)
+
+
+def check_memory(need: int, what: str, remedy: str, available: int | None = None) -> None:
+    """A DataError "WHAT need N GB in memory; this machine has M GB available: REMEDY" when ``need`` bytes do not
+    fit in the available memory (nothing is checked where that is unknown)."""
     available = available_bytes() if available is None else available
-    need = n_images * image_bytes
     if available is not None and need > HEADROOM * available:
         raise DataError(
-            f"{where}: {n_images:,} images of {image_bytes:,} bytes need {gigabytes(need)} in memory; this machine "
-            f"has {gigabytes(available)} available: use smaller or fewer images"
+            f"{what} need {gigabytes(need)} in memory; this machine has {gigabytes(available)} available: {remedy}"
         )

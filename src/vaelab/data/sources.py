@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.util
+import math
 import os
 import zipfile
 import zlib
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..resources import check_data_fits
+from ..resources import check_data_fits, check_memory
 from .idx import read_idx, read_idx_header
 from .images import SUFFIXES as IMAGE_SUFFIXES
 from .images import read_image
@@ -309,8 +310,10 @@ def _load_npz(path: str | None) -> RawSplits:
             held = ", ".join(archive.files) or "(none)"
             raise DataError(f"{path} holds arrays {held}; expected x and optionally y, x_test, y_test")
         try:
+            need = sum(_npy_bytes(archive, key) for key in archive.files)  # read from the headers: nothing loaded
+            check_memory(2 * need, f"{path}: its arrays (and their uint8 copies)", "save fewer or smaller images")
             arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, KeyError, EOFError, NotImplementedError, zipfile.BadZipFile) as e:
             raise DataError(f"cannot read the arrays in {path} ({e}); save numeric arrays with numpy.savez") from None
     x = _npz_images(arrays["x"], f"{path}: x")
     y = _npz_labels(arrays["y"], f"{path}: y", len(x)) if "y" in arrays else None
@@ -326,6 +329,15 @@ def _load_npz(path: str | None) -> RawSplits:
     if y is not None:
         names = index_class_names([y, y_test], str(path))
     return RawSplits(x, y, x_test, y_test, names, f"arrays from {path}")
+
+
+def _npy_bytes(archive: np.lib.npyio.NpzFile, key: str) -> int:
+    """The size of an array in an .npz archive, from its .npy header."""
+    with archive.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return math.prod(shape) * dtype.itemsize
 
 
 def _npz_images(x: np.ndarray, what: str) -> np.ndarray:
@@ -421,8 +433,8 @@ def _read_images(files: list[Path]) -> np.ndarray:
     images = []
     for f in files:
         image = read_image(f)  # (H, W) or (H, W, 3), each mode converted faithfully or refused (data/images.py)
-        if not images:  # will they fit, in the list and its stacked copy? (the first stands for all: sizes match)
-            check_data_fits(len(files), 2 * image.nbytes, str(f.parent))
+        if not images:  # will they all fit? (the first stands for all: their sizes must match)
+            check_data_fits(len(files), image.nbytes, str(f.parent))
         if images and image.shape[:2] != images[0].shape[:2]:
             (h, w), (h0, w0) = image.shape[:2], images[0].shape[:2]
             raise DataError(f"{f} is {w}x{h} pixels but {files[0]} is {w0}x{h0}; resize all images to one size")
