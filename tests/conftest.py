@@ -102,3 +102,18 @@ def live_explorer(explorer_runs):
 
     with BackgroundServer(load_explorers([explorer_runs[name] for name in EXPLORER_RUNS])) as url:
         yield url
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 3 MiB tmpfs (needs root and a kernel that lets us mount): its mount point."""
+    import subprocess
+    import uuid
+
+    point = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
+    point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip() or 'not permitted'}")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)

@@ -84,3 +84,52 @@ def test_shipped_configs_load(path):
 
 def test_shipped_configs_exist():
     assert {p.name for p in CONFIGS} >= {"vae-mlp.yaml", "vae-conv.yaml", "ae-mlp.yaml"}
+
+
+CONFIG_TEXT = "# a comment: día\nmodel:\n  latent_dim: 7\ntrain:\n  lr: 0.002\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_config_files_in_the_encodings_editors_write_are_read(tmp_path, encoding):
+    data = CONFIG_TEXT.encode(encoding)
+    if encoding in ("utf-16-le", "utf-16-be"):  # with the byte-order mark an editor writes
+        data = "\ufeff".encode(encoding) + data
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+    config = load_config(path)
+    assert (config.model.latent_dim, config.train.lr) == (7, 0.002)
+
+
+def test_a_config_file_not_in_utf_8_says_so_with_the_fix(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(CONFIG_TEXT.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"c.yaml is not UTF-8 text \(byte \d+.*save it as UTF-8"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("train:\n  lr: 0.1\n  lr: 0.2\n", "'lr' is given twice \\(lines 2 and 3\\)"),
+        ("train: {}\ntrain: {}\n", "'train'"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it(tmp_path, text, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"c.yaml: key {key}"):
+        load_config(path)
+
+
+def test_a_directory_given_as_the_config_file_is_named_as_such(tmp_path):
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a directory"):
+        load_config(tmp_path)
+
+
+def test_a_run_folder_whose_config_yaml_has_a_repeated_key_is_refused(tmp_path):
+    from vaelab.errors import RunError
+    from vaelab.run import read_run_config
+
+    (tmp_path / "config.yaml").write_text("seed: 1\nseed: 2\n")
+    with pytest.raises(RunError, match="key 'seed' is given twice"):
+        read_run_config(tmp_path)

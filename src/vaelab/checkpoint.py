@@ -9,6 +9,7 @@ trainer state (optimizer, RNG states, counters, metrics history) is a plain dict
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -46,6 +47,18 @@ def temporary_dir(root: Path, prefix: str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{prefix}.", suffix=".tmp"))
     tmp.chmod(0o777 & ~UMASK)
     return tmp
+
+
+@contextlib.contextmanager
+def filled_dir(root: Path, prefix: str) -> Iterator[Path]:
+    """A ``temporary_dir`` to fill and rename into place inside the block; removed if the block fails (e.g. the
+    disk is full), so an interrupted write leaves nothing behind."""
+    tmp = temporary_dir(root, prefix)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,6 +115,14 @@ def weights_bytes(model: torch.nn.Module, metadata: dict[str, Any]) -> bytes:
     return save_safetensors_bytes(state, metadata={k: json.dumps(v) for k, v in metadata.items()})
 
 
+def trainer_bytes(state: dict[str, Any]) -> bytes:
+    """``torch.save(state)`` as bytes: serialised in memory, since torch.save into a file turns a failed write
+    (e.g. a full disk) into a RuntimeError that names neither the file nor the cause."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata of a safetensors file, with a RunError if it is missing or damaged."""
     path = Path(path)
@@ -154,12 +175,12 @@ def save_checkpoint(run_dir: Path, epoch: int, weights: bytes, trainer_state: di
     root = run_dir / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"epoch-{epoch:04d}"
-    tmp = temporary_dir(root, f"epoch-{epoch:04d}")
-    atomic_write_bytes(tmp / WEIGHTS_FILE, weights)
-    atomic_write(tmp / TRAINER_FILE, lambda f: torch.save(trainer_state, f))
-    if final.exists():  # a rerun of an epoch after resume: replace it
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+    with filled_dir(root, f"epoch-{epoch:04d}") as tmp:
+        atomic_write_bytes(tmp / WEIGHTS_FILE, weights)
+        atomic_write_bytes(tmp / TRAINER_FILE, trainer_bytes(trainer_state))
+        if final.exists():  # a rerun of an epoch after resume: replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
     _fsync_dir(root)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

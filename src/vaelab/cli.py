@@ -72,6 +72,17 @@ def _temperature(help: str):
     return typer.Option(min=0.0, max=10.0, callback=_finite, help=help)
 
 
+def _writing_into(run: Path, output: Path | None = None, always: bool = False):
+    """The run folder's lock (vaelab.lock) when the command writes into it: ``always``, or when ``output`` is
+    left to its default in the run or points inside it."""
+    import contextlib
+
+    from .lock import run_lock
+
+    inside = output is None or output.resolve().is_relative_to(run.resolve())
+    return run_lock(run) if always or inside else contextlib.nullcontext()
+
+
 PngOutput = Annotated[
     Path | None,
     typer.Option("-o", "--output", callback=_png_path, help="PNG path; default a new RUN/images/adhoc/*.png"),
@@ -123,25 +134,45 @@ def train(
     ] = True,
 ) -> None:
     """Train a model; writes a run folder (config, weights, checkpoints, metrics, images, eval.json)."""
+    import shlex
+
+    from .errors import Interrupted
+    from .lock import keep_locks
+
+    shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
+    try:
+        with keep_locks():  # the run folder stays locked from training to its eval and report
+            _train_and_report(config, shortcuts + (overrides or []), resume, evaluate)
+    except Interrupted as err:
+        _interrupt_notes.append(f"resume with: vaelab train --resume {shlex.quote(str(err.run_dir))}")
+        raise
+
+
+def _train_and_report(config: Path | None, overrides: list[str], resume: Path | None, evaluate: bool) -> None:
     from .evaluate import evaluate_run, write_eval
     from .evaluate.latents import evaluate_latents
     from .evaluate.likelihood import loss_name
-    from .evaluate.suite import collapse_warning
+    from .evaluate.suite import collapse_warning, plus_minus
     from .training import train as run_training
 
-    shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
-    run = run_training(config, shortcuts + (overrides or []), resume=resume)
+    run = run_training(config, overrides, resume=resume)
     if run is None:  # a process other than rank 0 of a torchrun: rank 0 reports
         return
     typer.echo(f"run folder: {run.path}")
-    if evaluate:
+    if evaluate and len(run.data.test_x) == 0:
+        typer.echo(
+            f"no test images (data.test_fraction={run.config.data.test_fraction:g}, no official test split): test "
+            f"evaluation skipped; measure another split with: vaelab eval {run.path} --split val",
+            err=True,
+        )
+    elif evaluate:
         results = evaluate_run(run, "test") | evaluate_latents(run, "test", probes=False)
         write_eval(run, results)
         elbo, recon, kl = (results[k] for k in ("neg_elbo", "recon", "kl"))
         terms = f"recon {recon['mean']:.2f}, KL {kl['mean']:.2f}" if run.model.has_density else "no density"
         typer.echo(
-            f"test {loss_name(run.model.has_density)}: {elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image "
-            f"({terms}; {results['n_images']} images)"
+            f"test {loss_name(run.model.has_density)}: {elbo['mean']:.2f} ± {plus_minus(elbo['stderr'])} nats per "
+            f"image ({terms}; {results['n_images']} images)"
         )
         warning = collapse_warning(results, run.config.model)
         if warning:
@@ -191,20 +222,21 @@ def evaluate(
     from .run import load_run
 
     set_threads(0)
-    loaded = load_run(run, resolve_device(device))
-    log = lambda message: typer.echo(message, err=True)  # noqa: E731
-    results = run_evaluation(
-        loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision,
-        disentanglement=disentanglement, disentanglement_points=disentanglement_points,
-        samplers=_samplers(samplers),
-    )  # fmt: skip
-    write_eval(loaded, results)
-    typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
-    for line in report_lines(results):
-        typer.echo(line)
-    warning = collapse_warning(results, loaded.config.model)
-    if warning:
-        typer.echo(warning, err=True)
+    with _writing_into(run, always=True):  # eval.json, and samplers fitted into RUN/samplers/
+        loaded = load_run(run, resolve_device(device))
+        log = lambda message: typer.echo(message, err=True)  # noqa: E731
+        results = run_evaluation(
+            loaded, split, iw_samples, probes, fid, batch_size, log=log, precision=precision,
+            disentanglement=disentanglement, disentanglement_points=disentanglement_points,
+            samplers=_samplers(samplers),
+        )  # fmt: skip
+        typer.echo(f"{loaded.path} on {split} ({results['n_images']} images, {results['likelihood']} likelihood)")
+        for line in report_lines(results):  # printed before eval.json is written: kept if it cannot be
+            typer.echo(line)
+        warning = collapse_warning(results, loaded.config.model)
+        if warning:
+            typer.echo(warning, err=True)
+        write_eval(loaded, results)
     typer.echo(f"written: {loaded.path / 'eval.json'}")
 
 
@@ -325,10 +357,11 @@ def sample(
     from .viz import sample_grid, save_png
     from .viz.pictures import adhoc_path
 
-    loaded = load_run(run)
-    grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
-    path = save_png(grid, output or adhoc_path(loaded, "samples"), scale)
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output, always=prior in ("gmm", "two-stage")):  # fitted samplers go in RUN/samplers/
+        loaded = load_run(run)
+        grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
+        path = save_png(grid, output or adhoc_path(loaded, "samples"), scale)
+        typer.echo(f"written: {path}")
 
 
 @app.command()
@@ -349,12 +382,13 @@ def reconstruct(
     from .viz import reconstruction_image, save_png
     from .viz.pictures import adhoc_path
 
-    loaded = load_run(run)
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"--split must be train, val or test; got {split!r}")
-    grid = reconstruction_image(loaded, n, split, temperature, seed)
-    path = save_png(grid, output or adhoc_path(loaded, "reconstructions"), scale)
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        if split not in ("train", "val", "test"):
+            raise ConfigError(f"--split must be train, val or test; got {split!r}")
+        grid = reconstruction_image(loaded, n, split, temperature, seed)
+        path = save_png(grid, output or adhoc_path(loaded, "reconstructions"), scale)
+        typer.echo(f"written: {path}")
 
 
 @app.command()
@@ -376,11 +410,12 @@ def traverse(
     from .viz import save_png, traverse
     from .viz.pictures import adhoc_path
 
-    loaded = load_run(run)
-    result = traverse(loaded, dims, range_, steps, index, split)
-    path = save_png(result.labelled(scale), output or adhoc_path(loaded, "traversal"))
-    typer.echo(f"rows: {', '.join(result.names)}")
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        result = traverse(loaded, dims, range_, steps, index, split)
+        path = save_png(result.labelled(scale), output or adhoc_path(loaded, "traversal"))
+        typer.echo(f"rows: {', '.join(result.names)}")
+        typer.echo(f"written: {path}")
 
 
 @app.command()
@@ -398,10 +433,11 @@ def interpolate(
     from .viz import interpolation_grid, save_png
     from .viz.pictures import adhoc_path
 
-    loaded = load_run(run)
-    grid = interpolation_grid(loaded, pair[0], pair[1], steps, slerp, split)
-    path = save_png(grid, output or adhoc_path(loaded, "interpolation"), scale)
-    typer.echo(f"written: {path}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        grid = interpolation_grid(loaded, pair[0], pair[1], steps, slerp, split)
+        path = save_png(grid, output or adhoc_path(loaded, "interpolation"), scale)
+        typer.echo(f"written: {path}")
 
 
 @app.command(name="latent-map")
@@ -423,13 +459,14 @@ def latent_map_command(
     from .viz import latent_map, manifold_grid, save_png
     from .viz.pictures import adhoc_path
 
-    loaded = load_run(run)
-    picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
-    path = save_png(picture, output or adhoc_path(loaded, "latent_map"))
-    typer.echo(f"written: {path}")
-    if loaded.model.spec.continuous == 2:
-        manifold = path.with_name(f"{path.stem}-manifold.png")
-        typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
+    with _writing_into(run, output):
+        loaded = load_run(run)
+        picture = latent_map(loaded, split, n, "tsne" if tsne else "auto")
+        path = save_png(picture, output or adhoc_path(loaded, "latent_map"))
+        typer.echo(f"written: {path}")
+        if loaded.model.spec.continuous == 2:
+            manifold = path.with_name(f"{path.stem}-manifold.png")
+            typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
 
 
 @app.command()
@@ -440,7 +477,8 @@ def report(run: RunArg) -> None:
     from .viz import write_report
 
     set_threads(0)
-    typer.echo(f"written: {write_report(load_run(run))}")
+    with _writing_into(run, always=True):
+        typer.echo(f"written: {write_report(load_run(run))}")
 
 
 @app.command()
@@ -486,7 +524,8 @@ def export(
     from .export import check_onnx, export_run, read_metadata
     from .run import load_run
 
-    paths = export_run(run, output, format, part)
+    with _writing_into(run, output):
+        paths = export_run(run, output, format, part)
     checkable = check and format == "onnx"
     if checkable and importlib.util.find_spec("onnxruntime") is None:
         typer.echo("not checked: onnxruntime is not installed (pip install 'vaelab[export]')", err=True)
@@ -518,6 +557,9 @@ PATH_ERRORS = {  # an OSError with these, on a file name, is the user's path (e.
 }
 
 
+_interrupt_notes: list[str] = []  # what an interrupted command adds to the "interrupted" line
+
+
 def _fail(message: str) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit 2."""
     typer.echo("error: " + "; ".join(line.strip() for line in message.splitlines() if line.strip()), err=True)
@@ -530,6 +572,7 @@ def main(argv: list[str] | None = None) -> None:
     click = getattr(typer, "_click", None) or importlib.import_module("click")  # typer >= 0.22 has its own copy
     help_only = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
     args = sys.argv[1:] if argv is None else argv
+    _interrupt_notes.clear()
     try:
         code = app(args=args, prog_name="vaelab", standalone_mode=False)
     except help_only as err:  # `vaelab` alone: the help (typer's rich help is printed as the error is made)
@@ -544,15 +587,18 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(str(err))
     except OSError as err:
-        if "--debug" in args or err.filename is None or err.errno not in PATH_ERRORS | {errno.ENOSPC}:
+        if "--debug" in args:
             raise
-        if err.errno == errno.ENOSPC:
-            _fail(f"no space left on the device of {err.filename}: free some and run again (earlier files are whole)")
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # every writer removes its temporaries (checkpoint.py)
+            where = f" of {err.filename}" if err.filename else ""
+            _fail(f"no space left on the device{where}: free some and run again (earlier files are whole)")
+        if err.filename is None or err.errno not in PATH_ERRORS:
+            raise
         _fail(f"cannot use {err.filename}: {err.strerror}; check the path and its permissions")
     except (typer.Abort, KeyboardInterrupt):  # Ctrl+C (typer >= 0.22 returns 130 instead)
         code = 130
     if code == 130:
-        typer.echo("interrupted", err=True)
+        typer.echo("; ".join(["interrupted", *_interrupt_notes]), err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -24,6 +24,7 @@ import yaml
 from .errors import ConfigError
 from .models import model_entry
 from .models.config import ModelConfig
+from .yaml_file import load_yaml_text, read_yaml_file
 
 MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
 
@@ -82,12 +83,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; the shipped ones are in configs/")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        raw = read_yaml_file(path) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a mapping of config sections, not {type(raw).__name__}")
     return config_from_dict(apply_overrides(raw, overrides or []))
@@ -101,7 +97,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like key.sub=value, e.g. train.epochs=5")
         try:
-            value = yaml.safe_load(text) if text else None
+            value = load_yaml_text(text) if text else None
         except yaml.YAMLError:
             value = text
         node = raw

@@ -23,3 +23,11 @@ class TrainingError(VaelabError):
 
 class DeviceError(VaelabError):
     """A requested device or precision is not available here (e.g. cuda without a GPU, bf16 without support)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl+C or SIGTERM during a training: the run folder, which `vaelab train --resume` continues."""
+
+    def __init__(self, run_dir):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from .checkpoint import WEIGHTS_FILE, atomic_write_text, load_matching_state, read_weights
 from .config import Config, config_from_dict, without_retired_keys
@@ -19,6 +18,7 @@ from .errors import ConfigError, RunError
 from .models import Model, build_model
 from .models.model import upgrade_state
 from .nets import Nets
+from .yaml_file import read_yaml_file
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
@@ -31,8 +31,8 @@ def read_run_config(path: Path) -> Config:
     if not config_path.is_file():
         raise RunError(f"{path} is not a run folder: {CONFIG_FILE} is missing (runs are made by `vaelab train`)")
     try:
-        return config_from_dict(without_retired_keys(yaml.safe_load(config_path.read_text()) or {}))
-    except (yaml.YAMLError, ConfigError) as err:
+        return config_from_dict(without_retired_keys(read_yaml_file(config_path) or {}))
+    except ConfigError as err:
         raise RunError(f"{config_path} is not a valid vaelab config: {err}") from None
 
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from .checkpoint import atomic_write_bytes
-from .evaluate.latents import STORED, encode_split
+from .errors import DataError
 from .parts.kl import closed_form_kl
 from .parts.noise import Generator
 from .parts.posteriors import LOG_2PI, DiagonalGaussian
@@ -23,9 +23,17 @@ COMPONENTS = 10  # Ghosh et al.'s choice for MNIST-like data
 TWO_STAGE_HIDDEN, TWO_STAGE_STEPS, TWO_STAGE_BATCH = 256, 3000, 256
 
 
-def training_codes(run) -> torch.Tensor:
-    """The continuous posterior means of the run's training images, (N, D) float64."""
+def training_codes(run, sampler: str = "post-hoc") -> torch.Tensor:
+    """The continuous posterior means of the run's training images, (N, D) float64; a DataError when there are
+    too few (under 2) to fit ``sampler`` to."""
+    from .evaluate.latents import STORED, encode_split  # here: evaluate/ measures these samplers (a cycle)
+
     x, y = run.data.split("train")
+    if len(x) < 2:
+        raise DataError(
+            f"the {sampler} sampler is fitted to the training images' codes and needs 2 or more; {run.path} has "
+            f"{len(x)}: train on more images (or lower data.val_fraction, data.test_fraction), or use --prior model"
+        )
     return torch.from_numpy(encode_split(run.model, x, y if run.conditional else None, STORED).continuous_means)
 
 
@@ -38,7 +46,7 @@ def fitted_gmm(run) -> dict[str, torch.Tensor]:
         return load_file(path)
     from sklearn.mixture import GaussianMixture
 
-    codes = training_codes(run).numpy()  # (N, D)
+    codes = training_codes(run, "gmm").numpy()  # (N, D)
     gmm = GaussianMixture(min(COMPONENTS, len(codes)), covariance_type="full", reg_covar=1e-5, random_state=0)
     gmm.fit(codes)
     covariances = torch.from_numpy(gmm.covariances_)
@@ -97,7 +105,7 @@ def fitted_two_stage(run) -> SecondStage:
     if path.is_file():
         stage.load_state_dict(load_file(path))
         return stage.eval()
-    codes = training_codes(run).float()
+    codes = training_codes(run, "two-stage").float()
     stage.shift.copy_(codes.mean(0)), stage.scale.copy_(codes.std(0).clamp_min(1e-6))
     codes = (codes - stage.shift) / stage.scale
     generator = torch.Generator().manual_seed(0)

@@ -4,6 +4,8 @@ and the report; ``resume`` continues a run folder exactly where its last checkpo
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import random
 from datetime import datetime
 from pathlib import Path
@@ -11,15 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_text, temporary_dir
+from .checkpoint import atomic_write_text, filled_dir
 from .config import Config, apply_overrides, config_from_dict, load_config
 from .data import load_dataset
 from .devices import resolve_device
 from .distributed import Context, broadcast, context_from_env, start, stop
-from .errors import ConfigError
+from .errors import ConfigError, Interrupted, RunError
+from .lock import run_lock
 from .loop import Loop, log_nothing, log_to_stderr, set_threads
 from .models import build_model
 from .nets import Nets
+from .resources import check_training_fits
 from .run import CONFIG_FILE, IMAGES_DIR, Run, load_run, read_run_config
 from .run_writer import RunWriter, model_metadata
 from .viz import EpochRecorders, write_report
@@ -41,16 +45,18 @@ def new_run_dir(config: Config) -> Path:
     name = name.replace("/", "_").replace(":", "_")
     root = Path(config.train.out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_dir(root, name)
-    atomic_write_text(tmp / CONFIG_FILE, config.to_yaml())
-    path, n = root / name, 1
-    while True:
-        try:
-            tmp.rename(path)  # fails if path exists (as a non-empty folder): then try the next name
-            return path
-        except OSError:
-            n += 1
-            path = root / f"{name}-{n}"
+    with filled_dir(root, name) as tmp:
+        atomic_write_text(tmp / CONFIG_FILE, config.to_yaml())
+        path, n = root / name, 1
+        while True:
+            try:
+                tmp.rename(path)  # fails if path exists (as a non-empty folder): then try the next name
+                return path
+            except OSError as err:
+                if err.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):  # not a name taken
+                    raise
+                n += 1
+                path = root / f"{name}-{n}"
 
 
 RESUMABLE_SECTIONS = ("train.",)
@@ -98,7 +104,34 @@ def train(
             stop()
 
 
+def _owned(run_dir: Path, context: Context) -> contextlib.AbstractContextManager:
+    """The run folder's lock, taken by rank 0; under torchrun every rank learns whether it got it (and stops
+    with its message if not)."""
+    if not context.active:
+        return run_lock(run_dir)
+    stack, error = contextlib.ExitStack(), None
+    if context.main:
+        try:
+            stack.enter_context(run_lock(run_dir))
+        except RunError as err:
+            error = str(err)
+    error = broadcast(error, context)
+    if error is not None:
+        stack.close()
+        raise RunError(error)
+    return stack
+
+
 def _train(config: Config, resume: str | Path | None, context: Context, nets: Nets | None) -> Run | None:
+    with contextlib.ExitStack() as owned:
+        if resume is not None:  # before any work: a folder another process writes is refused at once
+            owned.enter_context(_owned(Path(resume), context))
+        return _train_owned(config, resume, context, nets, owned)
+
+
+def _train_owned(
+    config: Config, resume: str | Path | None, context: Context, nets: Nets | None, owned: contextlib.ExitStack
+) -> Run | None:
     if config.train.tensorboard and context.main:
         require_tensorboard()  # a missing package is reported before any work is done
     threads = set_threads(config.train.threads, context.local_world_size)
@@ -106,9 +139,27 @@ def _train(config: Config, resume: str | Path | None, context: Context, nets: Ne
     d = config.data
     data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
                         seed=config.seed, binarize=d.binarize, limit=d.limit)  # fmt: skip
+    if nets is None:  # your own networks are built already; vaelab's are estimated before they are
+        check_training_fits(config, data.image_shape, data.num_classes)
     model = build_model(config.model, data.image_shape, data.num_classes, nets)
+    if model.closed_form and model.spec.continuous > len(data.train_x):  # found before a run folder is made
+        raise ConfigError(
+            f"model.latent_dim={model.spec.continuous} exceeds the {len(data.train_x)} training images of "
+            f"{data.name} ({config.model.name}); lower model.latent_dim or data.val_fraction, data.test_fraction"
+        )
     new_dir = None if resume is not None else broadcast(new_run_dir(config) if context.main else None, context)
     run_dir = Path(resume) if resume is not None else new_dir  # rank 0 names and creates a new folder
+    if resume is None and context.main:
+        owned.enter_context(run_lock(run_dir))
+    try:
+        return _fit(config, data, model, run_dir, resume, context, nets, threads)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM: say which folder to resume
+        raise Interrupted(run_dir) from None
+
+
+def _fit(config: Config, data, model, run_dir: Path, resume, context: Context, nets: Nets | None, threads: int):
     writer = RunWriter(run_dir, model_metadata(data), config.train.keep)
     log = log_to_stderr if context.main else log_nothing
     loop = Loop(config, data, model, context, log=log, failure_dir=run_dir if context.main else None)

@@ -86,6 +86,17 @@ def _folder(sizes: list[tuple[int, int]], junk: bool = False) -> Callable[[Path,
     return make
 
 
+def _odd_mode(name: str, array: np.ndarray, mode: str | None = None) -> Callable[[Path, Path], None]:
+    """A folder of two images: a plain grey one and ``name`` holding ``array`` in ``mode``."""
+
+    def make(folder: Path, run: Path) -> None:
+        (folder / "images").mkdir()
+        Image.fromarray(np.zeros(array.shape[:2], dtype=np.uint8)).save(folder / "images" / "plain.png")
+        Image.fromarray(array, mode).save(folder / "images" / name)
+
+    return make
+
+
 def _copy_run(edit: Callable[[Path], None]) -> Callable[[Path, Path], None]:
     """A copy of the valid run folder, damaged by ``edit``."""
 
@@ -154,6 +165,59 @@ CASES = [
     Case("npz-wrong-dtype", _npz_train, "dtype", _npz(x=np.array([["a"] * 8] * 8 * 4).reshape(4, 8, 8))),
     Case("folder-mixed-sizes", _folder_train, "size", _folder([(8, 8), (8, 8), (9, 8)])),
     Case("folder-non-image", _folder_train, "notes.png", _folder([(8, 8), (8, 8)], junk=True)),
+    Case(
+        "folder-transparent-png",
+        _folder_train,
+        "odd.png is RGBA with transparent pixels",
+        _odd_mode("odd.png", np.tile(np.arange(64, dtype=np.uint8).reshape(8, 8, 1), 4), "RGBA"),
+    ),
+    Case(
+        "folder-float-tiff", _folder_train, "odd.tif holds 32-bit floats", _odd_mode("odd.tif", np.ones((8, 8), "f4"))
+    ),
+    Case(
+        "folder-32-bit-tiff",
+        _folder_train,
+        "odd.tif holds 32-bit integers",
+        _odd_mode("odd.tif", np.full((8, 8), 70000, dtype=np.int32)),
+    ),
+    Case(
+        "config-duplicate-key",
+        lambda f, r: ["train", "--config", str(f / "c.yaml"), "data.name=digits", f"train.out_dir={f / 'runs'}"],
+        "key 'lr' is given twice (lines 2 and 3)",
+        lambda f, r: (f / "c.yaml").write_text("train:\n  lr: 0.1\n  lr: 0.01\n"),
+    ),
+    Case(
+        "config-not-utf8",
+        lambda f, r: ["train", "--config", str(f / "c.yaml"), "data.name=digits", f"train.out_dir={f / 'runs'}"],
+        "c.yaml is not UTF-8 text",
+        lambda f, r: (f / "c.yaml").write_bytes("# réglages\ntrain:\n  lr: 0.1\n".encode("latin-1")),
+    ),
+    Case(
+        "config-is-a-directory",
+        lambda f, r: ["train", "--config", str(f), "data.name=digits", f"train.out_dir={f / 'runs'}"],
+        "is a directory",
+    ),
+    Case(
+        "pca-more-dimensions-than-images",
+        lambda f, r: [
+            "train",
+            f"data.name=npz:{f / 'data.npz'}",
+            "model.name=pca",
+            "model.latent_dim=4",
+            "data.val_fraction=0",
+            "data.test_fraction=0",
+            f"train.out_dir={f / 'runs'}",
+        ],  # fmt: skip
+        "model.latent_dim=4 exceeds the 3 training images",
+        _npz(x=np.zeros((3, 8, 8), np.uint8)),
+    ),
+    Case("model-beyond-memory", _tiny_train("model.latent_dim=100000000"), "this machine has"),
+    Case(
+        "npz-ids-as-labels",
+        _npz_train,
+        "renumber them",
+        _npz(x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 10**12, 1, 2])),
+    ),
     Case("config-typo", _tiny_train("model.lattent_dim=4"), "did you mean model.latent_dim"),
     Case("config-wrong-type", _tiny_train("train.epochs=ten"), "train.epochs must be int"),
     Case("unknown-dataset", _tiny_train("data.name=fashion_mnist"), "fashion-mnist"),

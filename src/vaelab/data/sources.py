@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.util
+import math
 import os
 import zipfile
 import zlib
@@ -20,8 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..resources import check_data_fits, check_memory
 from .idx import read_idx, read_idx_header
-from .raw import RawSplits
+from .images import SUFFIXES as IMAGE_SUFFIXES
+from .images import read_image
+from .raw import RawSplits, index_class_names
 from .shapes import GRIDS, SHAPE_NAMES, SIZE, FactorData, cache_paths, factor_data
 
 _DIGIT_NAMES = [str(d) for d in range(10)]
@@ -33,8 +37,6 @@ _IDX_FILES = {
     "test_x": "t10k-images-idx3-ubyte",
     "test_y": "t10k-labels-idx1-ubyte",
 }
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-_GREY_MODES = {"1", "L", "LA"}
 _NPZ_KEYS = ("x", "y", "x_test", "y_test")
 
 
@@ -308,8 +310,10 @@ def _load_npz(path: str | None) -> RawSplits:
             held = ", ".join(archive.files) or "(none)"
             raise DataError(f"{path} holds arrays {held}; expected x and optionally y, x_test, y_test")
         try:
+            need = sum(_npy_bytes(archive, key) for key in archive.files)  # read from the headers: nothing loaded
+            check_memory(2 * need, f"{path}: its arrays (and their uint8 copies)", "save fewer or smaller images")
             arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, KeyError, EOFError, NotImplementedError, zipfile.BadZipFile) as e:
             raise DataError(f"cannot read the arrays in {path} ({e}); save numeric arrays with numpy.savez") from None
     x = _npz_images(arrays["x"], f"{path}: x")
     y = _npz_labels(arrays["y"], f"{path}: y", len(x)) if "y" in arrays else None
@@ -323,9 +327,17 @@ def _load_npz(path: str | None) -> RawSplits:
         raise DataError(f"{path} has labels for only one of x and x_test; save both y and y_test, or neither")
     names = None
     if y is not None:
-        num_classes = int(max(y.max(), -1 if y_test is None else y_test.max())) + 1
-        names = [str(k) for k in range(num_classes)]
+        names = index_class_names([y, y_test], str(path))
     return RawSplits(x, y, x_test, y_test, names, f"arrays from {path}")
+
+
+def _npy_bytes(archive: np.lib.npyio.NpzFile, key: str) -> int:
+    """The size of an array in an .npz archive, from its .npy header."""
+    with archive.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return math.prod(shape) * dtype.itemsize
 
 
 def _npz_images(x: np.ndarray, what: str) -> np.ndarray:
@@ -363,14 +375,15 @@ def _npz_labels(y: np.ndarray, what: str, n: int) -> np.ndarray:
 
 
 def _load_folder(path: str | None) -> RawSplits:
-    """PNG/JPEG images, in one subfolder per class (sorted names are labels 0..K-1) or unlabelled.
+    """PNG/JPEG/TIFF/BMP images (in any mode data/images.py reads), in one subfolder per class (sorted names
+    are labels 0..K-1) or unlabelled.
 
     train/ and test/ subfolders, each laid out so, give an official test split.
-    Images are grey ('L') when all are grey, else RGB; all must have the same size.
+    Images are grey when all are grey, else RGB; all must have the same size.
     """
     root = Path(path or "")
     if not root.is_dir():
-        raise DataError(f"{root} is not a directory; folder:PATH needs a folder of PNG/JPEG images")
+        raise DataError(f"{root} is not a directory; folder:PATH needs a folder of PNG/JPEG/TIFF/BMP images")
     has_train, has_test = (root / "train").is_dir(), (root / "test").is_dir()
     if has_train != has_test:
         present, absent = ("train", "test") if has_train else ("test", "train")
@@ -403,7 +416,7 @@ def _image_tree(root: Path) -> tuple[list[Path], np.ndarray | None, list[str] | 
     if loose and classes:
         raise DataError(f"{root} has images both loose ({loose[0].name}) and in class folders; move all into classes")
     if not loose and not classes:
-        raise DataError(f"{root} holds no PNG/JPEG images (looked in it and in its subfolders)")
+        raise DataError(f"{root} holds no PNG/JPEG/TIFF/BMP images (looked in it and in its subfolders)")
     if loose:
         return loose, None, None
     per_class = [sorted(p for p in d.iterdir() if _is_image(p)) for d in classes]
@@ -412,20 +425,16 @@ def _image_tree(root: Path) -> tuple[list[Path], np.ndarray | None, list[str] | 
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file()
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 def _read_images(files: list[Path]) -> np.ndarray:
     """uint8 (N, C, H, W): C = 1 when every image is grey, else 3 (grey images repeated over RGB)."""
-    from PIL import Image
-
     images = []
     for f in files:
-        try:
-            with Image.open(f) as im:
-                image = np.asarray(im.convert("L" if im.mode in _GREY_MODES else "RGB"))  # (H, W) or (H, W, 3)
-        except (OSError, ValueError, SyntaxError) as e:
-            raise DataError(f"cannot read image {f} ({e}); delete or replace it") from None
+        image = read_image(f)  # (H, W) or (H, W, 3), each mode converted faithfully or refused (data/images.py)
+        if not images:  # will they all fit? (the first stands for all: their sizes must match)
+            check_data_fits(len(files), image.nbytes, str(f.parent))
         if images and image.shape[:2] != images[0].shape[:2]:
             (h, w), (h0, w0) = image.shape[:2], images[0].shape[:2]
             raise DataError(f"{f} is {w}x{h} pixels but {files[0]} is {w0}x{h0}; resize all images to one size")
@@ -459,6 +468,6 @@ SOURCES: dict[str, Source] = {
     ),
     "shapes-small": _shapes_source("shapes-small", "4,608 sprites on a coarse 3x3x8x8x8 shapes grid (tests, demos)"),
     "npz": Source(_load_npz, None, "your arrays: x (N,H,W | N,C,H,W | N,H,W,C), optional y, x_test, y_test"),
-    "folder": Source(_load_folder, None, "your PNG/JPEG images, one subfolder per class, optional train/ and test/"),
+    "folder": Source(_load_folder, None, "your PNG/JPEG/TIFF/BMP images, a folder per class, optional train/, test/"),
     "npy": Source(_load_npy, None, "uint8 images on disk (vaelab convert), streamed: data larger than memory"),
 }

@@ -15,20 +15,22 @@ process's resident memory.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from ..checkpoint import naming_errors
+from ..checkpoint import atomic_write, naming_errors
 from ..distributed import Context
 from ..errors import DataError
 from .batches import Batch, global_batches, shard
-from .raw import RawSplits
+from .raw import RawSplits, index_class_names
 
 CHUNKS_PER_WINDOW = 64  # the window holds this many chunks: the finer the chunks, the better the shuffle
 CONVERT_SEED = 0
@@ -114,41 +116,63 @@ def read_npy_dataset(path: str | Path) -> tuple[RawSplits, StreamFile]:
     meta = json.loads(sibling(path, "json").read_text()) if sibling(path, "json").is_file() else {}
     names = meta.get("class_names")
     if y is not None and names is None:
-        names = [str(k) for k in range(int(max(y.max(), -1 if test_y is None else test_y.max())) + 1)]
+        names = index_class_names([y, test_y], str(path))
     raw = RawSplits(x, y, test_x, test_y, names if y is not None else None, f"uint8 images streamed from {path}")
     return raw, StreamFile(header, labels_header, len(x))
 
 
 def write_npy_dataset(raw: RawSplits, dst: str | Path) -> list[Path]:
     """Write a source's splits as DST.npy (+ labels, test split, DST.json), rows in a seeded random order, so
-    that contiguous chunks are fair samples; returns the files written."""
+    that contiguous chunks are fair samples; returns the files written. All files are written to temporaries
+    first and renamed into place when every one is whole: a failure (e.g. a full disk) leaves the old ones."""
     dst = Path(dst)
     if dst.suffix != ".npy":
         raise DataError(f"{dst}: the destination must end in .npy")
     with naming_errors(dst):
         dst.parent.mkdir(parents=True, exist_ok=True)
-        written = _write_split(raw.train_x, raw.train_y, dst, sibling(dst, "labels.npy"))
-        if raw.test_x is not None:
-            written += _write_split(raw.test_x, raw.test_y, sibling(dst, "test.npy"), sibling(dst, "test.labels.npy"))
-        meta = {"class_names": raw.class_names, "source": raw.description, "shape": list(raw.train_x.shape[1:])}
-        sibling(dst, "json").write_text(json.dumps(meta, indent=1) + "\n")
-    return [*written, sibling(dst, "json")]
+    files: dict[Path, Callable[[BinaryIO], object]] = {}
+    splits = [(raw.train_x, raw.train_y, dst, sibling(dst, "labels.npy"))]
+    if raw.test_x is not None:
+        splits.append((raw.test_x, raw.test_y, sibling(dst, "test.npy"), sibling(dst, "test.labels.npy")))
+    stale = []
+    for x, y, x_path, y_path in splits:
+        order = np.random.default_rng(CONVERT_SEED).permutation(len(x))
+        files[x_path] = functools.partial(_write_rows, x, order)
+        if y is None:
+            stale.append(y_path)
+        else:
+            files[y_path] = functools.partial(np.save, arr=np.ascontiguousarray(y[order], dtype=np.int64))
+    meta = {"class_names": raw.class_names, "source": raw.description, "shape": list(raw.train_x.shape[1:])}
+    files[sibling(dst, "json")] = lambda f: f.write((json.dumps(meta, indent=1) + "\n").encode())
+    _write_all(files)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return list(files)
 
 
-def _write_split(x: np.ndarray, y: np.ndarray | None, x_path: Path, y_path: Path) -> list[Path]:
-    order = np.random.default_rng(CONVERT_SEED).permutation(len(x))
-    tmp = x_path.with_name(f".{x_path.name}.tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=x.shape)
+def _write_rows(x: np.ndarray, order: np.ndarray, f: BinaryIO) -> None:
+    """x[order] as a uint8 .npy file, a block of rows at a time (x may be larger than memory)."""
+    np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": tuple(x.shape)})
     for start in range(0, len(x), _WRITE_ROWS):
-        out[start : start + _WRITE_ROWS] = x[order[start : start + _WRITE_ROWS]]
-    out.flush()
-    del out
-    os.replace(tmp, x_path)
-    if y is None:
-        y_path.unlink(missing_ok=True)
-        return [x_path]
-    np.save(y_path, np.ascontiguousarray(y[order], dtype=np.int64))
-    return [x_path, y_path]
+        f.write(np.ascontiguousarray(x[order[start : start + _WRITE_ROWS]], dtype=np.uint8).data)
+
+
+def _write_all(files: dict[Path, Callable[[BinaryIO], object]]) -> None:
+    """Each file written by its function to a hidden temporary beside it, then all renamed into place; on an
+    error the temporaries are removed and the old files are left as they were."""
+    ready: dict[Path, Path] = {}
+    try:
+        for path, write in files.items():
+            tmp = path.with_name(f".{path.name}.new.tmp")
+            ready[path] = tmp
+            with naming_errors(path):
+                atomic_write(tmp, write)
+    except BaseException:
+        for tmp in ready.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for path, tmp in ready.items():
+        os.replace(tmp, path)
 
 
 class StreamBatches:

@@ -31,7 +31,7 @@ from ..loop import log_to_stderr
 from ..models import registered_models
 from ..training import train
 from .fisher import FisherVectorEncoder
-from .latents import STORED, encode_split, probe_accuracy
+from .latents import STORED, encode_split, probe_accuracy, probe_problem
 from .likelihood import BLOCK, EVAL_SEED, evaluate_run, evaluation_batches, write_eval
 
 REPRESENTATIONS = ("fisher",)  # rows that are not registered models
@@ -107,7 +107,7 @@ def model_row(run, iw_samples: int, log: Callable[[str], None]) -> dict[str, Any
         "encode_per_s": len(test_x) / encode_seconds,
         "run": str(run.path),
     }
-    if test_y is not None:
+    if test_y is not None and not probe_problem(train_y.numpy()):
         train_codes = encode_split(model, train_x, train_y, STORED).codes
         probes = probe_accuracy(train_codes, train_y.numpy(), test_latents.codes, test_y.numpy())
         row |= {"linear_probe": probes["linear"], "knn": probes["knn"]}

@@ -183,6 +183,11 @@ def evaluate_fid(run: Run, split: str = "test", seed: int = 0, log=None, sampler
     data = run.data
     real_uint8, labels = data.split(split)
     n = len(real_uint8)
+    if min(n, len(data.train_x)) < 2:  # a covariance needs two images
+        raise DataError(
+            f"the {split} split has {n} image(s) and the training split {len(data.train_x)}; the Fréchet distance "
+            "needs 2 or more in each (train on more images, or lower data.val_fraction and data.test_fraction)"
+        )
     model = run.model
     conditional = model.n_conditions > 0  # a conditional model samples the real images' labels
     net, meta = feature_classifier(data, log)

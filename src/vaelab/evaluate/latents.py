@@ -76,6 +76,17 @@ def active_units(means: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> tupl
     return int((variances > threshold).sum()), variances
 
 
+def probe_problem(train_labels: np.ndarray) -> str | None:
+    """Why the probes cannot be fitted on these training labels (too few images or classes), or None."""
+    classes = len(np.unique(train_labels))
+    if classes < 2 or len(train_labels) < KNN_K:
+        return (
+            f"the training split has {len(train_labels)} images of {classes} class(es); the probes need {KNN_K} "
+            "images of 2 classes or more (train on more images, or lower data.val_fraction and data.test_fraction)"
+        )
+    return None
+
+
 def probe_accuracy(
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -164,8 +175,12 @@ def evaluate_latents(run: Run, split: str = "test", probes: bool = True) -> dict
     }
     if probes and y is not None:
         train_x, train_y = split_images(run, "train")
-        train_codes = encode_split(model, train_x, train_y, STORED).codes
-        results["probes"] = probe_accuracy(train_codes, train_y.numpy(), stored.codes, y.numpy())
+        problem = probe_problem(train_y.numpy())
+        if problem:
+            results["probes"] = {"skipped": problem}
+        else:
+            train_codes = encode_split(model, train_x, train_y, STORED).codes
+            results["probes"] = probe_accuracy(train_codes, train_y.numpy(), stored.codes, y.numpy())
     if stored.discrete is not None and y is not None:
         results["clustering"] = [
             {"categories": int(size), **clustering_scores(stored.discrete[:, i], y.numpy())}

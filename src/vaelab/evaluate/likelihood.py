@@ -145,9 +145,10 @@ def iw_precision(model: Model, requested: str, k: int, rows: int | None = None) 
 
 
 def summarise(values: torch.Tensor) -> dict[str, float]:
-    """Mean and its standard error (std / sqrt(n))."""
+    """Mean and its standard error (std / sqrt(n); None for a single image, where it is undefined: eval.json
+    holds null, not NaN, which JSON does not have)."""
     n = len(values)
-    stderr = values.std(unbiased=True).item() / math.sqrt(n) if n > 1 else float("nan")
+    stderr = values.std(unbiased=True).item() / math.sqrt(n) if n > 1 else None
     return {"mean": values.mean().item(), "stderr": stderr}
 
 

@@ -52,6 +52,11 @@ def run_evaluation(
     return results
 
 
+def plus_minus(stderr: float | None) -> str:
+    """A standard error as shown: 2 decimals, or "-" where it is undefined (one image)."""
+    return "-" if stderr is None else f"{stderr:.2f}"
+
+
 def table_lines(rows: list[list[str]], header: list[str]) -> list[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -61,10 +66,10 @@ def table_lines(rows: list[list[str]], header: list[str]) -> list[str]:
 def report_lines(results: dict[str, Any]) -> list[str]:
     """The readable form of ``run_evaluation``'s results: a table of the terms, then one line per diagnostic."""
     terms = ["neg_elbo", "recon", "kl", *[k for k in ("kl_cont", "kl_disc") if k in results]]
-    rows = [[name, f"{results[name]['mean']:.2f}", f"{results[name]['stderr']:.2f}"] for name in terms]
+    rows = [[name, f"{results[name]['mean']:.2f}", plus_minus(results[name]["stderr"])] for name in terms]
     iw = results.get("iw_nll")
     if iw:
-        rows.append([f"iw_nll (k={iw['k']})", f"{iw['mean']:.2f}", f"{iw['stderr']:.2f}"])
+        rows.append([f"iw_nll (k={iw['k']})", f"{iw['mean']:.2f}", plus_minus(iw["stderr"])])
     lines = table_lines(rows, ["term (nats/image)", "mean", "stderr"])
     if not results.get("has_density", True):
         lines.append("no density: neg_elbo is the reconstruction NLL alone (kl = 0), not a bound on -log p(x)")
@@ -84,7 +89,9 @@ def report_lines(results: dict[str, Any]) -> list[str]:
             order = sorted(range(len(kl)), key=lambda j: -kl[j])
             lines.append("KL per dim (nats, largest first): " + " ".join(f"z{j}={kl[j]:.2f}" for j in order))
     probes = results.get("probes")
-    if probes:
+    if probes and "skipped" in probes:
+        lines.append(f"probes: skipped ({probes['skipped']})")
+    elif probes:
         lines.append(
             f"probes on the latent means: linear {probes['linear']:.4f}, kNN(k=5) {probes['knn']:.4f} "
             f"(fitted on {probes['n_train']} training images)"

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..augment import random_affine
 from .objective import Pass
 from .posteriors import categorical_kl, categorical_kl_to_uniform
 
@@ -58,6 +57,8 @@ class CodeInvariance:
     name: str = "invariance"
 
     def __call__(self, p: Pass) -> torch.Tensor:
+        from ..augment import random_affine  # here: augment.py uses parts/noise.py (a cycle through parts/)
+
         moved = random_affine(p.x, self.shift, self.rotation, p.generator)
         moved_posterior = p.model.encode(moved, p.y, p.step)
         return invariance_term(p.posterior.categorical.logits, moved_posterior.categorical.logits)

@@ -49,6 +49,9 @@ def continuous_means(model, x: torch.Tensor, y: torch.Tensor | None, batch_size:
     return torch.cat(means).double().numpy()
 
 
+TSNE_MIN_IMAGES = 4
+
+
 def project(means: np.ndarray, method: Method = "auto", seed: int = 0):
     """2-D points from latent means (N, D): the means themselves when D <= 2 (``auto``), else PCA, or t-SNE
     (``tsne``, perplexity 30, PCA initialisation). Returns (points (N, 2), axis names, method, inverse), the
@@ -60,15 +63,21 @@ def project(means: np.ndarray, method: Method = "auto", seed: int = 0):
     if method == "tsne":
         from sklearn.manifold import TSNE
 
+        if n < TSNE_MIN_IMAGES:
+            raise ConfigError(f"a t-SNE map needs {TSNE_MIN_IMAGES} images or more; the split has {n}: use the PCA map")
+
         perplexity = min(30.0, max(2.0, (n - 1) / 3))
         tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=1)
         return tsne.fit_transform(means), ("t-SNE 1", "t-SNE 2"), "tsne", None
     if method not in ("auto", "pca"):
         raise ConfigError(f"latent map method must be auto, pca or tsne; got {method!r}")
+    if n < 2:  # one image (or none) has no spread: its point sits at the origin
+        origin = means.mean(0) if n else np.zeros(d)
+        return np.zeros((n, 2)), ("PC1 (one image: no variance)", "PC2"), "pca", (origin, np.eye(2, d))
     from sklearn.decomposition import PCA
 
     with np.errstate(invalid="ignore"):  # codes that do not vary (a collapsed model): sklearn divides 0 by 0
-        pca = PCA(min(2, d), random_state=seed).fit(means)
+        pca = PCA(min(2, d, n), random_state=seed).fit(means)
     points = pca.transform(means)
     basis = np.vstack([pca.components_, np.zeros((2 - len(pca.components_), d))])  # (2, D)
     if points.shape[1] == 1:

@@ -131,7 +131,8 @@ def _facts(run: Run, evaluation: dict[str, Any]) -> list[tuple[str, str]]:
     test = evaluation.get("test", {})
     if "neg_elbo" in test:
         elbo = test["neg_elbo"]
-        facts.append((f"test {name}", f"{elbo['mean']:.2f} ± {elbo['stderr']:.2f} nats per image"))
+        stderr = "-" if elbo["stderr"] is None else f"{elbo['stderr']:.2f}"
+        facts.append((f"test {name}", f"{elbo['mean']:.2f} ± {stderr} nats per image"))
     return facts
 
 

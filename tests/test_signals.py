@@ -1,0 +1,77 @@
+"""Ctrl+C (SIGINT) and SIGTERM at any moment, start-up included: one line, exit code 130, nothing torn, and the
+line gives the exact command that resumes the run."""
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.test_disk_full import temporaries
+from tests.test_reliability import SRC, check_consistent, read_stderr_until
+
+ENV = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+PYTHON_VAELAB = [sys.executable, "-m", "vaelab"]
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen([*PYTHON_VAELAB, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+
+
+def finish(process: subprocess.Popen, log: bytes = b"") -> str:
+    _, err = process.communicate(timeout=300)
+    return (log + err).decode()
+
+
+def resume_command(line: str) -> list[str]:
+    """The command an "interrupted; resume with: vaelab train --resume RUN" line gives, run as python -m vaelab."""
+    words = shlex.split(line.split("resume with: ", 1)[1])
+    assert words[:3] == ["vaelab", "train", "--resume"], line
+    return [*PYTHON_VAELAB, *words[1:]]
+
+
+@pytest.mark.parametrize("which", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_training_is_one_line_exit_130_and_the_printed_command_resumes_it(
+    which, tiny_overrides, tmp_path
+):
+    overrides = [o for o in tiny_overrides if not o.startswith("train.epochs")]
+    process = start("train", *overrides, "train.epochs=40", "train.threads=1", "--no-evaluate")
+    log = read_stderr_until(process, b"\nepoch ", times=2)
+    process.send_signal(which)
+    err = finish(process, log)
+    run_dir = tmp_path / "runs" / "tiny"
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        f"interrupted; resume with: vaelab train --resume {shlex.quote(str(run_dir))}"
+    ), err
+    assert temporaries(run_dir) == []
+    check_consistent(run_dir)
+    assert not (run_dir / ".lock").exists()
+    resumed = subprocess.run(resume_command(err.strip().splitlines()[-1]), capture_output=True, env=ENV, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert check_consistent(run_dir) == 40
+
+
+@pytest.mark.parametrize("delay", [0.25, 0.6, 1.5])  # not the interpreter's own first ~50 ms, before any of ours
+@pytest.mark.parametrize("which", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_start_up_is_one_line_and_exit_130(which, delay, tiny_overrides, tmp_path):
+    process = start("train", *tiny_overrides, "--no-evaluate")
+    time.sleep(delay)  # in the interpreter's imports, torch's, the data's loading or the first epoch
+    process.send_signal(which)
+    err = finish(process)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert process.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and last.startswith("interrupted"), err
+    run_dir = tmp_path / "runs" / "tiny"
+    if run_dir.exists():  # made before the signal: resumable, and the line says how
+        assert "resume with" in last, err
+        resumed = subprocess.run(resume_command(last), capture_output=True, env=ENV, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr.decode()
+        assert check_consistent(run_dir) == 3
+    else:
+        assert last == "interrupted"
