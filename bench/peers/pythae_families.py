@@ -1,0 +1,554 @@
+"""pythae 0.1.2's versions of vaelab's families on vaelab's protocol: the pythae columns of issue 23's results table.
+
+What it measures, for pythae's VAE, IWAE, MIWAE, PIWAE, CIWAE, VAMP, VAE_LinNF (planar flows), VAE_IAF, and its
+post-hoc GaussianMixtureSampler and TwoStageVAESampler fitted on its VAE:
+
+- the protocol of bench/families.py: Fashion-MNIST from vaelab's data code (the 54k/6k/10k split of configs/*-mlp.yaml,
+  seed 0), dynamic binarisation (a fresh Bernoulli draw of every image in every batch, vaelab's ``to_float``), the
+  data order of vaelab's loop (``epoch_permutation``), MLP encoder 784-512-512 (ReLU) -> 32-d Gaussian, decoder
+  32-512-512-784 Bernoulli (pythae's decoders return sigmoid probabilities: ours keeps the logits beside them), Adam
+  lr 1e-3, batch 128, ``--epochs`` epochs, torch seed 0; each family's settings (k, m, beta, components, flows) read
+  from vaelab's configs/<family>-mlp.yaml. pythae's models are driven by a small loop here (their ``forward`` returns
+  the loss); PIWAE as pythae's CoupledOptimizerTrainer steps it (an Adam for the encoder, one for the decoder);
+- on the test split: -ELBO (one draw per image, the KL in closed form where vaelab has one, else the log ratio at the
+  draw) and the importance-weighted NLL, k = ``--iw-samples``, by vaelab's estimator (float64 logsumexp of
+  log p(x|z) + log p(z) - log q(z|x), each with its normalising constants) on vaelab's fixed evaluation binarisation
+  (``evaluation_batches``), with each pythae model's own prior and flow densities; cross-checked against pythae's own
+  ``get_nll`` on the first ``--nll-check`` test images;
+- the Fréchet distance of 10k samples (prior samples of every model, and samples of the two post-hoc samplers) to the
+  10k test images, in the features of vaelab's cached classifier (vaelab.evaluate.fid), as vaelab computes it;
+- seconds per training epoch (median over epochs), and seconds per training step against vaelab's own model of the
+  same family (its configs/*-mlp.yaml), timed in interleaved rounds in this process (best of ``--rounds`` rounds of
+  ``--steps`` steps each), a ratio that holds on a loaded machine.
+
+Writes bench/results/pythae-families-<UTC time>.json after each family (an interrupted run keeps what it measured)
+and prints a markdown table.
+
+pythae is never a dependency of vaelab: it runs in a scratch venv that also holds vaelab (editable, without deps):
+    python3 -m venv /work/pythae-venv
+    /work/pythae-venv/bin/pip install torch==2.13.0          # the CPU wheel; pythae must not replace it
+    /work/pythae-venv/bin/pip install pythae==0.1.2
+    /work/pythae-venv/bin/pip install --no-deps -e .         # vaelab, from the repository root
+    /work/pythae-venv/bin/pip install pyyaml safetensors typer
+Run (from the repository root):
+    /work/pythae-venv/bin/python bench/peers/pythae_families.py --epochs 5 --iw-samples 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: common.py
+from pythae.data.datasets import DatasetOutput  # noqa: E402
+from pythae.models import (  # noqa: E402
+    CIWAE,
+    IWAE,
+    MIWAE,
+    PIWAE,
+    VAE,
+    VAE_IAF,
+    VAMP,
+    CIWAEConfig,
+    IWAEConfig,
+    MIWAEConfig,
+    PIWAEConfig,
+    VAE_IAF_Config,
+    VAE_LinNF,
+    VAE_LinNF_Config,
+    VAEConfig,
+    VAMPConfig,
+)
+from pythae.models.base.base_utils import ModelOutput  # noqa: E402
+from pythae.models.nn import BaseDecoder, BaseEncoder  # noqa: E402
+
+from common import ROOT, write_result  # noqa: E402
+from vaelab.config import load_config  # noqa: E402
+from vaelab.data import ImageData, load_dataset, to_float  # noqa: E402
+from vaelab.data.batches import epoch_permutation  # noqa: E402
+from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
+from vaelab.evaluate.likelihood import BLOCK, EVAL_SEED, IW_ROWS, evaluation_batches, summarise  # noqa: E402
+from vaelab.loop import Loop, log_nothing, set_threads  # noqa: E402
+from vaelab.models import build_model  # noqa: E402
+
+SEED = 0
+BATCH = 128
+LR = 1e-3
+IMAGE_SHAPE = (1, 28, 28)
+PIXELS = 784
+HIDDEN = 512
+LATENT = 32
+LOG_2PI = math.log(2 * math.pi)
+FAMILIES = "vae,iwae,miwae,piwae,ciwae,vamp-vae,planar-vae,iaf-vae"
+SAMPLERS = ("gmm", "two-stage")  # fitted on pythae's VAE (the first family, which must be trained to fit them)
+GMM_COMPONENTS = 10
+TWO_STAGE_STEPS, TWO_STAGE_BATCH = 3000, 256  # the budget of vaelab's second stage (samplers.py)
+
+
+class Encoder(BaseEncoder):
+    """784-512-512 (ReLU) then one linear head to (mu, logvar) of a 32-d Gaussian: vaelab's MLP encoder body and
+    head, layer for layer (vaelab bounds logvar to [-20, 10]; pythae's default encoders do not, nor does this)."""
+
+    def __init__(self):
+        BaseEncoder.__init__(self)
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN),
+                                  nn.ReLU())  # fmt: skip
+        self.head = nn.Linear(HIDDEN, 2 * LATENT)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        mu, logvar = self.head(self.body(x)).chunk(2, dim=-1)  # (B, D) each
+        return ModelOutput(embedding=mu, log_covariance=logvar)
+
+
+class Decoder(BaseDecoder):
+    """32-512-512 (ReLU) -784 logits, vaelab's MLP decoder; pythae's Bernoulli losses (``F.binary_cross_entropy``)
+    take probabilities, so ``forward`` returns sigmoid(logits); the evaluation reads ``logits`` directly."""
+
+    def __init__(self):
+        BaseDecoder.__init__(self)
+        self.logits = nn.Sequential(nn.Linear(LATENT, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+                                    nn.Linear(HIDDEN, PIXELS), nn.Unflatten(1, IMAGE_SHAPE))  # fmt: skip
+
+    def forward(self, z: torch.Tensor) -> ModelOutput:
+        return ModelOutput(reconstruction=torch.sigmoid(self.logits(z)))  # (B, 1, 28, 28)
+
+
+def config_path(name: str) -> Path:
+    return ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
+
+
+def pythae_spec(name: str) -> tuple[type, type, dict]:
+    """pythae's model class, config class and settings for vaelab's family ``name``, read from its config."""
+    m = load_config(config_path(name)).model
+    specs = {
+        "vae": (VAE, VAEConfig, {}),
+        "iwae": (IWAE, IWAEConfig, lambda: {"number_samples": m.k}),
+        "miwae": (MIWAE, MIWAEConfig, lambda: {"number_samples": m.k, "number_gradient_estimates": m.m}),
+        "piwae": (PIWAE, PIWAEConfig, lambda: {"number_samples": m.k, "number_gradient_estimates": m.m}),
+        "ciwae": (CIWAE, CIWAEConfig, lambda: {"number_samples": m.k, "beta": m.beta}),
+        "vamp-vae": (VAMP, VAMPConfig, lambda: {"number_components": m.components}),
+        "planar-vae": (VAE_LinNF, VAE_LinNF_Config, lambda: {"flows": ["Planar"] * m.flows}),
+        # pythae's IAF: affine MADE steps without the encoder context; one hidden layer of vaelab's width
+        "iaf-vae": (
+            VAE_IAF,
+            VAE_IAF_Config,
+            lambda: {"n_made_blocks": m.flows, "n_hidden_in_made": 1, "hidden_size": m.flow_hidden},
+        ),  # fmt: skip
+    }
+    cls, config_cls, settings = specs[name]
+    return cls, config_cls, settings() if callable(settings) else settings
+
+
+def build_pythae(name: str) -> nn.Module:
+    """pythae's model of family ``name`` on our encoder and decoder, its weights drawn after torch.manual_seed(0)."""
+    cls, config_cls, settings = pythae_spec(name)
+    torch.manual_seed(SEED)
+    config = config_cls(input_dim=IMAGE_SHAPE, latent_dim=LATENT, reconstruction_loss="bce", **settings)
+    return cls(config, encoder=Encoder(), decoder=Decoder())
+
+
+def optimizers(model: nn.Module) -> list[torch.optim.Optimizer]:
+    """pythae's BaseTrainer: one Adam on all parameters; its CoupledOptimizerTrainer (PIWAE): one on the encoder,
+    one on the decoder (torch's default Adam, as pythae builds it)."""
+    if model.model_name == "PIWAE":
+        return [torch.optim.Adam(part.parameters(), lr=LR) for part in (model.encoder, model.decoder)]
+    return [torch.optim.Adam(model.parameters(), lr=LR)]
+
+
+def train_step(model: nn.Module, opts: list[torch.optim.Optimizer], x: torch.Tensor) -> float:
+    """One optimisation step on the float batch x (B, 1, 28, 28); returns pythae's loss. PIWAE as pythae's
+    CoupledOptimizerTrainer._optimizers_step does it: the encoder's gradients are zeroed, the encoder loss (MIWAE)
+    back-propagated, the decoder's zeroed, the decoder loss (IWAE of m*k draws) back-propagated, both stepped (so the
+    encoder steps on the sum of both losses' gradients: pythae's behaviour, kept)."""
+    out = model(DatasetOutput(data=x))
+    if len(opts) == 2:
+        encoder_opt, decoder_opt = opts
+        encoder_opt.zero_grad()
+        out.encoder_loss.backward(retain_graph=True)
+        decoder_opt.zero_grad()
+        out.decoder_loss.backward(retain_graph=True)
+        encoder_opt.step()
+        decoder_opt.step()
+        loss = out.encoder_loss.detach() + out.decoder_loss.detach()
+    else:
+        (opt,) = opts
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        loss = out.loss.detach()
+    value = loss.item()
+    if value != value:
+        raise ArithmeticError("NaN detected in train loss")  # pythae's trainers stop here too
+    return value
+
+
+def batches(data: ImageData, generator: torch.Generator, epoch: int, steps: int | None = None):
+    """vaelab's loop's batches of one epoch: its seeded order, a last partial batch kept, each batch binarised
+    afresh (vaelab's to_float) from ``generator``."""
+    order = epoch_permutation(len(data.train_x), SEED, epoch).split(BATCH)
+    for idx in order[:steps]:
+        yield to_float(data.train_x[idx], "dynamic", generator)
+
+
+def train(model: nn.Module, data: ImageData, epochs: int, log, max_steps: int | None = None) -> dict:
+    """Train ``epochs`` epochs; the mean training loss and the seconds of each epoch."""
+    opts, generator = optimizers(model), torch.Generator().manual_seed(SEED + 1)
+    losses, seconds = [], []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start, total, n = time.perf_counter(), 0.0, 0
+        for x in batches(data, generator, epoch, max_steps):
+            total += train_step(model, opts, x) * len(x)
+            n += len(x)
+        seconds.append(time.perf_counter() - start)
+        losses.append(total / n)
+        log(f"  epoch {epoch}/{epochs}: pythae loss {losses[-1]:.2f}, {seconds[-1]:.1f} s")
+    return {"train_loss": losses, "epoch_seconds": seconds}
+
+
+# -- densities of pythae's models, with every normalising constant -------------------------------------------------
+def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
+
+
+def vamp_components(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The means and log-variances (K, D) of pythae's VampPrior: its encoder on its pseudo-inputs (a linear layer on
+    the identity, through hardtanh(0, 1)), as VAMP._log_p_z computes them."""
+    k = model.number_components
+    pseudo = model.pseudo_inputs(model.idle_input.to(model.encoder.head.weight.device)).reshape(k, *IMAGE_SHAPE)
+    out = model.encoder(pseudo)
+    return out.embedding, out.log_covariance
+
+
+class Densities:
+    """log q(z|x) at its own draws, log p(z), log p(x|z) and prior samples of one trained pythae model; the VampPrior's
+    components are encoded once (the model is fixed during evaluation)."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.name = model.eval(), model.model_name
+        self.vamp = None
+        if self.name == "VAMP":
+            with torch.no_grad():
+                self.vamp = tuple(t.double() for t in vamp_components(model))
+
+    def draw(self, x: torch.Tensor, k: int, generator: torch.Generator):
+        """(z_K (k, B, D), log q(z_K|x) (k, B), mu, logvar) for k draws per image, pushed through the model's flows."""
+        out = self.model.encoder(x)
+        mu, logvar = out.embedding, out.log_covariance  # (B, D)
+        z0 = mu + torch.exp(0.5 * logvar) * torch.randn((k, *mu.shape), generator=generator)  # (k, B, D)
+        log_q = gaussian_log_prob(z0, mu, logvar)
+        flat = z0.flatten(0, 1)
+        if self.name == "VAE_LinNF":
+            log_det = torch.zeros(len(flat))
+            for layer in self.model.net:
+                step = layer(flat)
+                flat, log_det = step.out, log_det + step.log_abs_det_jac
+            log_q = log_q - log_det.view(k, -1)
+        elif self.name == "VAE_IAF":
+            step = self.model.iaf_flow.inverse(flat)
+            flat, log_q = step.out, log_q - step.log_abs_det_jac.view(k, -1)
+        return flat.view_as(z0), log_q, mu, logvar
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) for z (..., D): N(0, I), or pythae's VampPrior (1/K sum_k N(z; mu_k, var_k)), in float64."""
+        if self.vamp is None:
+            return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+        mu, logvar = self.vamp  # (K, D)
+        flat = z.reshape(-1, z.shape[-1]).double()  # (N, D)
+        inv = torch.exp(-logvar)
+        quad = flat.pow(2) @ inv.T - 2 * flat @ (mu * inv).T + (mu.pow(2) * inv).sum(-1)  # (N, K)
+        log_n = -0.5 * (z.shape[-1] * LOG_2PI + logvar.sum(-1) + quad)
+        return (torch.logsumexp(log_n, -1) - math.log(len(mu))).view(z.shape[:-1]).to(z.dtype)
+
+    def log_likelihood(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) (k, B): Bernoulli with the decoder's logits, for z (k, B, D) and x (B, 1, 28, 28)."""
+        k, b = z.shape[:2]
+        logits = self.model.decoder.logits(z.flatten(0, 1)).flatten(1)  # (k*B, 784)
+        target = x.flatten(1).repeat(k, 1)
+        return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1).view(k, b)
+
+    def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        """log w = log p(x|z) + log p(z) - log q(z|x), (k, B)."""
+        z, log_q, _, _ = self.draw(x, k, generator)
+        return self.log_likelihood(z, x) + self.log_prior(z) - log_q
+
+    def neg_elbo(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """-ELBO per image (B,) with one draw: the KL in closed form for a Gaussian posterior and N(0, I) prior (as
+        vaelab), else log q - log p at the draw."""
+        z, log_q, mu, logvar = self.draw(x, 1, generator)
+        recon = -self.log_likelihood(z, x)[0]
+        if self.vamp is None and self.name not in ("VAE_LinNF", "VAE_IAF"):
+            kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
+        else:
+            kl = (log_q - self.log_prior(z))[0]
+        return recon + kl
+
+    def prior_sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n draws of the prior (n, D)."""
+        if self.vamp is None:
+            return torch.randn(n, LATENT, generator=generator)
+        mu, logvar = (t.float() for t in self.vamp)
+        c = torch.randint(len(mu), (n,), generator=generator)
+        return mu[c] + torch.exp(0.5 * logvar[c]) * torch.randn(n, LATENT, generator=generator)
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.sigmoid(self.model.decoder.logits(z[i : i + BLOCK])) for i in range(0, len(z), BLOCK)])
+
+
+@torch.no_grad()
+def evaluate(dens: Densities, test_x: torch.Tensor, k: int, n_images: int) -> dict:
+    """-ELBO on all test images and the k-sample IW-NLL on the first ``n_images``, on vaelab's fixed evaluation
+    binarisation, batched as vaelab's iw_nll_per_image (2,048 decoder rows per call)."""
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    elbo = torch.cat([dens.neg_elbo(x, generator).double() for x, _ in evaluation_batches(test_x, None, "dynamic",
+                                                                                           BLOCK)])  # fmt: skip
+    elbo_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    per_call = max(1, IW_ROWS // k)  # images per call
+    nll, seen = [], 0
+    for x, _ in evaluation_batches(test_x, None, "dynamic", per_call):  # the full split's binarisation, then cut
+        x = x[: n_images - seen]
+        if not len(x):
+            break
+        log_w = dens.log_weights(x, k, generator).double()  # (k, B): at most max(k, IW_ROWS) decoder rows
+        nll.append(math.log(k) - torch.logsumexp(log_w, dim=0))
+        seen += len(x)
+    nll = torch.cat(nll)
+    return {"neg_elbo": summarise(elbo), "iw_nll": summarise(nll), "per_image_nll": nll,
+            "elbo_seconds": elbo_seconds, "iw_seconds": time.perf_counter() - start}  # fmt: skip
+
+
+@torch.no_grad()
+def pythae_nll_check(model: nn.Module, test_x: torch.Tensor, ours: torch.Tensor, n: int, k: int) -> dict:
+    """pythae's own get_nll (k samples, batches of 100) on the first n fixed-binarised test images, beside ours on
+    the same images (get_nll returns the mean log-likelihood; its Bernoulli term is the clamped BCE of sigmoids)."""
+    x = next(evaluation_batches(test_x, None, "dynamic", n))[0]
+    torch.manual_seed(EVAL_SEED)
+    start = time.perf_counter()
+    theirs = -float(model.get_nll(x, n_samples=k, batch_size=100))
+    return {"images": n, "k": k, "pythae_get_nll": theirs, "ours_same_images": ours[:n].mean().item(),
+            "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+def frechet(net, real_features: np.ndarray, images: torch.Tensor) -> float:
+    return feature_distance(real_features, net.features(images.float()))
+
+
+# -- speed against vaelab, interleaved ---------------------------------------------------------------------------
+def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
+    """Best seconds per training step of pythae's model and of vaelab's (configs/<name>-mlp.yaml) over ``rounds``
+    interleaved rounds of ``steps`` steps each, after 5 warm-up steps of each; fresh models, the same batch size."""
+    config = load_config(config_path(name), ["train.progress=never"])
+    torch.manual_seed(SEED)
+    loop = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
+    loop.train_epoch(1, max_steps=5)  # warm-up
+    model = build_pythae(name).train()
+    opts, generator = optimizers(model), torch.Generator().manual_seed(SEED + 1)
+    for x in batches(data, generator, 1, 5):  # warm-up
+        train_step(model, opts, x)
+    best = {"pythae": math.inf, "vaelab": math.inf}
+    for r in range(rounds):
+        start = time.perf_counter()
+        loop.train_epoch(2 + r, max_steps=steps)
+        best["vaelab"] = min(best["vaelab"], (time.perf_counter() - start) / steps)
+        start = time.perf_counter()
+        for x in batches(data, generator, 2 + r, steps):
+            train_step(model, opts, x)
+        best["pythae"] = min(best["pythae"], (time.perf_counter() - start) / steps)
+    return {"step_ratio_pythae_over_vaelab": best["pythae"] / best["vaelab"], "pythae_step_seconds": best["pythae"],
+            "vaelab_step_seconds": best["vaelab"], "rounds": rounds, "steps": steps}  # fmt: skip
+
+
+# -- the post-hoc samplers, on pythae's VAE ----------------------------------------------------------------------
+def fit_sampler(kind: str, vae: nn.Module, data: ImageData, tmp: str, steps: int = TWO_STAGE_STEPS):
+    """pythae's GaussianMixtureSampler (10 components) or TwoStageVAESampler (its default second VAE: 2 layers of
+    1,024, MSE, gamma) fitted on the training images x / 255 (vaelab's samplers read the same images), the second
+    stage trained by pythae's BaseTrainer for about vaelab's budget (TWO_STAGE_STEPS steps of TWO_STAGE_BATCH, Adam
+    1e-3)."""
+    from pythae.samplers import (
+        GaussianMixtureSampler,
+        GaussianMixtureSamplerConfig,
+        TwoStageVAESampler,
+        TwoStageVAESamplerConfig,
+    )
+    from pythae.trainers import BaseTrainerConfig
+
+    train_images = data.train_x.float().div_(255)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+    vae.eval()
+    if kind == "gmm":
+        sampler = GaussianMixtureSampler(vae, GaussianMixtureSamplerConfig(n_components=GMM_COMPONENTS))
+        sampler.fit(train_images)
+        return sampler, {"components": GMM_COMPONENTS}
+    sampler = TwoStageVAESampler(vae, TwoStageVAESamplerConfig())
+    epochs = max(1, round(steps * TWO_STAGE_BATCH / len(train_images)))
+    config = BaseTrainerConfig(output_dir=tmp, num_epochs=epochs, learning_rate=1e-3,
+                               per_device_train_batch_size=TWO_STAGE_BATCH, no_cuda=True)  # fmt: skip
+    with torch.enable_grad():
+        sampler.fit(train_images, training_config=config)
+    return sampler, {"second_stage_epochs": epochs, "batch": TWO_STAGE_BATCH, "lr": 1e-3, "layers": 2, "width": 1024}
+
+
+# -- the run ---------------------------------------------------------------------------------------------------------
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default=FAMILIES, help="comma-separated vaelab family names")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS), help="post-hoc samplers on pythae's VAE ('' none)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--iw-samples", type=int, default=1000)
+    parser.add_argument("--iw-images", type=int, default=10_000, help="first N test images for the IW-NLL")
+    parser.add_argument("--iw-images-for", default="", help="per family, e.g. miwae=2000,vamp-vae=2000")
+    parser.add_argument("--epochs-for", default="", help="per family, e.g. miwae=1 (when time is short)")
+    parser.add_argument("--steps-for", default="", help="timed steps per round, per family, e.g. miwae=10")
+    parser.add_argument("--nll-check", type=int, default=200, help="test images for pythae's get_nll cross-check")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, default=None, help="steps per epoch (smoke tests only)")
+    parser.add_argument("--two-stage-steps", type=int, default=TWO_STAGE_STEPS, help="about; whole epochs")
+    parser.add_argument("--ratios-first", action="store_true", help="time every family's steps before training any")
+    parser.add_argument("--resume", type=Path, help="a JSON of this script to add to: families done there are kept")
+    parser.add_argument("--note", action="append", default=[], help="a line for the JSON's notes (what was cut)")
+    args = parser.parse_args()
+    threads = set_threads(args.threads)  # also flushes denormals, for both libraries alike
+    iw_images_for, epochs_for, steps_for = (
+        {k: int(v) for k, v in (p.split("=") for p in option.split(",") if p)}
+        for option in (args.iw_images_for, args.epochs_for, args.steps_for)
+    )
+    names = [n for n in args.families.split(",") if n]
+    samplers = [s for s in args.samplers.split(",") if s]
+    if samplers and "vae" not in names:
+        raise SystemExit("--samplers need the vae family (they are fitted on pythae's VAE)")
+
+    config = load_config(config_path("vae"), ["train.progress=never"])
+    d = config.data
+    data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, seed=config.seed, binarize=d.binarize)
+    test_x = data.test_x
+    net, meta = feature_classifier(data, log)
+    real_features = net.features(test_x.float().div_(255))
+    figures = {
+        "pythae": version("pythae"), "threads": threads, "epochs": args.epochs, "iw_samples": args.iw_samples,
+        "batch_size": BATCH, "lr": LR, "seed": SEED, "data": repr(data),
+        "frechet_reference": f"{len(test_x)} test images x / 255 vs as many samples, features of {meta.get('cache')}",
+        "protocol": "bench/peers/pythae_families.py docstring; vaelab's estimator and evaluation binarisation",
+        "notes": [], "families": {},
+    }  # fmt: skip
+    path = None
+    if args.resume:
+        import json
+
+        path = args.resume.resolve()
+        kept = json.loads(path.read_text())
+        figures |= {k: v for k, v in kept.items() if k not in ("bench", "date", "commit", "machine", "cores", "torch")}
+        figures.setdefault("notes", [])
+    figures["notes"] += args.note
+    path = write_result("pythae-families", figures, path)
+    rows = figures["families"]
+
+    def timed(name: str) -> dict:
+        """The family's interleaved step ratio, measured now unless the JSON has it."""
+        if "step_ratio_pythae_over_vaelab" not in rows.get(name, {}):
+            cls, _, settings = pythae_spec(name)
+            ratio = step_ratio(name, data, args.rounds, steps_for.get(name, args.steps))
+            log(f"{name}: s/step pythae {cls.__name__} {ratio['pythae_step_seconds']:.4f}, vaelab "
+                f"{ratio['vaelab_step_seconds']:.4f}: ratio {ratio['step_ratio_pythae_over_vaelab']:.2f}")  # fmt: skip
+            rows[name] = {"pythae_model": cls.__name__, "pythae_settings": settings, **rows.get(name, {}), **ratio}
+            write_result("pythae-families", figures, path)
+        keys = ("step_ratio_pythae_over_vaelab", "pythae_step_seconds", "vaelab_step_seconds", "rounds", "steps")
+        return {k: rows[name][k] for k in keys}
+
+    if args.ratios_first:
+        for name in names:
+            timed(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            if "iw_nll" in rows.get(name, {}):
+                continue
+            family_start = time.perf_counter()
+            cls, _, settings = pythae_spec(name)
+            log(f"{name}: pythae {cls.__name__} {settings}")
+            ratio = timed(name)
+            model = build_pythae(name)
+            epochs = epochs_for.get(name, args.epochs)
+            trained = train(model, data, epochs, log, args.max_steps)
+            dens = Densities(model)
+            n_iw = min(iw_images_for.get(name, args.iw_images), len(test_x))
+            results = evaluate(dens, test_x, args.iw_samples, n_iw)
+            check = pythae_nll_check(model, test_x, results["per_image_nll"], args.nll_check, args.iw_samples)
+            with torch.no_grad():
+                z = dens.prior_sample(len(test_x), torch.Generator().manual_seed(SEED))
+                fd = frechet(net, real_features, dens.decode_mean(z))
+            rows[name] = {
+                "pythae_model": cls.__name__, "pythae_settings": settings,
+                "neg_elbo": results["neg_elbo"]["mean"], "neg_elbo_stderr": results["neg_elbo"]["stderr"],
+                "iw_nll": results["iw_nll"]["mean"], "iw_nll_stderr": results["iw_nll"]["stderr"],
+                "n_test_images": n_iw, "neg_elbo_test_images": len(test_x), "epochs": epochs,
+                "seconds_per_epoch": statistics.median(trained["epoch_seconds"]),
+                "frechet": fd, "frechet_of": "prior samples",
+                **ratio, **trained, "get_nll_check": check,
+                "iw_seconds": results["iw_seconds"], "family_seconds": time.perf_counter() - family_start,
+            }  # fmt: skip
+            log(f"  -ELBO {rows[name]['neg_elbo']:.2f}, IW-NLL {rows[name]['iw_nll']:.2f} ± "
+                f"{rows[name]['iw_nll_stderr']:.2f} ({n_iw} images, {results['iw_seconds']:.0f} s), pythae get_nll "
+                f"{check['pythae_get_nll']:.2f} vs ours {check['ours_same_images']:.2f} on {check['images']}, "
+                f"Fréchet {fd:.2f}, {rows[name]['family_seconds']:.0f} s in all")  # fmt: skip
+            path = write_result("pythae-families", figures, path)
+            if name == "vae":
+                vae = model
+                for kind in samplers:
+                    if f"vae+{kind}" in rows:
+                        continue
+                    start = time.perf_counter()
+                    sampler, settings = fit_sampler(kind, vae, data, tmp, args.two_stage_steps)
+                    fit_seconds = time.perf_counter() - start
+                    np.random.seed(SEED)
+                    torch.manual_seed(SEED)
+                    with torch.no_grad():
+                        images = sampler.sample(num_samples=len(test_x), batch_size=BLOCK)
+                    fd = frechet(net, real_features, images)
+                    cls = type(sampler).__name__
+                    rows[f"vae+{kind}"] = {"pythae_model": cls, "pythae_settings": settings, "on": "vae",
+                                           "frechet": fd, "frechet_of": f"{cls} samples", "fit_seconds": fit_seconds,
+                                           "step_ratio_pythae_over_vaelab": None}  # fmt: skip
+                    log(f"vae+{kind}: pythae {cls}, Fréchet {fd:.2f}, fitted in {fit_seconds:.0f} s")
+                    path = write_result("pythae-families", figures, path)
+    print(f"\npythae {figures['pythae']} on vaelab's protocol: Fashion-MNIST test split, {args.epochs} epochs, "
+          f"IW-NLL k = {args.iw_samples}, {threads} threads")  # fmt: skip
+    print("| family | pythae model | test -ELBO | test IW-NLL (images) | Fréchet distance | s / epoch | "
+          "s / step pythae / vaelab |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, r in rows.items():
+        if "iw_nll" in r:
+            flag = "" if r["epochs"] == args.epochs else f" ({r['epochs']} epoch{'s' * (r['epochs'] > 1)})"
+            print(f"| `{name}`{flag} | {r['pythae_model']} | {r['neg_elbo']:.2f} | {r['iw_nll']:.2f} ± "
+                  f"{r['iw_nll_stderr']:.2f} ({r['n_test_images']}) | {r['frechet']:.2f} | "
+                  f"{r['seconds_per_epoch']:.1f} | {r['step_ratio_pythae_over_vaelab']:.2f} |")  # fmt: skip
+        elif "fit_seconds" in r:
+            print(f"| `{name}` | {r['pythae_model']} | | | {r['frechet']:.2f} | fit {r['fit_seconds']:.0f} s | |")
+        else:
+            print(
+                f"| `{name}` (not trained) | {r['pythae_model']} | | | | | {r['step_ratio_pythae_over_vaelab']:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
