@@ -151,8 +151,8 @@ def train(
 def _train_and_report(config: Path | None, overrides: list[str], resume: Path | None, evaluate: bool) -> None:
     from .evaluate import evaluate_run, write_eval
     from .evaluate.latents import evaluate_latents
-    from .evaluate.likelihood import loss_name
-    from .evaluate.suite import collapse_warning, plus_minus
+    from .evaluate.likelihood import loss_name, plus_minus
+    from .evaluate.suite import collapse_warning
     from .training import train as run_training
 
     run = run_training(config, overrides, resume=resume)

@@ -152,6 +152,11 @@ def summarise(values: torch.Tensor) -> dict[str, float]:
     return {"mean": values.mean().item(), "stderr": stderr}
 
 
+def plus_minus(stderr: float | None) -> str:
+    """A standard error as shown: 2 decimals, or "-" where it is undefined (one image)."""
+    return "-" if stderr is None else f"{stderr:.2f}"
+
+
 def split_images(run: Run, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(uint8 images, labels) of a split, with one-line errors for a bad or empty split."""
     if split not in SPLITS:

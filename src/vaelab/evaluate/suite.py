@@ -13,7 +13,7 @@ from .disentanglement import HEADLINE
 from .factors import PROTOCOL_POINTS, evaluate_disentanglement
 from .fid import evaluate_fid
 from .latents import evaluate_latents
-from .likelihood import evaluate_run
+from .likelihood import evaluate_run, plus_minus
 
 
 def run_evaluation(
@@ -50,11 +50,6 @@ def run_evaluation(
     if disentanglement:
         results |= evaluate_disentanglement(run, disentanglement_points, log=log)
     return results
-
-
-def plus_minus(stderr: float | None) -> str:
-    """A standard error as shown: 2 decimals, or "-" where it is undefined (one image)."""
-    return "-" if stderr is None else f"{stderr:.2f}"
 
 
 def table_lines(rows: list[list[str]], header: list[str]) -> list[str]:

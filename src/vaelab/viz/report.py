@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from ..checkpoint import atomic_write_text
-from ..evaluate.likelihood import loss_name
+from ..evaluate.likelihood import loss_name, plus_minus
 from ..run import Run, read_eval
 from .frames import frame_files
 from .gif import GIFS, gif_bytes
@@ -131,8 +131,7 @@ def _facts(run: Run, evaluation: dict[str, Any]) -> list[tuple[str, str]]:
     test = evaluation.get("test", {})
     if "neg_elbo" in test:
         elbo = test["neg_elbo"]
-        stderr = "-" if elbo["stderr"] is None else f"{elbo['stderr']:.2f}"
-        facts.append((f"test {name}", f"{elbo['mean']:.2f} ± {stderr} nats per image"))
+        facts.append((f"test {name}", f"{elbo['mean']:.2f} ± {plus_minus(elbo['stderr'])} nats per image"))
     return facts
 
 
