@@ -6,6 +6,7 @@ import math
 import os
 import pathlib
 import pickle
+import re
 import warnings
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 import vaelab.loop as loop_module
 from vaelab import ConfigError, RunError, TrainingError, load_run, train
 from vaelab.checkpoint import list_checkpoints, load_latest_checkpoint, read_trainer_state, read_weights
+from vaelab.cli import main
 from vaelab.data.batches import epoch_permutation
 
 
@@ -168,10 +170,8 @@ def test_gradient_clipping_bounds_the_update(tiny_overrides):
     assert clipped.metrics[0]["train_loss"] > free.metrics[0]["train_loss"]  # tiny steps learn less
 
 
-def test_best_checkpoint_and_stale_temporaries(tiny_overrides):
+def test_resume_clears_stale_temporaries(tiny_overrides):
     run = train(None, tiny_overrides + ["train.epochs=2"])
-    best = read_weights(run.path / "checkpoint" / "best.safetensors")[0]
-    assert best.keys() == weights(run.path).keys()
     stale = run.path / "checkpoint" / ".epoch-0003.abc.tmp"
     stale.mkdir()
     (run.path / ".model.safetensors.xyz.tmp").write_bytes(b"half")
@@ -180,7 +180,7 @@ def test_best_checkpoint_and_stale_temporaries(tiny_overrides):
 
 
 def test_resume_skips_a_damaged_checkpoint_and_says_so(tiny_overrides, capsys):
-    run = train(None, tiny_overrides + ["train.epochs=2"])
+    run = train(None, tiny_overrides + ["train.epochs=2", "train.keep=2"])
     damaged = run.path / "checkpoint" / "epoch-0002" / "trainer.pt"
     damaged.write_bytes(damaged.read_bytes()[:200])  # cut short, as by a full disk
     train(None, ["train.epochs=3"], resume=run.path)
@@ -211,26 +211,71 @@ def test_resume_before_the_first_checkpoint_starts_from_the_beginning(tiny_overr
 def test_resume_after_a_kill_between_the_last_checkpoint_and_the_weights_file_publishes_the_checkpoint(
     tiny_overrides,
 ):
-    """A kill after checkpoint/epoch-0003 is renamed into place and before model.safetensors and
-    best.safetensors are replaced leaves them at epoch 2: resuming the finished run must bring them forward."""
+    """A kill after checkpoint/epoch-0003 is renamed into place and before model.safetensors is replaced
+    leaves it at epoch 2: resuming the finished run must bring it forward."""
     reference = train(None, tiny_overrides + ["train.name=reference"])
-    killed = train(None, tiny_overrides + ["train.name=killed"])
+    killed = train(None, tiny_overrides + ["train.name=killed", "train.keep=2"])
     checkpoint = killed.path / "checkpoint"
     assert load_latest_checkpoint(killed.path)[2]["epochs_since_best"] == 0  # epoch 3 is also the best
-    epoch_2 = read_weights(checkpoint / "epoch-0002" / "model.safetensors")[0]
-    for stale in (killed.path / "model.safetensors", checkpoint / "best.safetensors"):
-        stale.write_bytes((checkpoint / "epoch-0002" / "model.safetensors").read_bytes())
+    (killed.path / "model.safetensors").write_bytes((checkpoint / "epoch-0002" / "model.safetensors").read_bytes())
     assert not torch.equal(weights(killed.path)["decoder.0.weight"], weights(reference.path)["decoder.0.weight"])
     train(None, [], resume=killed.path)
     a, b = weights(reference.path), weights(killed.path)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    best = read_weights(checkpoint / "best.safetensors")[0]
-    assert all(torch.equal(a[k], best[k]) for k in a) and not all(torch.equal(a[k], epoch_2[k]) for k in a)
+    assert not (checkpoint / "best.safetensors").exists()  # the best weights are model.safetensors
+
+
+@pytest.fixture
+def val_losses(monkeypatch):
+    """Validation losses 3, 1, 2, 4 in epochs 1-4: epoch 2 sets the best."""
+    losses = {1: 3.0, 2: 1.0, 3: 2.0, 4: 4.0}
+    monkeypatch.setattr(
+        loop_module.Loop, "validate", lambda self: {"loss": losses[self.epoch + 1], "recon": 0.0, "kl": 0.0}
+    )
+
+
+def test_a_finished_run_keeps_one_checkpoint_and_prints_the_folders_size(tiny_overrides, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *tiny_overrides])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    assert load_latest_checkpoint(run_dir)[2]["epochs_since_best"] == 0  # the last epoch is the best
+    assert len(list(run_dir.rglob("trainer.pt"))) == 1  # one optimizer state
+    weight_files = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.safetensors"))
+    assert weight_files == ["checkpoint/epoch-0003/model.safetensors", "model.safetensors"]
+    printed = re.search(r"run folder size: ([\d.]+) MB, of which checkpoint/ \(for --resume\) ([\d.]+) MB", out)
+    assert printed, out
+    for folder, megabytes in ((run_dir, printed[1]), (run_dir / "checkpoint", printed[2])):
+        size = sum(len(p.read_bytes()) for p in folder.rglob("*") if p.is_file())
+        assert abs(float(megabytes) - size / 1e6) <= 0.005, (folder, megabytes, size)
+
+
+def test_best_weights_are_kept_only_while_an_earlier_epoch_has_them(tiny_overrides, val_losses):
+    run = train(None, tiny_overrides + ["train.epochs=2", "train.keep=4"])
+    best = run.path / "checkpoint" / "best.safetensors"
+    assert not best.exists()  # epoch 2 is the best: model.safetensors holds its weights
+    train(None, ["train.epochs=4"], resume=run.path)
+    assert best.read_bytes() == (run.path / "checkpoint" / "epoch-0002" / "model.safetensors").read_bytes()
+    assert (run.path / "model.safetensors").read_bytes() != best.read_bytes()
+
+
+def test_resume_after_a_kill_before_publishing_keeps_the_best_weights_of_the_epoch_before(tiny_overrides, val_losses):
+    """A kill after checkpoint/epoch-0003 and before it is published leaves model.safetensors at epoch 2, the
+    best, and no best.safetensors: resuming writes epoch 2's weights as best.safetensors, then epoch 3's."""
+    run = train(None, tiny_overrides + ["train.keep=2"])
+    checkpoint = run.path / "checkpoint"
+    epoch_2, epoch_3 = ((checkpoint / f"epoch-000{e}" / "model.safetensors").read_bytes() for e in (2, 3))
+    (run.path / "model.safetensors").write_bytes(epoch_2)
+    (checkpoint / "best.safetensors").unlink()
+    train(None, [], resume=run.path)
+    assert (checkpoint / "best.safetensors").read_bytes() == epoch_2
+    assert (run.path / "model.safetensors").read_bytes() == epoch_3
 
 
 def test_resume_keeps_best_weights_of_an_earlier_epoch(tiny_overrides):
     """When the checkpoint resumed from did not set the best validation loss, best.safetensors stays."""
-    run = train(None, tiny_overrides)
+    run = train(None, tiny_overrides + ["train.keep=2"])
     last = run.path / "checkpoint" / "epoch-0003"
     state = torch.load(last / "trainer.pt", weights_only=True)
     state["epochs_since_best"] = 1  # as if epoch 2 had the best validation loss

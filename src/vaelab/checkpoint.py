@@ -29,7 +29,7 @@ from .errors import RunError
 CHECKPOINT_DIR = "checkpoint"
 WEIGHTS_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.pt"
-BEST_FILE = "best.safetensors"  # in checkpoint/: the weights of the best validation loss so far
+BEST_FILE = "best.safetensors"  # in checkpoint/: the best validation loss's weights, when not the last epoch's
 
 
 def _read_umask() -> int:

@@ -149,10 +149,12 @@ def train(
 
 
 def _train_and_report(config: Path | None, overrides: list[str], resume: Path | None, evaluate: bool) -> None:
+    from .checkpoint import CHECKPOINT_DIR
     from .evaluate import evaluate_run, write_eval
     from .evaluate.latents import evaluate_latents
     from .evaluate.likelihood import loss_name, plus_minus
     from .evaluate.suite import collapse_warning
+    from .run import files_size
     from .training import train as run_training
 
     run = run_training(config, overrides, resume=resume)
@@ -183,6 +185,8 @@ def _train_and_report(config: Path | None, overrides: list[str], resume: Path | 
         from .viz import write_report
 
         typer.echo(f"report: {write_report(run, pictures=False)}")  # rewritten to include eval.json
+    total, resumable = files_size(run.path) / 1e6, files_size(run.path / CHECKPOINT_DIR) / 1e6
+    typer.echo(f"run folder size: {total:.2f} MB, of which {CHECKPOINT_DIR}/ (for --resume) {resumable:.2f} MB")
 
 
 @app.command(name="eval")

@@ -50,7 +50,7 @@ class TrainConfig:
     out_dir: str = "runs"
     name: str | None = None  # run folder name; default <model>-<data>-<timestamp>
     progress: Literal["auto", "always", "never"] = "auto"  # auto: a bar only on a terminal
-    keep: int = 3  # epoch checkpoints kept for resume (the best by val loss is kept as well)
+    keep: int = 1  # epoch checkpoints kept (each holds the optimizer state); resume takes the newest that loads
     on_nonfinite: Literal["stop", "skip"] = "stop"  # a non-finite loss or gradient: stop, or drop the batch
     max_skips: int = 10  # with on_nonfinite=skip: stop after this many skipped batches in a row
     grad_clip: float = 0.0  # clip the global gradient L2 norm to this; 0 = off

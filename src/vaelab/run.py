@@ -69,6 +69,11 @@ def write_number_csv(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def files_size(path: Path) -> int:
+    """Bytes in the files under ``path`` (0 if there is no such folder)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
 class Run:
     """A trained model with its config, metrics and data description; the model is in eval mode."""
 

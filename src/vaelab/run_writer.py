@@ -1,6 +1,6 @@
 """The run folder's writer, a callback of the training loop: after every epoch a checkpoint (weights and the
-loop's state), then the files it publishes (model.safetensors, best.safetensors, metrics.csv); and resuming a
-loop from the newest checkpoint that loads."""
+loop's state), then the files it publishes (model.safetensors, best.safetensors when the best epoch is not the
+last, metrics.csv); and resuming a loop from the newest checkpoint that loads."""
 
 from __future__ import annotations
 
@@ -50,13 +50,18 @@ class RunWriter:
         self.publish(weights, loop)
 
     def publish(self, weights: bytes, loop: Loop) -> None:
-        """The run's model.safetensors (and best.safetensors, when this epoch set the best validation loss) as
-        ``weights``, and metrics.csv as the loop's history, each atomically: after every checkpoint, and again
-        on resume from the checkpoint's weights, since a kill after a checkpoint and before these files leaves
-        them an epoch behind it (or metrics.csv with rows of epochs after it)."""
-        if loop.epochs_since_best == 0:  # this epoch set the best validation loss
-            atomic_write_bytes(self.run_dir / CHECKPOINT_DIR / BEST_FILE, weights)
-        atomic_write_bytes(self.run_dir / WEIGHTS_FILE, weights)
+        """The run's model.safetensors as ``weights``, checkpoint/best.safetensors while the best validation
+        loss is an earlier epoch's, and metrics.csv as the loop's history, each atomically: after every
+        checkpoint, and again on resume from the checkpoint's weights, since a kill after a checkpoint and
+        before these files leaves them an epoch behind it (or metrics.csv with rows of epochs after it)."""
+        final, best = self.run_dir / WEIGHTS_FILE, self.run_dir / CHECKPOINT_DIR / BEST_FILE
+        if loop.epochs_since_best and not best.exists() and final.exists():
+            # best.safetensors goes away only when an epoch sets the best, and model.safetensors is rewritten
+            # only after it is back: model.safetensors still holds that epoch's weights
+            atomic_write_bytes(best, final.read_bytes())
+        atomic_write_bytes(final, weights)
+        if not loop.epochs_since_best:  # this epoch set the best: model.safetensors holds the best weights
+            best.unlink(missing_ok=True)
         if loop.history:
             write_number_csv(self.run_dir / METRICS_FILE, loop.history)
 
