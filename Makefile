@@ -1,5 +1,6 @@
 # vaelab: `make demo` trains and evaluates the default VAE; `make test` runs the whole suite.
-# Both create .venv and install what they need; nothing is downloaded at run time.
+# While editing, run `make check` (lint and the tests not marked slow, under 2 minutes); before a merge, and in CI,
+# `make test`. All create .venv and install what they need; nothing is downloaded at run time.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ TORCH  := torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench lint format data chromium guide install install-test clean
+.PHONY: demo test check bench lint format data chromium guide install install-test clean
 
 demo: install data
 	$(PY) -m vaelab train --config configs/vae-mlp.yaml $(ARGS)
@@ -18,6 +19,9 @@ test: install-test
 	-@$(MAKE) --no-print-directory data
 	-@$(MAKE) --no-print-directory chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: lint
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # docs/guide.md and every figure in docs/figures/, from the commands the guide quotes (~20 min on 2 cores)
 guide: install data

@@ -57,6 +57,7 @@ def joint_runs(tmp_path_factory):
     return [train(None, [*DIGITS, f"train.out_dir={out}", f"seed={s}", f"train.name=joint{s}"]) for s in (0, 1)]
 
 
+@pytest.mark.slow
 def test_code_agreement_compares_the_non_test_images_of_real_runs(joint_runs):
     result = code_agreement(joint_runs)
     assert result.n_images == len(joint_runs[0].data.train_x) + len(joint_runs[0].data.val_x)
@@ -64,6 +65,7 @@ def test_code_agreement_compares_the_non_test_images_of_real_runs(joint_runs):
     assert -1 <= result.ari[0, 1] <= 1 and result.chosen in (0, 1)
 
 
+@pytest.mark.slow
 def test_agreement_rejects_runs_it_cannot_compare(joint_runs, tiny_overrides, tmp_path):
     from vaelab import train
 
@@ -90,6 +92,7 @@ def test_recorded_accuracy_reads_eval_json_and_tolerates_its_absence(tmp_path):
     assert recorded_accuracy(tmp_path) == 0.75
 
 
+@pytest.mark.slow
 def test_consensus_command_names_the_chosen_run_or_fails_in_one_line(joint_runs, tmp_path):
     paths = [run.path for run in joint_runs]
     result = vaelab("consensus", *paths)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # end to end: every test runs `vaelab` in a subprocess
+
 
 def vaelab(*args, cwd=None, env=None):
     """``python -m vaelab ARGS`` in a subprocess (other test files import this)."""

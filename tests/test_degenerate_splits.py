@@ -8,6 +8,8 @@ import pytest
 
 from vaelab import train
 
+pytestmark = pytest.mark.slow  # end to end: runs trained and evaluated on splits of one image
+
 
 @pytest.fixture(scope="module")
 def three_images(tmp_path_factory):

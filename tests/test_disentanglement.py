@@ -57,6 +57,7 @@ def scores():
 
 
 @pytest.mark.parametrize("metric", list(HEADLINE))
+@pytest.mark.slow
 def test_the_factors_themselves_score_near_perfect(scores, metric):
     result = scores["factors"][metric]
     floor = {"beta_vae": 0.98, "factor_vae": 0.98, "mig": 0.95, "sap": 0.8, "dci": 0.95}[metric]
@@ -68,6 +69,7 @@ def test_the_factors_themselves_score_near_perfect(scores, metric):
 
 
 @pytest.mark.parametrize("metric", list(HEADLINE))
+@pytest.mark.slow
 def test_a_rotation_of_the_factors_scores_lower(scores, metric):
     rotated, exact = scores["rotation"][metric][HEADLINE[metric]], scores["factors"][metric][HEADLINE[metric]]
     margin = {"beta_vae": 0.03, "factor_vae": 0.03, "mig": 0.5, "sap": 0.4, "dci": 0.5}[metric]
@@ -75,6 +77,7 @@ def test_a_rotation_of_the_factors_scores_lower(scores, metric):
 
 
 @pytest.mark.parametrize("metric", list(HEADLINE))
+@pytest.mark.slow
 def test_noise_scores_at_chance(scores, metric):
     result = scores["noise"][metric]
     if metric in ("beta_vae", "factor_vae"):  # a classifier of the fixed factor: chance is 1 / 5
@@ -85,6 +88,7 @@ def test_noise_scores_at_chance(scores, metric):
         assert result["informativeness"] < 0.3
 
 
+@pytest.mark.slow
 def test_a_duplicated_factor_lowers_dci_completeness_only(scores):
     exact, duplicate = scores["factors"]["dci"], scores["duplicate"]["dci"]
     assert duplicate["completeness"] < exact["completeness"] - 0.04
@@ -161,6 +165,7 @@ def shapes_run(tmp_path_factory):
     return train(None, overrides).path
 
 
+@pytest.mark.slow
 def test_eval_disentanglement_writes_every_metric_and_prints_the_table(shapes_run):
     result = vaelab("eval", shapes_run, "--disentanglement", "--disentanglement-points", 300,
                      "--iw-samples", 0, "--no-probes", "--no-fid")  # fmt: skip
@@ -178,6 +183,7 @@ def test_eval_disentanglement_writes_every_metric_and_prints_the_table(shapes_ru
         assert line in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_disentanglement_without_factors_is_a_one_line_error(tiny_overrides, tmp_path):
     assert vaelab("train", *tiny_overrides).returncode == 0
     result = vaelab("eval", tmp_path / "runs" / "tiny", "--disentanglement")

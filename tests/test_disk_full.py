@@ -17,6 +17,8 @@ from tests.test_reliability import SRC, check_consistent
 from vaelab import train
 from vaelab.cli import main
 
+pytestmark = pytest.mark.slow  # end to end: runs trained and resumed with a full disk injected
+
 NO_SPACE = "error: no space left on the device"
 
 
@@ -134,7 +136,6 @@ def test_a_full_disk_in_other_commands_is_one_line_and_leaves_no_temporaries(arg
     assert temporaries(out) == [] and not any(p.is_file() for p in out.rglob("*"))
 
 
-@pytest.mark.slow
 def test_a_real_full_disk_stops_training_with_one_line_and_the_run_resumes_when_space_is_freed(trained, small_tmpfs):
     run_dir = small_tmpfs / "run"
     shutil.copytree(trained, run_dir)

@@ -13,7 +13,7 @@ from vaelab import train
 from vaelab.checkpoint import read_weights
 
 SRC = Path(__file__).parent.parent / "src"
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -230,6 +230,7 @@ def test_feature_distance_is_zero_for_identical_sets_and_sees_a_shift():
     assert feature_distance(features, shifted) == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.slow
 def test_the_feature_classifier_is_trained_once_then_loaded_from_the_cache(tiny_npz, tmp_path, monkeypatch):
     from vaelab.data import load_dataset
 
@@ -252,6 +253,7 @@ def cli_env(tmp_path):
     return {**os.environ, "VAELAB_CACHE": str(tmp_path / "cache")}
 
 
+@pytest.mark.slow
 def test_eval_command_writes_every_diagnostic(tiny_overrides, tmp_path, cli_env):
     from vaelab import train
 
@@ -275,6 +277,7 @@ def test_eval_command_writes_every_diagnostic(tiny_overrides, tmp_path, cli_env)
         assert fragment in result.stdout
 
 
+@pytest.mark.slow
 def test_eval_command_skips_what_it_is_told_to(tiny_overrides, tmp_path, cli_env):
     from vaelab import train
 
@@ -286,6 +289,7 @@ def test_eval_command_skips_what_it_is_told_to(tiny_overrides, tmp_path, cli_env
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow
 def test_compare_command_writes_table_csv_and_chart(tiny_npz, tmp_path, cli_env):
     out = tmp_path / "cmp"
     result = vaelab("compare", "--data", f"npz:{tiny_npz}", "--models", "pca,ae,vae,fisher", "--latent-dim", 3,
@@ -309,11 +313,13 @@ def test_compare_command_writes_table_csv_and_chart(tiny_npz, tmp_path, cli_env)
     assert (out / "runs" / "vae" / "eval.json").is_file()
 
 
+@pytest.mark.slow
 def test_compare_rejects_an_unknown_model(tmp_path):
     result = vaelab("compare", "--data", "digits", "--models", "pca,vea", "--out", tmp_path)
     assert result.returncode == 2 and "unknown vea" in result.stderr
 
 
+@pytest.mark.slow
 def test_models_with_a_discrete_latent_get_clustering_scores(tiny_overrides):
     from vaelab import train
     from vaelab.evaluate import run_evaluation

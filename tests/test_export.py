@@ -13,6 +13,8 @@ from vaelab.config import config_from_dict
 from vaelab.export import ExportError, export_model, read_metadata
 from vaelab.models import build_model
 
+pytestmark = pytest.mark.slow  # end to end: trained runs exported and run in onnxruntime
+
 ort = pytest.importorskip("onnxruntime")
 
 MODELS = {

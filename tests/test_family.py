@@ -193,6 +193,7 @@ def test_joint_vae_balance_adds_the_kl_of_the_batchs_mean_code_to_uniform():
     torch.testing.assert_close(loss.total, reference.total + 3 * kl)
 
 
+@pytest.mark.slow
 def test_joint_vae_with_the_code_terms_trains_and_logs_them(tiny_overrides):
     keys = ["model.name=joint-vae", "model.invariance=10", "model.balance=5", "train.epochs=1"]
     row = train(None, [*tiny_overrides, *keys]).metrics[-1]

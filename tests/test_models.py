@@ -127,6 +127,7 @@ def test_one_importance_weight_averages_to_the_elbo():
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.slow
 def test_every_model_trains_reloads_samples_reconstructs_evaluates_reports_and_decodes_in_the_explorer(
     name, tiny_overrides
 ):
@@ -205,6 +206,7 @@ class SmallConvDecoder(torch.nn.Module):
         return self.layers(z)
 
 
+@pytest.mark.slow
 def test_networks_of_ones_own_train_resume_reload_evaluate_and_draw(tiny_overrides, tmp_path):
     from tests.test_cli import assert_user_error, vaelab
     from vaelab import Nets, load_run, train
@@ -229,6 +231,7 @@ def test_networks_of_ones_own_train_resume_reload_evaluate_and_draw(tiny_overrid
     assert_user_error(vaelab("eval", run.path), "networks of your own", "load_run(path, nets=")
 
 
+@pytest.mark.slow
 def test_a_new_model_is_one_short_file_that_the_cli_and_sklearn_train(tiny_overrides):
     """The worked example of docs/architecture.md: models/rae.py, found by being in models/ (named in no other
     source file), listed by `vaelab models`, trained by the CLI and by vaelab.sklearn."""
@@ -254,6 +257,7 @@ def test_a_new_model_is_one_short_file_that_the_cli_and_sklearn_train(tiny_overr
     assert rae.transform(x[:5]).shape == (5, 3) and rae.sample(4).shape == (4, 64)
 
 
+@pytest.mark.slow
 def test_the_own_networks_example_of_the_api_docs_runs(tmp_path):
     """docs/api.md's small conv net, as printed, on 2,000 Fashion-MNIST images for one epoch."""
     import re
@@ -270,6 +274,7 @@ def test_the_own_networks_example_of_the_api_docs_runs(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["ae", "pca"])
+@pytest.mark.slow
 def test_run_folders_saved_before_models_were_compositions_still_load_evaluate_sample_and_resume(name, tiny_overrides):
     """The AE's and PCA's tensors had other names (code_mean, mean_, ...) and configs held train.step: a folder
     of that form, made here from a new one, loads to the same model, evaluates, samples and resumes."""

@@ -95,6 +95,7 @@ def test_too_many_components_is_a_config_error():
         make_pca(latent_dim=20).fit_closed_form(low_rank_images(12))
 
 
+@pytest.mark.slow
 def test_train_writes_a_run_that_evaluates_samples_and_reconstructs(tiny_overrides):
     from vaelab import load_run, train
     from vaelab.evaluate import evaluate_run

@@ -84,6 +84,7 @@ def test_bf16_iw_nll_is_within_005_nats_of_fp32(tmp_path):
     assert results["iw_nll"]["precision"] in ("fp32", "bf16")
 
 
+@pytest.mark.slow
 def test_the_cli_names_a_missing_gpu_in_one_line(tiny_overrides):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -103,6 +104,7 @@ def test_compiled_training_raises_no_deprecation_warning(tiny_overrides):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_compiled_training_takes_the_steps_of_eager_training(tiny_overrides):
     """train.compile=true draws the same noise (ahead of the compiled objective) and computes the same loss."""
     eager = train(None, tiny_overrides + ["train.name=eager", "train.epochs=2"])

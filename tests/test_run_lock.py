@@ -15,6 +15,8 @@ from tests.test_bad_inputs import tree_hash
 from tests.test_reliability import SRC, read_stderr_until
 from vaelab import train
 
+pytestmark = pytest.mark.slow  # end to end: `vaelab` processes contending for a run folder
+
 ENV = {**os.environ, "PYTHONPATH": str(SRC.parent)}
 
 
@@ -50,7 +52,6 @@ def rows(run_dir) -> list[int]:
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.slow
 def test_a_resume_while_the_run_trains_is_refused_naming_the_holder_and_a_killed_holder_leaves_no_lock(
     tiny_overrides, tmp_path
 ):

@@ -13,6 +13,8 @@ import pytest
 from tests.test_disk_full import temporaries
 from tests.test_reliability import SRC, check_consistent, read_stderr_until
 
+pytestmark = pytest.mark.slow  # end to end: signals sent to `vaelab train` processes
+
 ENV = {**os.environ, "PYTHONPATH": str(SRC.parent)}
 PYTHON_VAELAB = [sys.executable, "-m", "vaelab"]
 

@@ -248,6 +248,7 @@ def test_conditional_vae_with_and_without_labels(digits):
 
 
 # -- scikit-learn's tools ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pipeline_and_grid_search_pick_a_reasonable_latent_dim():
     """The grid of bench/sklearn_grid_search.py (which times it: under a minute is the target)."""
     grid_search = runpy.run_path(str(Path(__file__).parent.parent / "bench" / "sklearn_grid_search.py"))["grid_search"]
@@ -284,6 +285,7 @@ def test_clone_gives_an_unfitted_copy_with_the_same_parameters(digits):
     assert copy.get_params() == est.get_params() and not hasattr(copy, "model_")
 
 
+@pytest.mark.slow
 def test_the_walkthrough_example_runs(capsys):
     runpy.run_path(str(Path(__file__).parent.parent / "examples" / "sklearn_pipeline.py"), run_name="__main__")
     out = capsys.readouterr().out

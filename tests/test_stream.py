@@ -27,6 +27,7 @@ def npy(tiny_npz, tmp_path):
     return tmp_path / "bars.npy"
 
 
+@pytest.mark.slow
 def test_convert_writes_the_images_shuffled_with_their_labels(tiny_npz, tmp_path):
     result = subprocess.run([sys.executable, "-m", "vaelab", "convert", f"npz:{tiny_npz}", tmp_path / "out.npy"],
                             capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, timeout=120)  # fmt: skip
@@ -77,6 +78,7 @@ def test_each_epoch_streams_every_image_once_in_a_seeded_order(tmp_path):
     assert not torch.equal(idx, torch.cat([b.idx for b in batches.epoch(2)]))
 
 
+@pytest.mark.slow
 def test_training_on_npy_data_resumes_exactly(npy, tiny_overrides):
     overrides = [o for o in tiny_overrides if not o.startswith("data.name")] + [f"data.name=npy:{npy}"]
     full = train(None, overrides + ["train.name=full"])
@@ -87,6 +89,7 @@ def test_training_on_npy_data_resumes_exactly(npy, tiny_overrides):
     assert full.metrics[-1]["val_loss"] < full.metrics[0]["val_loss"]
 
 
+@pytest.mark.slow
 def test_a_hand_made_npy_of_n_h_w_images_trains_as_one_channel(tiny_npz, tiny_overrides, tmp_path):
     path = tmp_path / "plain.npy"
     np.save(path, np.load(tiny_npz)["x"])  # uint8 (120, 10, 10): no channel axis, no labels
@@ -107,6 +110,7 @@ PEAK_RSS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_peak_memory_stays_flat_as_the_file_grows_past_the_buffer(tmp_path):
     """Files of 4x and 16x the 4 MB shuffle buffer (32x32 RGB images): the 48 MB more of the larger one
     must not show in the peak resident memory of the training process. glibc's mmap threshold is fixed

@@ -18,6 +18,8 @@ from vaelab.checkpoint import list_checkpoints, load_latest_checkpoint, read_tra
 from vaelab.cli import main
 from vaelab.data.batches import epoch_permutation
 
+pytestmark = pytest.mark.slow  # end to end: every test trains a run folder
+
 
 def weights(run_dir):
     return read_weights(run_dir / "model.safetensors")[0]

@@ -33,6 +33,8 @@ from vaelab.viz.latent_stats import read_latent_stats
 from vaelab.viz.sampling import sample_images
 from vaelab.viz.traverse import DimensionSummary, choose_dims, prior_quantiles, split_float
 
+pytestmark = pytest.mark.slow  # end to end: pictures drawn from trained runs
+
 TILE = 8 + 2  # an 8x8 digit and its 2-pixel border
 
 

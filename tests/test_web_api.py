@@ -269,6 +269,7 @@ def ring_upload(mode: str, size: int) -> tuple[bytes, str]:
 
 
 @pytest.mark.parametrize("mode", ["PNG", "RGBA", "P", "JPEG"])
+@pytest.mark.slow
 def test_a_4096_pixel_upload_is_shrunk_before_it_is_copied_and_reads_as_the_full_image_would(mode):
     """The reduction by whole blocks (and JPEG's reduced-scale decoding) that bounds an upload's memory changes
     the model input by little against PIL's Lanczos resize of the full drawing (computed here independently)."""
@@ -335,6 +336,7 @@ def vaelab_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "vaelab", *args]
 
 
+@pytest.mark.slow
 def test_serve_listens_on_127_0_0_1_prints_its_address_and_stops_on_ctrl_c(explorer_runs):
     command = vaelab_command("serve", str(explorer_runs["vae2"]), str(explorer_runs["joint"]), "--port", "0")
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:  # closes its stdout at the end
@@ -349,6 +351,7 @@ def test_serve_listens_on_127_0_0_1_prints_its_address_and_stops_on_ctrl_c(explo
             process.wait(20)
 
 
+@pytest.mark.slow
 def test_serve_on_a_busy_port_is_one_clear_error(explorer_runs):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -361,6 +364,7 @@ def test_serve_on_a_busy_port_is_one_clear_error(explorer_runs):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_of_a_missing_run_is_one_clear_error(tmp_path):
     result = subprocess.run(vaelab_command("serve", str(tmp_path / "nope")), capture_output=True, text=True, timeout=60)
     assert (

@@ -15,9 +15,12 @@ from PIL import Image
 
 from tests.test_report_browser import CHROMIUM, browser  # noqa: F401 (a fixture), and the skip when it is missing
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; `make test` does it as root)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; `make test` does it as root)"
+    ),
+]
 PIXELS = """id => {
   const img = document.getElementById(id);
   if (!img || !img.complete || !img.naturalWidth) return null;

@@ -23,6 +23,8 @@ from PIL import Image
 from vaelab.web import create_app, load_explorers
 from vaelab.web.uploads import MAX_UPLOAD_BYTES
 
+pytestmark = pytest.mark.slow  # end to end: a live server under fuzzed and slow requests
+
 FUZZ_SECONDS = float(os.environ.get("VAELAB_FUZZ_SECONDS", "20"))
 VALID_DECODE = ("POST", "/api/runs/0/decode", json.dumps({"z": [0.5, -0.5]}).encode(), "application/json")
 
