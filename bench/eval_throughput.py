@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import time_gemms  # bench/ is on sys.path when a script in it runs
+from common import time_gemms, write_result  # bench/ is on sys.path when a script in it runs
 from vaelab import load_run, train
 from vaelab.evaluate.likelihood import iw_nll_per_image, iw_rows
 from vaelab.loop import set_threads
@@ -88,6 +88,12 @@ def main() -> None:
     print(f"ratio vaelab / roofline                : {rate / roofline:8.2f}")
     print(f"ratio vaelab / one image per call      : {rate / naive:8.2f}")
     print(f"projected: 10,000 images x 5,000 samples in {projected / 60:.1f} min, faster precision (target < 15 min)")
+    write_result("eval_throughput", {
+        "model": source, "k": args.k, "images": len(x), "threads": threads, "decoder_rows_per_call": rows,
+        "gemm_gflops": flops / gemm / 1e9, "roofline": roofline, "fp32": rate, "bf16": rate_bf16,
+        "one_image_per_call": naive, "bf16_minus_fp32_nats": nll["bf16"].mean().item() - nll["fp32"],
+        "unit": "images x samples per second", "projected_10k_x_5000_minutes": projected / 60,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import torch
 
+from common import write_result  # bench/ is on sys.path when a script in it runs
 from vaelab import train
 from vaelab.web import load_explorers
 from vaelab.web.server import BackgroundServer
@@ -63,6 +64,8 @@ def main() -> None:
     print(
         f"median {statistics.median(ms):6.2f} ms   p90 {p90:6.2f} ms   max {ms[-1]:6.2f} ms   (target: median < 30 ms)"
     )
+    write_result("serve_latency", {"requests": args.n, "median_ms": statistics.median(ms), "p90_ms": p90,
+                                   "max_ms": ms[-1], "latent_dim": run.model.latent_dim})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -101,9 +101,9 @@ def test_datasets_lists_availability():
         assert name in result.stdout
 
 
-def test_the_readmes_datasets_table_lists_what_vaelab_datasets_lists():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    table = readme.split("$ vaelab datasets\n", 1)[1].split("```", 1)[0].splitlines()[1:]  # rows below the header
+def test_the_usage_docs_datasets_table_lists_what_vaelab_datasets_lists():
+    usage = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
+    table = usage.split("$ vaelab datasets\n", 1)[1].split("```", 1)[0].splitlines()[1:]  # rows below the header
     listed = [line.split()[0] for line in vaelab("datasets").stdout.splitlines()[2:]]  # below header and rule
     assert [line.split()[0] for line in table] == listed
 
