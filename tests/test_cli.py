@@ -132,7 +132,7 @@ def test_help_wraps_whole_sentences_at_80_columns(monkeypatch, capsys):
             entries[name] = []
         entries[next(reversed(entries))].append(text)
     width = len(panel[0]) - start - 2  # up to the border and its space
-    assert len(entries) == 15 and [line for lines in entries.values() for line in wrapped_badly(lines, width)] == []
+    assert len(entries) == 16 and [line for lines in entries.values() for line in wrapped_badly(lines, width)] == []
     for command in entries:  # each command's own description, paragraph by paragraph
         head = "\n".join(line.strip() for line in help_of(command).split("╭")[0].splitlines())
         assert [line for p in head.strip().split("\n\n") for line in wrapped_badly(p.splitlines(), 78)] == [], command

@@ -245,7 +245,7 @@ def test_a_new_model_is_one_short_file_that_the_cli_and_sklearn_train(tiny_overr
     assert len(source.read_text().splitlines()) <= 40
     package = source.parent.parent
     assert [p for p in package.rglob("*.py") if p != source and re.search(r"\brae\b", p.read_text())] == []
-    assert "rae " in run_cli("models").stdout
+    assert "\nrae: " in run_cli("models").stdout
     trained = run_cli("train", *tiny_overrides, "model.name=rae", "train.epochs=1", "train.report=false")
     assert trained.returncode == 0, trained.stderr
     assert "train_code_norm" in (Path(tiny_overrides[-2].split("=")[1]) / "tiny" / "metrics.csv").read_text()

@@ -111,13 +111,56 @@ def datasets(
 
 
 @app.command()
-def models() -> None:
-    """List the registered models with their config keys."""
-    from .models import registered_models
+def models(
+    name: Annotated[str | None, typer.Argument(help="One model: every key it takes, the common ones too.")] = None,
+) -> None:
+    """List the registered models with the config keys each adds, their defaults and meanings."""
+    from .models import model_entry, registered_models
+    from .models.config import ModelConfig
+    from .settings import default_lines, own_settings, settings_of, wrap
 
-    for entry in registered_models():
-        typer.echo(f"{entry.name:<12} {entry.description}")
-        typer.echo(f"{'':<12} keys: model.{', model.'.join(entry.config_keys())}")
+    entries = registered_models() if name is None else [model_entry(name)]
+    if name is None:
+        typer.echo("Keys every model takes (vaelab models NAME lists one model in full):")
+        typer.echo("\n".join(default_lines([s for s in settings_of(ModelConfig(), "model.") if s.key != "model.name"])))
+    for entry in entries:
+        keys = own_settings(entry.config_cls) if name is None else settings_of(entry.config_cls(), "model.")
+        typer.echo(("\n" if name is None else "") + "\n".join(wrap(entry.description, f"{entry.name}: ", "    ")))
+        typer.echo("\n".join(default_lines(keys)) if keys else "  no keys of its own")
+
+
+@app.command(name="config", context_settings={"ignore_unknown_options": True})
+def show_config(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="A model name and/or config overrides key.sub=value ...")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config, e.g. configs/vae-mlp.yaml")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset name (data.name), e.g. mnist-5k, npz:PATH")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files (data.data_dir)")] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print docs/settings.md instead: every key of every model.")
+    ] = False,
+) -> None:
+    """Print the config `vaelab train` would use with the same arguments: every key, its value and meaning."""
+    from .config import load_config
+    from .errors import ConfigError
+    from .settings import reference_markdown, resolved_lines, settings_of
+
+    args = overrides or []
+    if markdown:
+        if args or config or data or data_dir:
+            raise ConfigError("--markdown prints every key of every model: give it no config, model or overrides")
+        typer.echo(reference_markdown(), nl=False)
+        return
+    names = [a for a in args if "=" not in a and "." not in a]
+    if len(names) > 1:
+        raise ConfigError(f"give one model name, not {len(names)} ({', '.join(names)}); overrides look like key=value")
+    shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
+    resolved = load_config(config, [f"model.name={n}" for n in names] + shortcuts + [a for a in args if a not in names])
+    typer.echo(f"# the resolved config ({resolved.model.name}); [default X] marks a value other than the default")
+    typer.echo("\n".join(resolved_lines(settings_of(resolved))))
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
