@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from vaelab import ConfigError, train
+from vaelab.evaluate.latents import Latents, unit_activity
 from vaelab.viz import (
     interpolate,
     interpolation_grid,
@@ -31,7 +32,7 @@ from vaelab.viz.interpolate import lerp, slerp
 from vaelab.viz.latent_map import project
 from vaelab.viz.latent_stats import read_latent_stats
 from vaelab.viz.sampling import sample_images
-from vaelab.viz.traverse import DimensionSummary, choose_dims, prior_quantiles, split_float
+from vaelab.viz.traverse import choose_dims, prior_quantiles, rows_note, split_float
 
 TILE = 8 + 2  # an 8x8 digit and its 2-pixel border
 
@@ -149,15 +150,23 @@ def test_prior_quantiles_are_equal_probability_steps_between_minus_and_plus_rang
     torch.testing.assert_close(probabilities.diff(), probabilities.diff()[:1].expand(10), rtol=1e-4, atol=1e-6)
 
 
-def test_auto_dims_order_by_kl_and_skip_inactive_ones():
-    summary = DimensionSummary(
-        kl=np.array([0.5, 2.0, 0.001, 1.0, 0.02]), mean_variance=np.array([0.5, 1.0, 0.001, 0.3, 0.03])
-    )
-    assert choose_dims("auto", summary, 5) == [1, 3, 0]  # dim 4 varies a little but carries 0.02 nats
-    assert choose_dims("all", summary, 5) == [1, 3, 0, 4, 2]
-    assert choose_dims("2,0", summary, 5) == [2, 0]
+def test_auto_dims_are_the_active_ones_as_eval_counts_them_largest_kl_first():
+    means = np.random.default_rng(0).standard_normal((4000, 5)) * np.sqrt([0.5, 1.0, 0.001, 0.3, 0.03])
+    latents = Latents(means.astype(np.float32), means, np.array([0.5, 2.0, 0.001, 1.0, 0.02]), None)
+    activity = unit_activity(latents, "test")
+    assert activity.active.tolist() == [True, True, False, True, True]  # dim 4: variance 0.03, only 0.02 nats
+    assert choose_dims("auto", activity, 5) == [1, 3, 0, 4]
+    assert choose_dims("all", activity, 5) == [1, 3, 0, 4, 2]
+    assert choose_dims("2,0", activity, 5) == [2, 0]
     with pytest.raises(ConfigError, match="z0..z4"):
-        choose_dims("7", summary, 5)
+        choose_dims("7", activity, 5)
+    criterion = "(variance of the posterior mean over the 4000 test images > 0.01, Burda et al. 2016)"
+    assert (
+        rows_note(activity, [1, 3])
+        == f"the rows are the 2 active dimensions of largest KL, of 4 active of 5 {criterion}"
+    )
+    assert rows_note(activity, [1, 3, 0, 4]).startswith("the rows are all 4 active dimensions of 5, largest KL first")
+    assert rows_note(activity, [2, 0]).startswith("the rows are the 2 dimensions asked for, 1 of them active (4 of 5")
 
 
 def test_traversal_has_one_varying_row_per_dimension(runs):

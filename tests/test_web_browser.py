@@ -70,6 +70,14 @@ def test_the_explorer_page_drives_the_models(explorer_url, browser, tmp_path):  
     assert page.locator(".panel").count() == len(runs)
     assert page.locator(".slider input").count() == max(r["latent_dim"] for r in runs)
 
+    # the page says how many dimensions of each run are active, as vaelab eval counts them, and folds away the
+    # sliders of ranks active in no run
+    summary = page.text_content("#active-summary")
+    assert all(f"{r['name']}: {r['active_summary']}" in summary for r in runs), summary
+    ranks = range(max(r["latent_dim"] for r in runs))
+    folded = [k for k in ranks if not any(k < r["latent_dim"] and r["active"][r["order"][k]] for r in runs)]
+    assert page.locator("#inactive-sliders .slider").count() == len(folded)
+
     # a slider moves: the decoded image of every run changes
     before = [pixels(page, f"decoded-{k}") for k in range(len(runs))]
     page.focus("#slider-0")

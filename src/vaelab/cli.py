@@ -437,7 +437,10 @@ def reconstruct(
 @app.command()
 def traverse(
     run: RunArg,
-    dims: Annotated[str, typer.Option(help="auto (active dimensions, largest KL first), all, or e.g. 0,3,5.")] = "auto",
+    dims: Annotated[
+        str,
+        typer.Option(help="auto (the active dimensions as vaelab eval counts them, largest KL first), all, or 0,3,5."),
+    ] = "auto",
     range_: Annotated[
         float,
         typer.Option("--range", min=0.1, max=10.0, callback=_finite, help="Sweep the prior's quantiles to +- this std"),
@@ -458,6 +461,7 @@ def traverse(
         result = traverse(loaded, dims, range_, steps, index, split)
         path = save_png(result.labelled(scale), output or adhoc_path(loaded, "traversal"))
         typer.echo(f"rows: {', '.join(result.names)}")
+        typer.echo(result.note)
         typer.echo(f"written: {path}")
 
 

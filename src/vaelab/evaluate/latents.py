@@ -69,11 +69,53 @@ def encode_split(
     )
 
 
-def active_units(means: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> tuple[int, np.ndarray]:
-    """(number of active units, per-dimension variance): A_u = Cov_x(E_{q(z|x)}[z]) per dimension over the
-    data, a unit active if A_u > threshold (Burda et al. 2016). ``means`` are posterior means (N, D)."""
-    variances = np.asarray(means, dtype=np.float64).var(axis=0)  # (D,)
-    return int((variances > threshold).sum()), variances
+@dataclass
+class Activity:
+    """How much a run uses each continuous latent dimension over the images of a split (``unit_activity``)."""
+
+    variance: np.ndarray  # (D,) A_u, the variance over the images of the posterior mean
+    active: np.ndarray  # (D,) bool, A_u > ACTIVE_THRESHOLD
+    kl: np.ndarray | None  # (D,) mean KL to the prior in nats (None for point codes)
+    n_images: int
+    split: str
+
+    @property
+    def count(self) -> int:
+        return int(self.active.sum())
+
+    @property
+    def ranked_by(self) -> str:
+        return "KL" if self.kl is not None else "variance of the mean"
+
+    @property
+    def order(self) -> list[int]:
+        """The dimensions, largest KL first (largest A_u for point codes): the order of traversals and sliders."""
+        key = self.kl if self.kl is not None else self.variance
+        return [int(j) for j in np.argsort(-key, kind="stable")]
+
+    def criterion(self) -> str:
+        """The definition in words, for captions: ``variance of the posterior mean over the 10000 test images >
+        0.01, Burda et al. 2016``."""
+        return (f"variance of the posterior mean over the {self.n_images} {self.split} images > {ACTIVE_THRESHOLD}, "
+                "Burda et al. 2016")  # fmt: skip
+
+    def summary(self) -> str:
+        """E.g. ``15 of 16 dimensions active (variance of the posterior mean over ...)``."""
+        return f"{self.count} of {len(self.active)} dimensions active ({self.criterion()})"
+
+
+def unit_activity(latents: Latents, split: str) -> Activity:
+    """The one definition of an active unit, which eval, traversals, the report and the explorer all use: unit u is
+    active if A_u = Cov_x(E_{q(z|x)}[z_u]) > 0.01 (Burda et al. 2016, section 5.2), the variance over the images of
+    a split (the evaluation binarisation: ``encode_split``) of its posterior mean."""
+    variance = np.asarray(latents.continuous_means, dtype=np.float64).var(axis=0)  # (D,)
+    return Activity(variance, variance > ACTIVE_THRESHOLD, latents.kl_per_dim, len(latents.codes), split)
+
+
+def split_activity(run: Run, split: str = "test") -> Activity:
+    """``unit_activity`` over all the images of a run's split, encoded as ``vaelab eval`` encodes them."""
+    x, y = split_images(run, split)
+    return unit_activity(encode_split(run.model, x, y, run.data.binarize), split)
 
 
 def probe_problem(train_labels: np.ndarray) -> str | None:
@@ -159,16 +201,15 @@ def evaluate_latents(run: Run, split: str = "test", probes: bool = True) -> dict
     x, y = split_images(run, split)
     latents = encode_split(model, x, y, binarize)  # the likelihood's data
     stored = latents if binarize != "dynamic" else encode_split(model, x, y, STORED)  # the images as stored
-    means = latents.continuous_means
-    n_active, variances = active_units(means)
-    dims = means.shape[1]
+    activity = unit_activity(latents, split)
+    dims, n_active = len(activity.active), activity.count
     results: dict[str, Any] = {
         "split": split,
         "latent": {
             "dims": dims,
             "active_units": n_active,
             "active_threshold": ACTIVE_THRESHOLD,
-            "mean_variance_per_dim": variances.tolist(),
+            "mean_variance_per_dim": activity.variance.tolist(),
             "kl_per_dim": None if latents.kl_per_dim is None else latents.kl_per_dim.tolist(),
             "collapse_warning": n_active < COLLAPSE_FRACTION * dims,
         },

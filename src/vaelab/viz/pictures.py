@@ -17,7 +17,7 @@ from .sampling import reconstruction_image, sample_grid
 from .traverse import traverse
 
 ADHOC_DIR = "adhoc"  # images/adhoc/: the picture commands' output, apart from the run's own pictures
-TRAVERSAL_ROWS = 10  # the report's traversal shows at most this many dimensions (largest KL first)
+TRAVERSAL_ROWS = 10  # the report's traversal shows at most this many active dimensions (largest KL first)
 PICTURES = {  # key -> file in images/, in the order a report shows them
     "curves": "curves.png",
     "kl_per_dim": "kl_per_dim.png",
@@ -58,6 +58,12 @@ def write_preview_images(run) -> None:
     save_png(reconstruction_image(run, 32, picture_split(run)), run.images_dir / "reconstructions.png", scale=2)
 
 
+def report_traversal(run):
+    """The report's traversal: the active dimensions of largest KL, at most ``TRAVERSAL_ROWS``; its ``note`` says
+    which of how many active dimensions these are."""
+    return traverse(run, split=picture_split(run), max_rows=TRAVERSAL_ROWS)
+
+
 def write_run_pictures(run) -> None:
     """(Re)write the standard pictures of a run (see ``PICTURES``)."""
     images = run.images_dir
@@ -72,7 +78,7 @@ def write_run_pictures(run) -> None:
     if stats:
         save_png(kl_heatmap(stats), images / PICTURES["kl_per_dim"])
     split = picture_split(run)
-    save_png(traverse(run, split=split, max_rows=TRAVERSAL_ROWS).labelled(scale), images / PICTURES["traversal"])
+    save_png(report_traversal(run).labelled(scale), images / PICTURES["traversal"])
     save_png(latent_map(run, split), images / PICTURES["latent_map"])
     if run.model.spec.continuous == 2:
         save_png(manifold_grid(run), images / PICTURES["manifold"], scale)

@@ -18,7 +18,7 @@ from ..evaluate.likelihood import loss_name, plus_minus
 from ..run import Run, read_eval
 from .frames import frame_files
 from .gif import GIFS, gif_bytes
-from .pictures import PICTURES, TRAVERSAL_ROWS, write_run_pictures
+from .pictures import PICTURES, report_traversal, write_run_pictures
 
 REPORT_FILE = "report.html"
 MAX_GIF_BYTES = 4 * 2**20  # a bigger GIF is embedded with every k-th frame only, so the page stays light
@@ -54,8 +54,7 @@ CAPTIONS = {
     "samples": "Decoded draws from the prior (for a conditional model, one row per class).",
     "traversal": "Each row sweeps one latent dimension through the prior's quantiles (equal-probability steps "
     "between -3 and +3 prior std) while the others stay at the first test image's posterior mean; dimensions in "
-    f"order of their KL (at most {TRAVERSAL_ROWS}, inactive ones skipped). JointVAE adds one row per categorical "
-    "showing each category.",
+    "order of their KL. JointVAE adds one row per categorical showing each category.",
     "latent_map": "Posterior means of test images, coloured by label: the 2-D latent space itself, or the first two "
     "principal components of a larger one.",
     "manifold": "The manifold grid: decoded images of a grid of the prior's quantiles over the 2-D latent space "
@@ -92,7 +91,8 @@ def _embedded_gif(run: Run, path: Path) -> tuple[bytes, str]:
     return gif_bytes(kept), f" (every {step}th epoch shown here; {path.name} in the run folder has them all)"
 
 
-def _figure(run: Run, key: str, path: Path) -> str:
+def _figure(run: Run, key: str, path: Path, words: str = "") -> str:
+    """A picture's section; ``words`` add to its caption what only this run can say."""
     gif = path.suffix == ".gif"
     data, note = _embedded_gif(run, path) if gif else (path.read_bytes(), "")
     uri = f"data:image/{'gif' if gif else 'png'};base64,{base64.b64encode(data).decode('ascii')}"
@@ -107,7 +107,7 @@ def _figure(run: Run, key: str, path: Path) -> str:
     return (
         f'<section id="{key}"><h2>{html.escape(TITLES[key])}</h2><figure>'
         f'<img src="{uri}" alt="{alt}" width="{width}" height="{height}"{css_class}{style}>'
-        f"<figcaption>{html.escape(CAPTIONS[key] + note)} <code>images/{path.name}</code></figcaption>"
+        f"<figcaption>{html.escape(CAPTIONS[key] + words + note)} <code>images/{path.name}</code></figcaption>"
         "</figure></section>"
     )
 
@@ -180,7 +180,12 @@ def render_report(run: Run) -> str:
     evaluation = read_eval(run.path)
     damaged, evaluation = evaluation is None, evaluation or {}
     pictures = {key: run.images_dir / name for key, name in PICTURES.items() if (run.images_dir / name).is_file()}
-    sections = [_evaluation_html(evaluation, damaged)] + [_figure(run, key, path) for key, path in pictures.items()]
+    words = {}
+    if "traversal" in pictures:  # which of the active dimensions its rows are, as report_traversal draws them
+        rows = report_traversal(run).note
+        words["traversal"] = f" {rows[0].upper()}{rows[1:]}."
+    sections = [_evaluation_html(evaluation, damaged)]
+    sections += [_figure(run, key, path, words.get(key, "")) for key, path in pictures.items()]
     sections += [_metrics_html(run.metrics)]
     sections.append(f'<section id="config"><h2>Config</h2><pre>{html.escape(run.config.to_yaml())}</pre></section>')
     links = [("evaluation", "evaluation")] * bool(evaluation or damaged) + [(k, TITLES[k].lower()) for k in pictures]

@@ -12,21 +12,21 @@ import torch
 
 from ..data import to_float
 from ..errors import ConfigError
+from ..evaluate.latents import Activity, split_activity
 from .grids import image_grid
 from .labels import label_rows
 
-ACTIVE_THRESHOLD = 0.01  # active unit: variance over images of its posterior mean above this (Burda et al. 2016)
-MIN_KL = 0.05  # ... and, for a traversal, a mean KL of at least this many nats: below it a row shows no change
-SUMMARY_IMAGES = 1000  # images of the split that rank the dimensions
 PAD_VALUE = 0.5  # fills the tail of a row shorter than the others (the grid's own border grey)
 
 
 @dataclass
 class Traversal:
-    """Decoded images (rows, cols, C, H, W) in [0, 1] and a name per row (e.g. ``z3 KL 2.41``, ``c0``)."""
+    """Decoded images (rows, cols, C, H, W) in [0, 1], a name per row (e.g. ``z3 KL 2.41``, ``c0``) and which
+    dimensions the rows are, in words (``rows_note``)."""
 
     images: torch.Tensor
     names: list[str]
+    note: str = ""
 
     def grid(self, pad: int = 2) -> np.ndarray:
         """The traversal as a uint8 grid (rows, cols, C), one row per traversed latent."""
@@ -37,28 +37,6 @@ class Traversal:
         return label_rows(self.grid(pad), self.names, self.images.shape[-2] + pad, pad, scale)
 
 
-@dataclass
-class DimensionSummary:
-    """Per continuous dimension over some images: mean KL to the prior in nats (None for point codes) and the
-    variance of the posterior mean; ``order`` ranks them, largest KL (or variance) first."""
-
-    kl: np.ndarray | None  # (D,)
-    mean_variance: np.ndarray  # (D,)
-
-    @property
-    def order(self) -> list[int]:
-        key = self.kl if self.kl is not None else self.mean_variance
-        return [int(j) for j in np.argsort(-key, kind="stable")]
-
-    def active(self, j: int) -> bool:
-        """Worth a row: the posterior mean varies over images (Burda et al.'s active unit) and, for a Gaussian
-        posterior, its KL reaches MIN_KL (a unit can pass the variance test yet carry ~0.01 nats)."""
-        return bool(self.mean_variance[j] > ACTIVE_THRESHOLD and (self.kl is None or self.kl[j] >= MIN_KL))
-
-    def name(self, j: int) -> str:
-        return f"z{j} KL {self.kl[j]:.2f}" if self.kl is not None else f"z{j}"
-
-
 def split_float(run, split: str, n: int | None = None):
     """The first n images of a split as float (evaluation binarisation: seed 0) and their labels (or None)."""
     x_uint8, y = run.data.split(split)
@@ -67,14 +45,9 @@ def split_float(run, split: str, n: int | None = None):
     return to_float(x_uint8, run.data.binarize, torch.Generator().manual_seed(0)), y
 
 
-@torch.no_grad()
-def summarise_dimensions(model, x: torch.Tensor, y: torch.Tensor | None) -> DimensionSummary:
-    """KL per dimension and variance of the posterior means of images x (N, C, H, W)."""
-    posterior = model.encode(x, y)
-    means = posterior.continuous.mean  # (N, D)
-    kl = model.closed_form_kls(posterior)[0]  # (N, D) or None
-    kl = None if kl is None else kl.mean(0).double().cpu().numpy()
-    return DimensionSummary(kl, means.double().var(0, unbiased=False).cpu().numpy())
+def row_name(activity: Activity, j: int) -> str:
+    name = f"z{j} KL {activity.kl[j]:.2f}" if activity.kl is not None else f"z{j}"
+    return name + ("" if activity.active[j] else " (inactive)")
 
 
 def prior_quantiles(range_: float, steps: int) -> torch.Tensor:
@@ -86,14 +59,14 @@ def prior_quantiles(range_: float, steps: int) -> torch.Tensor:
     return torch.special.ndtri(torch.linspace(low.item(), high.item(), steps, dtype=torch.float64)).float()
 
 
-def choose_dims(dims: str | Sequence[int], summary: DimensionSummary, latent_dim: int) -> list[int]:
-    """``"auto"``: the active dimensions, largest KL first (the top one if none is active); ``"all"``: every
-    dimension in that order; or the given indices."""
+def choose_dims(dims: str | Sequence[int], activity: Activity, latent_dim: int) -> list[int]:
+    """``"auto"``: the active dimensions (``unit_activity``), largest KL first (the top one if none is active);
+    ``"all"``: every dimension in that order; or the given indices."""
     if dims == "auto":
-        active = [j for j in summary.order if summary.active(j)]
-        return active or summary.order[:1]
+        active = [j for j in activity.order if activity.active[j]]
+        return active or activity.order[:1]
     if dims == "all":
-        return summary.order
+        return activity.order
     if isinstance(dims, str):
         try:
             dims = [int(part) for part in dims.split(",") if part.strip()]
@@ -103,6 +76,23 @@ def choose_dims(dims: str | Sequence[int], summary: DimensionSummary, latent_dim
     if bad or not dims:
         raise ConfigError(f"--dims {bad or dims}: this model's continuous latents are z0..z{latent_dim - 1}")
     return list(dims)
+
+
+def rows_note(activity: Activity, chosen: list[int]) -> str:
+    """Which dimensions a traversal's rows are, against the active ones (``unit_activity``), e.g. ``the rows are
+    the 10 active dimensions of largest KL, of 16 active of 32 (variance of the posterior mean over ...)``."""
+    d, count, by = len(activity.active), activity.count, activity.ranked_by
+    ranked_active = [j for j in activity.order if activity.active[j]]
+    if count == 0:
+        what = f"the {len(chosen)} of largest {by}; none of the {d} dimensions is active"
+    elif chosen == ranked_active:
+        what = f"all {count} active dimensions of {d}, largest {by} first"
+    elif chosen == ranked_active[: len(chosen)]:
+        what = f"the {len(chosen)} active dimensions of largest {by}, of {count} active of {d}"
+    else:
+        shown = sum(bool(activity.active[j]) for j in chosen)
+        what = f"the {len(chosen)} dimensions asked for, {shown} of them active ({count} of {d} are)"
+    return f"the rows are {what} ({activity.criterion()})"
 
 
 @torch.no_grad()
@@ -122,10 +112,10 @@ def traverse(
     n = len(run.data.split(split)[0])
     if not 0 <= index < n:
         raise ConfigError(f"--index {index} is out of range: the {split} split has {n} images")
-    x, y = split_float(run, split, max(SUMMARY_IMAGES, index + 1))
+    activity = split_activity(run, split)
+    chosen = choose_dims(dims, activity, model.spec.continuous)[:max_rows]
+    x, y = split_float(run, split, index + 1)  # the evaluation binarisation, as the activity's
     x, y = x.to(model.device), run.as_labels(y) if run.conditional else None
-    summary = summarise_dimensions(model, x, y)
-    chosen = choose_dims(dims, summary, model.spec.continuous)[:max_rows]
     y0 = None if y is None else y[index : index + 1]
     z0 = model.encode(x[index : index + 1], y0).mean  # (1, code_size)
     mean, std = model.prior.moments()
@@ -135,7 +125,7 @@ def traverse(
         z = z0.repeat(steps, 1)
         z[:, j] = mean[j] + std[j] * values
         rows.append(model.decode_mean(z, None if y0 is None else y0.expand(steps)))
-        names.append(summary.name(j) + ("" if summary.active(j) else " (inactive)"))
+        names.append(row_name(activity, j))
     codes = model.spec.codes(z0)  # (1, n_discrete)
     for i, size in enumerate(model.spec.discrete):
         each = codes.repeat(size, 1)
@@ -145,4 +135,4 @@ def traverse(
         names.append(f"c{i} ({size} categories)")
     width = max(len(r) for r in rows)
     padded = [torch.cat([r, r.new_full((width - len(r), *r.shape[1:]), PAD_VALUE)]) for r in rows]
-    return Traversal(torch.stack(padded).cpu(), names)
+    return Traversal(torch.stack(padded).cpu(), names, rows_note(activity, chosen))

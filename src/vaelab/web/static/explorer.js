@@ -110,6 +110,9 @@ function buildSliders() {
   }
   $("inactive-count").textContent = inactive;
   $("inactive").hidden = inactive === 0;
+  const many = state.runs.length > 1;
+  $("active-summary").textContent = state.runs.map((run) =>
+    (many ? `${run.name}: ` : "") + run.active_summary).join("; ");
 }
 
 function updateSliders() {
