@@ -167,6 +167,8 @@ def test_auto_dims_are_the_active_ones_as_eval_counts_them_largest_kl_first():
     )
     assert rows_note(activity, [1, 3, 0, 4]).startswith("the rows are all 4 active dimensions of 5, largest KL first")
     assert rows_note(activity, [2, 0]).startswith("the rows are the 2 dimensions asked for, 1 of them active (4 of 5")
+    one = unit_activity(Latents(means[:, :2].astype(np.float32), means[:, [2, 1]], np.array([0.0, 2.0]), None), "val")
+    assert rows_note(one, choose_dims("auto", one, 2)).startswith("the rows are the one active dimension of 2 (")
 
 
 def test_traversal_has_one_varying_row_per_dimension(runs):

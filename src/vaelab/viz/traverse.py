@@ -81,17 +81,21 @@ def choose_dims(dims: str | Sequence[int], activity: Activity, latent_dim: int) 
 def rows_note(activity: Activity, chosen: list[int]) -> str:
     """Which dimensions a traversal's rows are, against the active ones (``unit_activity``), e.g. ``the rows are
     the 10 active dimensions of largest KL, of 16 active of 32 (variance of the posterior mean over ...)``."""
-    d, count, by = len(activity.active), activity.count, activity.ranked_by
-    ranked_active = [j for j in activity.order if activity.active[j]]
+    d, count, by, n = len(activity.active), activity.count, activity.ranked_by, len(chosen)
+    ranked_active, plural = [j for j in activity.order if activity.active[j]], "" if n == 1 else "s"
     if count == 0:
-        what = f"the {len(chosen)} of largest {by}; none of the {d} dimensions is active"
+        what = f"the {n} dimension{plural} of largest {by}; none of the {d} is active"
     elif chosen == ranked_active:
-        what = f"all {count} active dimensions of {d}, largest {by} first"
-    elif chosen == ranked_active[: len(chosen)]:
-        what = f"the {len(chosen)} active dimensions of largest {by}, of {count} active of {d}"
+        what = (
+            f"the one active dimension of {d}"
+            if count == 1
+            else f"all {count} active dimensions of {d}, largest {by} first"
+        )
+    elif chosen == ranked_active[:n]:
+        what = f"the {n} active dimension{plural} of largest {by}, of {count} active of {d}"
     else:
         shown = sum(bool(activity.active[j]) for j in chosen)
-        what = f"the {len(chosen)} dimensions asked for, {shown} of them active ({count} of {d} are)"
+        what = f"the {n} dimension{plural} asked for, {shown} of them active ({count} of {d} are)"
     return f"the rows are {what} ({activity.criterion()})"
 
 
