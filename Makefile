@@ -25,7 +25,7 @@ guide: install data
 
 # the static site (guide, docs, figures, API reference from the docstrings) in site/; warnings are errors
 docs: install-test
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search, explorer latency
 bench: install data
