@@ -42,3 +42,11 @@ def test_a_file_name_with_an_undashed_date_is_not_a_date_and_a_dated_sentence_is
     assert DAY.search("timed on the Intel machine (2026-11-22)")
     assert DAY.search('"date": "2026-12-06T06:32:51+00:00"')
     assert MONTH.search("1.7 ms median (2026-11)")
+
+
+def test_every_relative_link_of_the_readme_leads_to_a_file():
+    """The README is not part of the docs site, whose strict build checks the docs' links: check its own here."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t]
+    missing = [t for t in targets if t and not (ROOT / t).exists()]
+    assert targets and not missing, f"README.md links to missing files: {missing}"
