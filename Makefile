@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench lint format data chromium guide install install-test clean
+.PHONY: demo test bench lint format data chromium guide docs install install-test clean
 
 demo: install data
 	$(PY) -m vaelab train --config configs/vae-mlp.yaml $(ARGS)
@@ -22,6 +22,10 @@ test: install-test
 # docs/guide.md and every figure in docs/figures/, from the commands the guide quotes (~20 min on 2 cores)
 guide: install data
 	$(PY) docs/guide/make_guide.py $(ARGS)
+
+# the static site (guide, docs, figures, API reference from the docstrings) in site/; warnings are errors
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search, explorer latency
 bench: install data
@@ -57,7 +61,7 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,docs]'
 	@touch $@
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist (installed when we are root), or $VAELAB_DATA
@@ -90,4 +94,4 @@ chromium:
 	fi
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache .ruff_cache
