@@ -15,6 +15,12 @@ from typing import Any
 
 WIDTH = 80  # terminal columns of the text listings
 TERM_COLUMN = 34  # where a meaning starts when its key (and value) fit before it
+MARKDOWN_INTRO = (
+    "Every config key, its default and its meaning. Keys are set in a YAML config (`--config configs/vae-mlp.yaml`) "
+    "or as overrides (`train.epochs=5`); `vaelab config --config FILE [key=value ...]` prints a resolved config with "
+    "these meanings, `vaelab models [NAME]` the keys of the models. This page is generated from the config "
+    "dataclasses (`vaelab config --markdown > docs/settings.md`; a test fails when it is out of date)."
+)
 
 
 def setting(default: Any, meaning: str) -> Any:
@@ -129,7 +135,7 @@ def own_settings(config_cls: type) -> list[Setting]:
 def reference_markdown() -> str:
     """docs/settings.md: every key of the data, train and common model sections and each registered model's own
     keys, with default and meaning."""
-    from .config import Config
+    from .config import Config  # imported here: config.py and the model configs import this module
     from .models import registered_models
     from .models.config import ModelConfig
 
@@ -138,13 +144,7 @@ def reference_markdown() -> str:
     parts = [
         "# Settings",
         "",
-        "Every config key, its default and its meaning. Keys are set in a YAML config (`--config "
-        "configs/vae-mlp.yaml`)",
-        "or as overrides (`train.epochs=5`); `vaelab config --config FILE [key=value ...]` prints a resolved config "
-        "with",
-        "these meanings, `vaelab models [NAME]` the keys of the models. This page is generated from the config "
-        "dataclasses",
-        "(`vaelab config --markdown > docs/settings.md`; a test fails when it is out of date).",
+        *textwrap.wrap(MARKDOWN_INTRO, 115, break_on_hyphens=False, break_long_words=False),
         "",
         "## Top level",
         "",
