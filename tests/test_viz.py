@@ -193,7 +193,7 @@ def test_traversal_steps_are_evenly_spaced_over_plus_minus_the_range():
     assert steps[0].item() == -3.0 and steps[-1].item() == 3.0 and abs(steps[5].item()) < 1e-6
     torch.testing.assert_close(steps.diff(), torch.full((10,), 0.6))
     assert sweep(2.5, 6).diff().allclose(torch.tensor(1.0))
-    assert "11 evenly spaced values of one latent dimension from -3 to +3 prior std, 0.6 std apart" in describe()
+    assert "11 evenly spaced values of the dimension from -3 to +3 prior std, 0.6 std apart" in describe()
     assert "in order of their KL to the prior, largest first" in describe()
     assert "the dimensions asked for, in that order" in describe(2.0, 5, ranked=False)
 

@@ -67,8 +67,8 @@ CAPTIONS = {
     "manifold": "The manifold grid: decoded images of a grid of the prior's quantiles over the 2-D latent space "
     "(Kingma & Welling 2014, figure 4); z0 rises left to right (its values above the columns), z1 bottom to top "
     "(its values left of the rows). Equal steps of prior probability, so the values crowd near the prior mean.",
-    "training_gif": "One frame per epoch: reconstructions of 8 fixed validation images (rows 1-2), then 16 prior "
-    "samples of a fixed seed (rows 3-4).",
+    "training_gif": "One frame per epoch: 8 fixed validation images as the model sees them (row 1, binarised when "
+    "data.binarize=dynamic) over their reconstructions (row 2), then 16 prior samples of a fixed seed (rows 3-4).",
     "latent_map_gif": "The 2-D latent means of validation images, one frame per epoch (window: prior mean +- 4 std).",
 }
 TITLES = {

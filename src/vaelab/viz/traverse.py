@@ -84,7 +84,7 @@ def describe(range_: float = RANGE, steps: int = STEPS, ranked: bool = True) -> 
         else "the dimensions asked for, in that order"
     )
     return (
-        f"columns: {steps} evenly spaced values of one latent dimension from -{number(range_)} to "
+        f"columns: {steps} evenly spaced values of the dimension from -{number(range_)} to "
         f"+{number(range_)} prior std, {number(2 * range_ / (steps - 1))} std apart (the headings); rows: {rows}"
     )
 
