@@ -90,6 +90,7 @@ class Loop:
         self.binarize_generator = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.noise_generator = torch.Generator(self.device).manual_seed(config.seed + 2)  # posterior noise
         self.source = self.batch_source()
+        model.objective.dataset_size = self.source.images  # N of the estimators of q(z) = 1/N sum_n q(z|x_n)
         self.choice = broadcast(self.choose_precision(), context)  # every process as rank 0 chose
         self.objective = wrap(model, context, self.device)  # model(x, y, step, noise): its loss terms
         if cfg.compile:
