@@ -1,7 +1,7 @@
 """The representation families' terms against independent computations: beta-TCVAE's KL decomposition (brute
 force over a known mixture), DIP-VAE's covariances (numpy, Monte Carlo), the MMD of InfoVAE and WAE (a double
-loop; its expectation under equal and different distributions) and RAE-GP's gradient penalty (autograd's
-Jacobian)."""
+loop; its expectation under equal and different distributions), RAE-GP's gradient penalty (autograd's Jacobian)
+and FactorVAE's density-ratio estimate (a correlated Gaussian's TC in closed form) and its exact resume."""
 
 import math
 
@@ -23,6 +23,7 @@ from vaelab.parts.aggregate import (
     off_diagonal_penalty,
     pairwise_log_density,
 )
+from vaelab.parts.density_ratio import TCDiscriminator, permute_dims
 from vaelab.parts.mmd import kernel_matrix, mmd, prior_bandwidths
 
 SHAPE = (1, 8, 8)
@@ -305,3 +306,91 @@ def test_gradient_penalty_estimates_the_jacobians_frobenius_norm_and_trains_the_
     torch.testing.assert_close(loss.extras["gradient_penalty"], frobenius, rtol=0.1, atol=0)
     loss.extras["gradient_penalty"].backward()
     assert model.decoder[0].weight.grad.abs().sum() > 0
+
+
+# -- FactorVAE: the density-ratio trick ---------------------------------------------------------------------------
+def test_permute_dims_shuffles_each_dimension_across_the_batch_on_its_own():
+    z = torch.arange(40.0).view(10, 4)
+    shuffled = permute_dims(z, seeded())
+    for d in range(4):
+        assert sorted(shuffled[:, d].tolist()) == z[:, d].tolist()
+    rows = [shuffled[:, d].div(4).floor() for d in range(4)]  # which image each dimension's value came from
+    assert not all(torch.equal(rows[0], r) for r in rows[1:])
+    assert torch.equal(shuffled, permute_dims(z, seeded()))
+
+
+def test_a_trained_discriminators_tc_estimate_is_the_total_correlation_of_a_correlated_gaussian():
+    """For N(0, [[1, r], [r, 1]]), TC = -log(1 - r^2) / 2; the optimal discriminator's logit is the log ratio."""
+    torch.manual_seed(0)
+    critic, g, r = TCDiscriminator(2, [64, 64], 3e-3, (0.9, 0.999)), seeded(7), 0.8
+    optimizer = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 800)
+    mix = torch.tensor([[1.0, 0.0], [r, math.sqrt(1 - r * r)]])
+    for _ in range(800):
+        z = torch.randn(256, 2, generator=g) @ mix.T
+        both = critic(torch.cat([z, permute_dims(z, g)]))
+        loss = torch.nn.functional.cross_entropy(both, torch.arange(2).repeat_interleave(256))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        annealing.step()
+    with torch.no_grad():
+        logits = critic(torch.randn(20_000, 2, generator=g) @ mix.T)
+    assert (logits[:, 0] - logits[:, 1]).mean().item() == pytest.approx(-0.5 * math.log(1 - r * r), abs=0.03)
+
+
+def test_factor_vae_adds_gamma_times_the_tc_estimate_and_the_discriminators_cross_entropy():
+    model = make("factor-vae", "model.gamma=7", "model.discriminator_hidden=[16]")
+    x = batch()
+    loss = model.loss(x, generator=seeded())
+    critic = model.auxiliaries["discriminator"]
+    g = seeded()
+    z = model.encode(x).rsample(g)  # the draw the loss decoded, then the permutation
+    logits = critic(z)
+    torch.testing.assert_close(loss.extras["tc"], (logits[:, 0] - logits[:, 1]).mean())
+    log_real = torch.log_softmax(logits, -1)[:, 0]
+    log_permuted = torch.log_softmax(critic(permute_dims(z, g)), -1)[:, 1]
+    torch.testing.assert_close(loss.extras["discriminator"], -(log_real.mean() + log_permuted.mean()) / 2)
+    expected = loss.recon + loss.kl + 7 * loss.extras["tc"] + loss.extras["discriminator"]
+    torch.testing.assert_close(loss.total, expected)
+
+
+def test_factor_vae_tc_trains_the_encoder_only_and_the_cross_entropy_the_discriminator_only():
+    model = make("factor-vae", "model.discriminator_hidden=[16]")
+    loss = model.loss(batch(), generator=seeded())
+    critic, encoder = list(model.auxiliaries.parameters()), list(model.encoder.parameters())
+
+    def grads(term, params):
+        return [g for g in torch.autograd.grad(term, params, retain_graph=True, allow_unused=True) if g is not None]
+
+    assert grads(loss.extras["tc"], critic) == [] and sum(g.abs().sum() for g in grads(loss.extras["tc"], encoder)) > 0
+    assert grads(loss.extras["discriminator"], encoder) == []
+    assert sum(g.abs().sum() for g in grads(loss.extras["discriminator"], critic)) > 0
+
+
+def test_factor_vae_gives_its_discriminator_its_own_adam_group_kept_when_train_lr_changes(tiny_overrides):
+    from vaelab import train
+    from vaelab.checkpoint import load_latest_checkpoint
+
+    keys = ["model.name=factor-vae", "model.discriminator_lr=0.0002", "model.discriminator_betas=[0.4, 0.8]"]
+    part = train(None, [*tiny_overrides, *keys, "train.epochs=1", "train.report=false"])
+    resumed = train(None, ["train.epochs=2", "train.lr=0.0005"], resume=part.path)
+    groups = load_latest_checkpoint(resumed.path)[2]["optimizer"]["param_groups"]
+    assert [(g["lr"], tuple(g["betas"])) for g in groups] == [(0.0005, (0.9, 0.999)), (0.0002, (0.4, 0.8))]
+    assert len(groups[1]["params"]) == len(list(resumed.model.auxiliaries.parameters()))
+
+
+def test_factor_vae_resumes_to_the_weights_and_discriminator_of_an_uninterrupted_run(tiny_overrides):
+    from vaelab import train
+    from vaelab.checkpoint import read_weights
+
+    keys = [*tiny_overrides, "model.name=factor-vae", "train.report=false"]
+    full = train(None, [*keys, "train.name=full"])
+    part = train(None, [*keys, "train.name=part", "train.epochs=1"])
+    resumed = train(None, ["train.epochs=3"], resume=part.path)
+    a, b = (read_weights(run.path / "model.safetensors")[0] for run in (full, resumed))
+    assert a.keys() == b.keys() and any(k.startswith("auxiliaries.discriminator.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [r["train_discriminator"] for r in resumed.metrics] == [r["train_discriminator"] for r in full.metrics]
+    assert [r["train_loss"] for r in resumed.metrics] == [r["train_loss"] for r in full.metrics]
