@@ -24,7 +24,8 @@ from .objective import Pass
 
 def permute_dims(z: torch.Tensor, generator: Generator = None) -> torch.Tensor:
     """Each dimension of the codes z (B, D) shuffled across the batch on its own: draws from the product of the
-    batch's marginals, prod_d q(z_d) (Kim & Mnih 2018, algorithm 1)."""
+    batch's marginals, prod_d q(z_d) (Kim & Mnih 2018, algorithm 1, which permutes a second batch's codes; the
+    batch's own, as in disentanglement_lib)."""
     order = rand_like_rows(tuple(z.shape), z, generator).argsort(dim=0)  # (B, D): a permutation per dimension
     return z.gather(0, order)
 
