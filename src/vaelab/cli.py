@@ -379,9 +379,9 @@ def sample(
     seed: Annotated[int, _seed_option("Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
-    grid_by_label: Annotated[bool, typer.Option("--grid-by-label", help="Conditional models: one row per class.")] = (
-        False
-    ),
+    grid_by_label: Annotated[
+        bool, typer.Option("--grid-by-label", help="Conditional models: one row per class, named on its left.")
+    ] = False,
     temperature: Annotated[
         float, _temperature("Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
     ] = 1.0,
@@ -397,13 +397,16 @@ def sample(
 ) -> None:
     """Draw images from the model's prior into a grid PNG."""
     from .run import load_run
-    from .viz import sample_grid, save_png
+    from .viz import sample_grid, samples_by_label, save_png
     from .viz.pictures import adhoc_path
 
     with _writing_into(run, output, always=prior in ("gmm", "two-stage")):  # fitted samplers go in RUN/samplers/
         loaded = load_run(run)
-        grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
-        path = save_png(grid, output or adhoc_path(loaded, "samples"), scale)
+        path = output or adhoc_path(loaded, "samples")
+        if grid_by_label:
+            path = save_png(samples_by_label(loaded, n, seed, temperature, prior).labelled(scale), path)
+        else:
+            path = save_png(sample_grid(loaded, n, seed, temperature, prior, label), path, scale)
         typer.echo(f"written: {path}")
 
 
@@ -419,18 +422,20 @@ def reconstruct(
     ] = 0.0,
     seed: Annotated[int, _seed_option("Seed of the posterior draws (with --temperature).")] = 0,
 ) -> None:
-    """Originals (one row) above their reconstructions (the next row), for the first n images of a split."""
+    """The first n images of a split in named rows: the image (grey), its target and the reconstruction.
+
+    The target is the binarised draw the model saw when data.binarize=dynamic, otherwise the image itself."""
     from .errors import ConfigError
     from .run import load_run
-    from .viz import reconstruction_image, save_png
+    from .viz import reconstructions, save_png
     from .viz.pictures import adhoc_path
 
     with _writing_into(run, output):
         loaded = load_run(run)
         if split not in ("train", "val", "test"):
             raise ConfigError(f"--split must be train, val or test; got {split!r}")
-        grid = reconstruction_image(loaded, n, split, temperature, seed)
-        path = save_png(grid, output or adhoc_path(loaded, "reconstructions"), scale)
+        rows = reconstructions(loaded, n, split, temperature, seed)
+        path = save_png(rows.labelled(scale), output or adhoc_path(loaded, "reconstructions"))
         typer.echo(f"written: {path}")
 
 
@@ -443,23 +448,25 @@ def traverse(
     ] = "auto",
     range_: Annotated[
         float,
-        typer.Option("--range", min=0.1, max=10.0, callback=_finite, help="Sweep the prior's quantiles to +- this std"),
+        typer.Option("--range", min=0.1, max=10.0, callback=_finite, help="Sweep from - to + this many prior std."),
     ] = 3.0,
-    steps: Annotated[int, typer.Option(min=2, max=64, help="Images per row.")] = 11,
+    steps: Annotated[int, typer.Option(min=2, max=64, help="Images per row, evenly spaced over the range.")] = 11,
     index: Annotated[int, typer.Option(min=0, help="The image (of --split) whose posterior mean fixes the rest.")] = 0,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
 ) -> None:
-    """One row per latent dimension, swept through the prior's quantiles (JointVAE: a row per categorical too)."""
+    """One row per latent dimension, swept over evenly spaced values (JointVAE: a row per categorical too)."""
     from .run import load_run
     from .viz import save_png, traverse
     from .viz.pictures import adhoc_path
+    from .viz.traverse import describe
 
     with _writing_into(run, output):
         loaded = load_run(run)
         result = traverse(loaded, dims, range_, steps, index, split)
         path = save_png(result.labelled(scale), output or adhoc_path(loaded, "traversal"))
+        typer.echo(describe(range_, steps, ranked=dims in ("auto", "all")))
         typer.echo(f"rows: {', '.join(result.names)}")
         typer.echo(result.note)
         typer.echo(f"written: {path}")
@@ -513,7 +520,7 @@ def latent_map_command(
         typer.echo(f"written: {path}")
         if loaded.model.spec.continuous == 2:
             manifold = path.with_name(f"{path.stem}-manifold.png")
-            typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
+            typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size).labelled(scale), manifold)}")
 
 
 @app.command()

@@ -56,12 +56,13 @@ def set_threads(threads: int, processes: int = 1) -> int:
     return n
 
 
-def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam on its fused kernel (one pass over all parameters) where the device supports it."""
+def make_optimizer(model: Model, lr: float) -> torch.optim.Optimizer:
+    """Adam on its fused kernel (one pass over all parameters) where the device supports it, over the model's
+    parameter groups (an auxiliary network's own settings in its own group)."""
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(model.parameter_groups(), lr=lr, fused=True)
     except (RuntimeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        return torch.optim.Adam(model.parameter_groups(), lr=lr, foreach=True)
 
 
 Callback = Callable[["Loop", dict[str, float]], None]
@@ -90,6 +91,7 @@ class Loop:
         self.binarize_generator = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.noise_generator = torch.Generator(self.device).manual_seed(config.seed + 2)  # posterior noise
         self.source = self.batch_source()
+        model.objective.dataset_size = self.source.images  # N of the estimators of q(z) = 1/N sum_n q(z|x_n)
         self.choice = broadcast(self.choose_precision(), context)  # every process as rank 0 chose
         self.objective = wrap(model, context, self.device)  # model(x, y, step, noise): its loss terms
         if cfg.compile:
@@ -161,7 +163,8 @@ class Loop:
             saved_lr = self.optimizer.param_groups[0]["lr"]
             if saved_lr != self.config.train.lr:  # resumed with train.lr=...: the new rate from here on
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.config.train.lr
+                    if not group.get("fixed_lr"):  # an auxiliary network's own rate stays
+                        group["lr"] = self.config.train.lr
                 self.log(f"learning rate {self.config.train.lr:g} from here on (it was {saved_lr:g})")
         torch.set_rng_state(state["torch_rng"])
         self.binarize_generator.set_state(state["binarize_rng"])

@@ -1,40 +1,29 @@
-"""Latent traversals: one row per latent dimension, sweeping it through the prior's quantiles while the other
-dimensions stay at an encoded image's posterior mean; for JointVAE also one row per categorical, showing
-each of its categories."""
+"""Latent traversals: one row per latent dimension, largest KL first, sweeping it over evenly spaced values
+of the prior's std while the other dimensions stay at an encoded image's posterior mean; for JointVAE also
+one row per categorical, showing each of its categories."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..data import to_float
 from ..errors import ConfigError
 from ..evaluate.latents import Activity, split_activity
-from .grids import image_grid
-from .labels import label_rows
+from .grids import LabelledRows, stack_rows
+from .labels import number
 
-PAD_VALUE = 0.5  # fills the tail of a row shorter than the others (the grid's own border grey)
+RANGE, STEPS = 3.0, 11  # the default sweep: 11 values from -3 to +3 prior std, 0.6 std apart
 
 
 @dataclass
-class Traversal:
-    """Decoded images (rows, cols, C, H, W) in [0, 1], a name per row (e.g. ``z3 KL 2.41``, ``c0``) and which
-    dimensions the rows are, in words (``rows_note``)."""
+class Traversal(LabelledRows):
+    """Decoded images (rows, cols, C, H, W) in [0, 1], a name per row (e.g. ``z3 KL 2.41``, ``c0``), the
+    columns' values in prior std as headings, and which dimensions the rows are, in words (``rows_note``)."""
 
-    images: torch.Tensor
-    names: list[str]
     note: str = ""
-
-    def grid(self, pad: int = 2) -> np.ndarray:
-        """The traversal as a uint8 grid (rows, cols, C), one row per traversed latent."""
-        return image_grid(self.images.flatten(0, 1), ncols=self.images.shape[1], pad=pad)
-
-    def labelled(self, scale: int = 2, pad: int = 2) -> np.ndarray:
-        """The grid upscaled by ``scale`` with the row names on its left."""
-        return label_rows(self.grid(pad), self.names, self.images.shape[-2] + pad, pad, scale)
 
 
 def split_float(run, split: str, n: int | None = None):
@@ -50,13 +39,27 @@ def row_name(activity: Activity, j: int) -> str:
     return name + ("" if activity.active[j] else " (inactive)")
 
 
-def prior_quantiles(range_: float, steps: int) -> torch.Tensor:
-    """``steps`` standard-normal values at equally spaced probabilities from Phi(-range) to Phi(range): the
-    prior's quantiles, so each step covers the same prior mass."""
+def sweep(range_: float = RANGE, steps: int = STEPS) -> torch.Tensor:
+    """``steps`` evenly spaced values from -range to +range, in prior std: k_i = -range + 2 range i / (steps - 1).
+    Equal steps in z show how fast the image changes along a dimension, out to the prior's tails."""
     if range_ <= 0 or steps < 2:
         raise ConfigError(f"a traversal needs range > 0 and steps >= 2; got range {range_}, steps {steps}")
-    low, high = torch.special.ndtr(torch.tensor([-range_, range_], dtype=torch.float64))
-    return torch.special.ndtri(torch.linspace(low.item(), high.item(), steps, dtype=torch.float64)).float()
+    return torch.linspace(-range_, range_, steps, dtype=torch.float64).float()
+
+
+def describe(range_: float = RANGE, steps: int = STEPS, ranked: bool = True) -> str:
+    """What a traversal's columns and rows are, for captions and the command's output; ``ranked``: the rows
+    were chosen by ``choose_dims`` (auto or all), not given as indices."""
+    rows = (
+        "dimensions in order of their KL to the prior, largest first (row names give it in nats; models with "
+        "point codes: in order of their code's variance over images)"
+        if ranked
+        else "the dimensions asked for, in that order"
+    )
+    return (
+        f"columns: {steps} evenly spaced values of the dimension from -{number(range_)} to "
+        f"+{number(range_)} prior std, {number(2 * range_ / (steps - 1))} std apart (the headings); rows: {rows}"
+    )
 
 
 def choose_dims(dims: str | Sequence[int], activity: Activity, latent_dim: int) -> list[int]:
@@ -103,15 +106,15 @@ def rows_note(activity: Activity, chosen: list[int]) -> str:
 def traverse(
     run,
     dims: str | Sequence[int] = "auto",
-    range_: float = 3.0,
-    steps: int = 11,
+    range_: float = RANGE,
+    steps: int = STEPS,
     index: int = 0,
     split: str = "test",
     max_rows: int | None = None,
 ) -> Traversal:
-    """Traverse the latents of image ``index`` of ``split``: each chosen dimension j sweeps z_j = m_j + s_j q
-    over the prior's quantiles q (``prior_quantiles``; (m, s) the prior's mean and std), the others fixed at
-    the image's posterior mean; then one row per categorical (JointVAE) with its categories in turn."""
+    """Traverse the latents of image ``index`` of ``split``: each chosen dimension j sweeps z_j = m_j + s_j k
+    over the evenly spaced k of ``sweep`` ((m, s) the prior's mean and std), the others fixed at the image's
+    posterior mean; then one row per categorical (JointVAE) with its categories in turn."""
     model = run.model
     n = len(run.data.split(split)[0])
     if not 0 <= index < n:
@@ -123,7 +126,7 @@ def traverse(
     y0 = None if y is None else y[index : index + 1]
     z0 = model.encode(x[index : index + 1], y0).mean  # (1, code_size)
     mean, std = model.prior.moments()
-    values = prior_quantiles(range_, steps).to(z0.device)  # (steps,)
+    values = sweep(range_, steps).to(z0.device)  # (steps,)
     rows, names = [], []
     for j in chosen:
         z = z0.repeat(steps, 1)
@@ -137,6 +140,5 @@ def traverse(
         z = model.spec.join(z0[:, : model.spec.continuous].repeat(size, 1), each)
         rows.append(model.decode_mean(z, None if y0 is None else y0.expand(size)))
         names.append(f"c{i} ({size} categories)")
-    width = max(len(r) for r in rows)
-    padded = [torch.cat([r, r.new_full((width - len(r), *r.shape[1:]), PAD_VALUE)]) for r in rows]
-    return Traversal(torch.stack(padded).cpu(), names, rows_note(activity, chosen))
+    headings = [number(v) for v in values.tolist()]
+    return Traversal(stack_rows(rows).cpu(), names, headings, "prior std:", note=rows_note(activity, chosen))

@@ -83,6 +83,7 @@ class Explorer:
         return LatentMap(
             points=np.round(p.points, 4).tolist(), labels=None if p.labels is None else p.labels.tolist(),
             axes=list(p.axes), method=p.method, origin=origin.tolist(), basis=basis.tolist(), colours=colours,
+            class_names=self.run.class_names,
         )  # fmt: skip
 
     def check_index(self, index: int) -> int:

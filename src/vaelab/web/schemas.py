@@ -84,6 +84,7 @@ class LatentMap(BaseModel):
     origin: list[float]
     basis: list[list[float]]
     colours: list[str] = Field(description="a CSS colour per label")
+    class_names: list[str] | None = Field(description="a name per label, for the legend (None: the numbers)")
 
 
 class Encoded(BaseModel):
