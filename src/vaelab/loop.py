@@ -35,6 +35,7 @@ from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, los
 from .models import Model
 from .parts.noise import BatchShard
 from .precision import Choice, autocast, choose_precision
+from .schedules import learning_rate
 
 
 def log_to_stderr(message: str) -> None:
@@ -101,6 +102,7 @@ class Loop:
             self.objective = torch.compile(self.objective)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimisation steps completed
+        self.lr = cfg.lr  # the learning rate of the latest step (train.lr_schedule)
         self.history: list[dict[str, float]] = []
         self.best_val = math.inf
         self.epochs_since_best = 0
@@ -139,6 +141,7 @@ class Loop:
         return {
             "epoch": self.epoch,
             "step": self.step,
+            "base_lr": self.config.train.lr,
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "binarize_rng": self.binarize_generator.get_state(),
@@ -160,11 +163,8 @@ class Loop:
                 self.optimizer.load_state_dict(state["optimizer"])
             except (RuntimeError, ValueError, KeyError, TypeError) as err:
                 raise RunError(f"{source} does not fit this model's optimizer ({err})") from None
-            saved_lr = self.optimizer.param_groups[0]["lr"]
+            saved_lr = state.get("base_lr", self.optimizer.param_groups[0]["lr"])
             if saved_lr != self.config.train.lr:  # resumed with train.lr=...: the new rate from here on
-                for group in self.optimizer.param_groups:
-                    if not group.get("fixed_lr"):  # an auxiliary network's own rate stays
-                        group["lr"] = self.config.train.lr
                 self.log(f"learning rate {self.config.train.lr:g} from here on (it was {saved_lr:g})")
         torch.set_rng_state(state["torch_rng"])
         self.binarize_generator.set_state(state["binarize_rng"])
@@ -212,6 +212,7 @@ class Loop:
                 bar.update()
                 continue
             self.guard.passed()
+            self.lr = self.scheduled_lr()
             self.optimizer.step()
             self.step += 1
             values = torch.stack([v.detach() for v in named.values()]) * len(x)  # one tensor for all terms
@@ -227,6 +228,16 @@ class Loop:
             raise TrainingError(f"every batch of epoch {epoch} was skipped as non-finite; see {FAILURE_FILE}")
         totals = sum_over_processes(torch.cat([sums.cpu(), torch.tensor([float(seen)])]), self.context)
         return dict(zip(names, (totals[:-1] / totals[-1]).tolist(), strict=True))
+
+    def scheduled_lr(self) -> float:
+        """Set the rate of this step (``learning_rate`` of train.*) on every group but an auxiliary network's
+        own (``fixed_lr``); a pure function of the step, so a resumed run takes the same rates."""
+        cfg = self.config.train
+        lr = learning_rate(self.step, cfg.lr, cfg.lr_schedule, cfg.warmup_steps, cfg.epochs * len(self.source))
+        for group in self.optimizer.param_groups:
+            if not group.get("fixed_lr"):
+                group["lr"] = lr
+        return lr
 
     def backward(self, named: dict[str, torch.Tensor], batch: Batch) -> Problem | None:
         """Gradients of this process's share of the global batch's mean loss, or the problem that stops the
@@ -277,7 +288,7 @@ class Loop:
             row |= {f"train_{k}": v for k, v in train_terms.items()}
             row |= {f"val_{k}": v for k, v in val_terms.items()}
             images = len(self.data.train_x) if self.model.closed_form else self.source.images
-            row |= {"seconds": seconds, "samples_per_s": images / seconds, "lr": cfg.lr}
+            row |= {"seconds": seconds, "samples_per_s": images / seconds, "lr": self.lr}
             row |= {"batch_size": cfg.batch_size, "processes": self.context.world_size, "skipped": self.skipped}
             self.history.append(row)
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
