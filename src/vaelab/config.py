@@ -47,6 +47,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine"] = "constant"  # after the warm-up: lr throughout, or cosine to 0
     warmup_steps: int = 0  # the learning rate rises linearly to lr over these first steps; 0 = off
+    ema: float = 0.0  # decay of a moving average of the weights that validation and the saved model use; 0 = off
     early_stopping: int = 0  # stop after this many epochs without a better val loss; 0 = off
     threads: int = 0  # torch threads; 0 = the cores this process may use
     out_dir: str = "runs"
@@ -215,6 +216,7 @@ def _check_ranges(config: Config) -> None:
         ("train.batch_size", config.train.batch_size >= 1),
         ("train.lr", config.train.lr > 0),
         ("train.warmup_steps", config.train.warmup_steps >= 0),
+        ("train.ema", 0 <= config.train.ema < 1),
         ("train.keep", config.train.keep >= 1),
         ("train.max_skips", config.train.max_skips >= 1),
         ("data.buffer_mb", config.data.buffer_mb >= 1),

@@ -35,3 +35,10 @@ def learning_rate(step: int, lr: float, schedule: str, warmup_steps: int, total_
         return lr
     t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """The averaging weight of the moving average after step ``step`` (1-based): min(decay, (1 + step) / (10 +
+    step)), so that the average follows the first steps' fast-moving weights instead of their random start
+    (TensorFlow's ExponentialMovingAverage with num_updates; Polyak & Juditsky 1992)."""
+    return min(decay, (1 + step) / (10 + step))
