@@ -51,7 +51,14 @@ class DataConfig:
 class TrainConfig:
     epochs: int = setting(20, "passes over the training images")
     batch_size: int = setting(128, "images per optimisation step (over all processes of a torchrun)")
-    lr: float = setting(1e-3, "Adam's learning rate")
+    lr: float = setting(1e-3, "Adam's learning rate (the peak, under a warm-up or a schedule)")
+    lr_schedule: Literal["constant", "cosine"] = setting(
+        "constant", "after the warm-up: lr throughout, or cosine decay to 0 at the last step of train.epochs"
+    )
+    warmup_steps: int = setting(0, "the learning rate rises linearly to lr over these first steps; 0 = off")
+    ema: float = setting(
+        0.0, "decay of a moving average of the weights, which validation and the saved model hold; 0 = off"
+    )
     early_stopping: int = setting(0, "stop after this many epochs without a better val loss; 0 = off")
     threads: int = setting(0, "torch threads; 0 = the cores this process may use")
     out_dir: str = setting("runs", "folder the run folder is made in")
@@ -223,6 +230,8 @@ def _check_ranges(config: Config) -> None:
         ("train.epochs", config.train.epochs >= 1),
         ("train.batch_size", config.train.batch_size >= 1),
         ("train.lr", config.train.lr > 0),
+        ("train.warmup_steps", config.train.warmup_steps >= 0),
+        ("train.ema", 0 <= config.train.ema < 1),
         ("train.keep", config.train.keep >= 1),
         ("train.max_skips", config.train.max_skips >= 1),
         ("data.buffer_mb", config.data.buffer_mb >= 1),
