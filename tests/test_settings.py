@@ -121,4 +121,4 @@ def test_docs_settings_md_is_generated_from_the_config_classes():
     )
     for entry in registered_models():
         assert f"\n### {entry.name}\n" in written
-    assert "| `train.lr` | `0.001` | Adam's learning rate |" in written
+    assert "| `train.lr` | `0.001` | Adam's learning rate (the peak, under a warm-up or a schedule) |" in written
