@@ -14,7 +14,7 @@ from vaelab.models import build_model, registered_models
 from vaelab.parts import ImageTerms
 
 MODEL_NAMES = [entry.name for entry in registered_models()]
-POINT_CODES = ("ae", "pca", "rae", "rae-gp", "wae")  # deterministic encoders: no posterior density
+POINT_CODES = ("ae", "pca", "rae", "rae-gp", "vq-vae", "wae")  # deterministic encoders: no posterior density
 SHAPE = (1, 12, 12)
 
 
