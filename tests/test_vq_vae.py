@@ -184,3 +184,30 @@ def test_prior_samples_are_codebook_vectors():
 def test_a_bad_ema_decay_is_a_config_error():
     with pytest.raises(ConfigError, match="ema_decay"):
         make_model(ema_decay=1.0)
+
+
+def test_eval_reports_the_codebook_usage_and_perplexity_of_the_split(tiny_overrides):
+    from vaelab import train
+    from vaelab.evaluate import run_evaluation
+    from vaelab.evaluate.likelihood import split_images
+    from vaelab.evaluate.suite import report_lines
+
+    overrides = [
+        "model.name=vq-vae",
+        "model.codebook_size=16",
+        "data.binarize=none",
+        "train.epochs=1",
+        "train.report=false",
+    ]  # fmt: skip (binarize none: eval encodes the images as stored, x / 255)
+    run = train(None, tiny_overrides + overrides)
+    results = run_evaluation(run, "test", iw_samples=0, probes=False, fid=False)
+    x, _ = split_images(run, "test")
+    with torch.no_grad():
+        run.model.eval()
+        indices = run.model.encode(x.float() / 255).code_indices()[0].flatten().tolist()
+    counts = Counter(indices)
+    entropy = -sum(c / len(indices) * math.log(c / len(indices)) for c in counts.values())
+    assert results["codebook"]["size"] == 16 and results["codebook"]["used"] == len(counts)
+    assert results["codebook"]["perplexity"] == pytest.approx(math.exp(entropy), rel=1e-9)
+    assert any(line.startswith(f"codebook: {len(counts)} of 16 codes used") for line in report_lines(results))
+    assert "train_code_perplexity" in run.metrics[0] and "train_codes_used" in run.metrics[0]

@@ -35,13 +35,16 @@ STORED = "none"  # binarize mode that reads the stored images as x / 255: the re
 @dataclass
 class Latents:
     """One encoder pass over a split: the evaluation codes (posterior means; JointVAE: [mu, one-hot argmax]),
-    the Gaussian part's means and mean KL per dimension (None for point codes), and the argmax category of
-    each discrete latent (None without one)."""
+    the Gaussian part's means and mean KL per dimension (None for point codes), the argmax category of
+    each discrete latent (None without one), and a quantised code's indices with its codebook's size (None
+    without one)."""
 
     codes: np.ndarray  # (N, D_code) float32
     continuous_means: np.ndarray  # (N, D) float64
     kl_per_dim: np.ndarray | None  # (D,) nats, mean over images
     discrete: np.ndarray | None  # (N, n_discrete) int64
+    code_indices: np.ndarray | None = None  # (N, M) int64, a VQ code's indices into its codebook
+    codebook_size: int | None = None
 
 
 @torch.no_grad()
@@ -50,7 +53,7 @@ def encode_split(
 ) -> Latents:
     """Encode all images of a split in batches (one pass) and collect what the diagnostics need."""
     model.eval()
-    codes, means, kls, discrete = [], [], [], []
+    codes, means, kls, discrete, indices, size = [], [], [], [], [], None
     for x, yb in evaluation_batches(x_uint8, y, binarize, batch_size, EVAL_SEED, model.device):
         posterior = model.encode(x, yb)
         codes.append(posterior.mean.float().cpu())
@@ -60,12 +63,18 @@ def encode_split(
             kls.append(kl.double().sum(0).cpu())
         if model.spec.discrete:
             discrete.append(posterior.categorical.codes.cpu())
+        quantised = posterior.code_indices()
+        if quantised is not None:
+            indices.append(quantised[0].cpu())
+            size = quantised[1]
     n = len(x_uint8)
     return Latents(
         codes=torch.cat(codes).numpy(),
         continuous_means=torch.cat(means).numpy(),
         kl_per_dim=(torch.stack(kls).sum(0) / n).numpy() if kls else None,
         discrete=torch.cat(discrete).numpy() if discrete else None,
+        code_indices=torch.cat(indices).numpy() if indices else None,
+        codebook_size=size,
     )
 
 
@@ -116,6 +125,15 @@ def split_activity(run: Run, split: str = "test") -> Activity:
     """``unit_activity`` over all the images of a run's split, encoded as ``vaelab eval`` encodes them."""
     x, y = split_images(run, split)
     return unit_activity(encode_split(run.model, x, y, run.data.binarize), split)
+
+
+def codebook_usage(indices: np.ndarray, size: int) -> dict[str, Any]:
+    """How a split uses a codebook of ``size`` vectors, from its code indices (N, M): the codes used at least
+    once, and the perplexity exp(H(p)) of the codes' frequencies p over all images and positions (size when
+    all are used equally, 1 when one takes all)."""
+    p = np.bincount(indices.ravel(), minlength=size) / indices.size
+    entropy = -(p[p > 0] * np.log(p[p > 0])).sum()
+    return {"size": int(size), "used": int((p > 0).sum()), "perplexity": float(np.exp(entropy))}
 
 
 def probe_problem(train_labels: np.ndarray) -> str | None:
@@ -214,6 +232,8 @@ def evaluate_latents(run: Run, split: str = "test", probes: bool = True) -> dict
             "collapse_warning": n_active < COLLAPSE_FRACTION * dims,
         },
     }
+    if latents.code_indices is not None:
+        results["codebook"] = codebook_usage(latents.code_indices, latents.codebook_size)
     if probes and y is not None:
         train_x, train_y = split_images(run, "train")
         problem = probe_problem(train_y.numpy())

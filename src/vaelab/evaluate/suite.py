@@ -83,6 +83,11 @@ def report_lines(results: dict[str, Any]) -> list[str]:
             kl = latent["kl_per_dim"]
             order = sorted(range(len(kl)), key=lambda j: -kl[j])
             lines.append("KL per dim (nats, largest first): " + " ".join(f"z{j}={kl[j]:.2f}" for j in order))
+    codebook = results.get("codebook")
+    if codebook:
+        lines.append(
+            f"codebook: {codebook['used']} of {codebook['size']} codes used, perplexity {codebook['perplexity']:.1f}"
+        )
     probes = results.get("probes")
     if probes and "skipped" in probes:
         lines.append(f"probes: skipped ({probes['skipped']})")

@@ -165,28 +165,27 @@ def vq_terms(beta: float, ema: bool, factor: str = "z") -> list[VQTerm]:
 def made_masks(positions: int, size: int, hidden: int) -> tuple[torch.Tensor, ...]:
     """MADE's masks (Germain et al. 2015, eq. 12-13) for one-hot inputs of ``positions`` categoricals of ``size``:
     input unit degrees 1..M (K units each), hidden degrees cycling 1..M-1, output degrees 1..M; a hidden unit sees
-    inputs of degree <= its own, an output sees hidden units (and, through the direct layer, inputs) of degree
-    strictly below its own. Returns (input->hidden, hidden->output, input->output), each (out, in)."""
+    inputs of degree <= its own, an output hidden units of degree strictly below its own. Returns (input->hidden,
+    hidden->output), each (out, in)."""
     d_in = torch.arange(positions).repeat_interleave(size) + 1  # (M*K,)
     d_hidden = torch.arange(hidden) % max(positions - 1, 1) + 1  # (H,)
     first = (d_hidden[:, None] >= d_in[None, :]).float()
     second = (d_in[:, None] > d_hidden[None, :]).float()  # outputs have the inputs' degrees
-    direct = (d_in[:, None] > d_in[None, :]).float()
-    return first, second, direct
+    return first, second
 
 
 class CodePrior(Prior):
-    """p(k_1..k_M) = prod_m p(k_m | k_<m) over the code indices, a MADE with one hidden layer of ``hidden`` units
-    and a direct masked layer; its draws are the codebook vectors of the drawn indices (the quantiser attached
-    as the model's posterior factor ``factor``). The moments the sliders read are running moments of the
-    training codes, as the AE's fitted prior."""
+    """p(k_1..k_M) = prod_m p(k_m | k_<m) over the code indices, a MADE with one hidden layer of ``hidden`` ReLU
+    units; its draws are the codebook vectors of the drawn indices (the quantiser attached as the model's
+    posterior factor ``factor``). The moments the sliders read are running moments of the training codes, as
+    the AE's fitted prior."""
 
     def __init__(self, positions: int, dim: int, size: int, hidden: int = 256, factor: str = "z",
                  momentum: float = 0.01):  # fmt: skip
         super().__init__(LatentSpec(positions * dim))
         self.positions, self.size, self.factor, self.momentum, self.model = positions, size, factor, momentum, []
-        first, second, direct = made_masks(positions, size, hidden)
-        self.hidden, self.out, self.direct = MaskedLinear(first), MaskedLinear(second), MaskedLinear(direct)
+        first, second = made_masks(positions, size, hidden)
+        self.hidden, self.out = MaskedLinear(first), MaskedLinear(second)
         self.register_buffer("mean", torch.zeros(positions * dim))
         self.register_buffer("var", torch.ones(positions * dim))
 
@@ -200,8 +199,7 @@ class CodePrior(Prior):
     def logits(self, indices: torch.Tensor) -> torch.Tensor:
         """The logits (B, M, K) of p(k_m | k_<m) for code indices (B, M)."""
         x = F.one_hot(indices, self.size).flatten(1).to(self.mean.dtype)  # (B, M*K)
-        out = self.out(torch.relu(self.hidden(x))) + self.direct(x)
-        return out.view(len(indices), self.positions, self.size)
+        return self.out(torch.relu(self.hidden(x))).view(len(indices), self.positions, self.size)
 
     def nll(self, indices: torch.Tensor) -> torch.Tensor:
         """-log p(k_1..k_M) per image, (B,), in nats."""
