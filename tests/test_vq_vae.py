@@ -211,3 +211,10 @@ def test_eval_reports_the_codebook_usage_and_perplexity_of_the_split(tiny_overri
     assert results["codebook"]["perplexity"] == pytest.approx(math.exp(entropy), rel=1e-9)
     assert any(line.startswith(f"codebook: {len(counts)} of 16 codes used") for line in report_lines(results))
     assert "train_code_perplexity" in run.metrics[0] and "train_codes_used" in run.metrics[0]
+
+
+def test_the_prior_log_prob_of_codebook_vectors_is_that_of_their_indices():
+    model = make_model().eval()
+    prior, quantiser = model.prior["z"], model.posterior["z"]
+    indices = torch.tensor([[0, 5, 2], [3, 3, 1]])
+    assert torch.allclose(prior.log_prob(quantiser.lookup(indices)), -prior.nll(indices))
