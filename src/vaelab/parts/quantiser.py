@@ -90,7 +90,7 @@ class VectorQuantiser(nn.Module):
             self.codebook = nn.Parameter(initial)
 
     def forward(self, params: torch.Tensor, step: int = 0) -> Quantised:
-        z_e = params.view(len(params), self.positions, self.dim)  # (B, M, d)
+        z_e = params.unflatten(-1, (self.positions, self.dim))  # (B, M, d)
         indices = nearest_codes(z_e.detach(), self.codebook.detach())  # (B, M)
         if self.training and self.ema_decay > 0:
             self.ema_update(z_e.detach(), indices)
