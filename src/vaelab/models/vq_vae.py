@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..parts import Objective
 from ..parts.quantiser import CodePrior, VectorQuantiser, vq_terms
+from ..settings import setting
 from .config import ModelConfig
 from .model import Model
 from .registry import register
@@ -20,12 +21,12 @@ from .registry import register
 @dataclass
 class VQVAEConfig(ModelConfig):
     name: str = "vq-vae"
-    latent_dim: int = 8  # dimensions of each codebook vector (the code has positions * latent_dim)
-    positions: int = 8  # code vectors per image, each one of codebook_size indices
-    codebook_size: int = 128  # K, the codebook's vectors
-    beta: float = 0.25  # weight of the commitment loss ||z_e - sg[e]||^2 (the paper's 0.25)
-    ema_decay: float = 0.0  # > 0: the codebook follows moving averages of its vectors (appendix A.1); 0: a loss
-    prior_hidden: int = 256  # hidden units of the autoregressive prior over the code indices (a MADE)
+    latent_dim: int = setting(8, "dimensions of each codebook vector (the code has positions * latent_dim)")
+    positions: int = setting(8, "code vectors per image, each one of codebook_size indices")
+    codebook_size: int = setting(128, "K, the codebook's vectors")
+    beta: float = setting(0.25, "weight of the commitment loss ||z_e - sg[e]||^2 (the paper's 0.25)")
+    ema_decay: float = setting(0.0, "> 0: the codebook follows moving averages of its vectors; 0: a codebook loss")
+    prior_hidden: int = setting(256, "hidden units of the autoregressive prior over the code indices (a MADE)")
 
     def validate(self) -> None:
         if self.positions < 1 or self.codebook_size < 2:
