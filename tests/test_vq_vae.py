@@ -218,3 +218,11 @@ def test_the_prior_log_prob_of_codebook_vectors_is_that_of_their_indices():
     prior, quantiser = model.prior["z"], model.posterior["z"]
     indices = torch.tensor([[0, 5, 2], [3, 3, 1]])
     assert torch.allclose(prior.log_prob(quantiser.lookup(indices)), -prior.nll(indices))
+
+
+def test_the_prior_nll_trains_the_prior_alone():
+    model = make_model().train()
+    model.loss(images()).extras["prior_nll"].backward()
+    assert all(w.grad is None for w in [*model.encoder.parameters(), *model.decoder.parameters()])
+    assert model.posterior["z"].codebook.grad is None
+    assert all(w.grad is not None for w in model.prior.parameters())
