@@ -4,6 +4,7 @@ gradients go), the EMA codebook (a hand computation), the perplexity (counting),
 masks and NLL; and the model's objective and samples."""
 
 import math
+import pickle
 from collections import Counter
 
 import pytest
@@ -226,3 +227,9 @@ def test_the_prior_nll_trains_the_prior_alone():
     assert all(w.grad is None for w in [*model.encoder.parameters(), *model.decoder.parameters()])
     assert model.posterior["z"].codebook.grad is None
     assert all(w.grad is not None for w in model.prior.parameters())
+
+
+def test_the_model_pickles_and_its_copy_gives_the_same_loss():
+    model = make_model().eval()
+    copy, x = pickle.loads(pickle.dumps(model)), images()
+    assert torch.equal(copy.loss(x).total, model.loss(x).total)

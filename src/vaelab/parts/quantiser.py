@@ -127,35 +127,48 @@ def commitment_loss(q: Quantised) -> torch.Tensor:
 
 @dataclass
 class VQTerm:
-    """A term of one training pass on the quantised factor ``factor`` of the posterior, ``weight * term(q)``,
-    logged as ``name`` (weight 0: logged only, e.g. the codebook's perplexity)."""
+    """A term of one training pass on the quantised factor ``factor`` of the posterior and its prior,
+    ``weight * term(q, prior)``, logged as ``name`` (weight 0: logged only, e.g. the codebook's perplexity)."""
 
     name: str
     weight: float
-    term: Callable[[Quantised, Pass], torch.Tensor]
+    term: Callable[[Quantised, Prior], torch.Tensor]  # (the factor's posterior, its prior) -> scalar
     factor: str = "z"
 
     def __call__(self, p: Pass) -> torch.Tensor:
-        return self.term(p.posterior.factors[self.factor], p)
+        return self.term(p.posterior.factors[self.factor], p.model.prior[self.factor])
+
+
+def _codebook(q: Quantised, prior: Prior) -> torch.Tensor:
+    return codebook_loss(q)
+
+
+def _commitment(q: Quantised, prior: Prior) -> torch.Tensor:
+    return commitment_loss(q)
+
+
+def _prior_nll(q: Quantised, prior: CodePrior) -> torch.Tensor:
+    return prior.nll(q.indices.detach()).mean()
+
+
+def _perplexity(q: Quantised, prior: Prior) -> torch.Tensor:
+    return perplexity(q.indices, q.size)
+
+
+def _usage(q: Quantised, prior: Prior) -> torch.Tensor:
+    return torch.tensor(len(torch.unique(q.indices)) / q.size)
 
 
 def vq_terms(beta: float, ema: bool, factor: str = "z") -> list[VQTerm]:
     """The codebook loss (left out with an EMA codebook), beta * the commitment loss, the prior's NLL of the
     detached indices, and two statistics logged beside them: the batch's code perplexity and the fraction of
-    the codebook it uses."""
-
-    def usage(q: Quantised, p: Pass) -> torch.Tensor:
-        return torch.tensor(len(torch.unique(q.indices)) / q.size)
-
-    def batch_perplexity(q: Quantised, p: Pass) -> torch.Tensor:
-        return perplexity(q.indices, q.size)
-
-    terms = [] if ema else [VQTerm("codebook", 1.0, lambda q, p: codebook_loss(q), factor)]
+    the codebook it uses (module-level functions, so that a model pickles)."""
+    terms = [] if ema else [VQTerm("codebook", 1.0, _codebook, factor)]
     return terms + [
-        VQTerm("commitment", beta, lambda q, p: commitment_loss(q), factor),
-        VQTerm("prior_nll", 1.0, lambda q, p: p.model.prior[factor].nll(q.indices.detach()).mean(), factor),
-        VQTerm("code_perplexity", 0.0, batch_perplexity, factor),
-        VQTerm("codes_used", 0.0, usage, factor),
+        VQTerm("commitment", beta, _commitment, factor),
+        VQTerm("prior_nll", 1.0, _prior_nll, factor),
+        VQTerm("code_perplexity", 0.0, _perplexity, factor),
+        VQTerm("codes_used", 0.0, _usage, factor),
     ]
 
 
