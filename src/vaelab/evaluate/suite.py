@@ -173,7 +173,7 @@ def collapse_remedies(config: ModelConfig) -> list[str]:
 
 
 def collapse_warning(results: dict[str, Any], config: ModelConfig) -> str | None:
-    """A warning when fewer than a quarter of the latent units are active (posterior collapse), with the
+    """A warning when fewer than an eighth of the latent units are active (posterior collapse), with the
     remedies the model of ``config`` takes."""
     latent = results.get("latent")
     if not latent or not latent["collapse_warning"]:
