@@ -27,7 +27,8 @@ guide: install data
 docs: install-test
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
-# fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search, explorer latency
+# fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search, explorer
+# latency, and a short time-to-quality curve (bench/time_to_quality.py without --short: the full one)
 bench: install data
 	$(PY) bench/train_throughput.py
 	$(PY) bench/ddp_throughput.py
@@ -35,6 +36,7 @@ bench: install data
 	$(PY) bench/stream_memory.py
 	$(PY) bench/sklearn_grid_search.py
 	$(PY) bench/serve_latency.py
+	$(PY) bench/time_to_quality.py --short
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests bench
