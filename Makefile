@@ -10,7 +10,7 @@ TORCH  := torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test check bench lint format data chromium guide install install-test clean
+.PHONY: demo test check bench lint format data chromium guide docs install install-test clean
 
 demo: install data
 	$(PY) -m vaelab train --config configs/vae-mlp.yaml $(ARGS)
@@ -27,7 +27,12 @@ check: lint
 guide: install data
 	$(PY) docs/guide/make_guide.py $(ARGS)
 
-# fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search, explorer latency
+# the static site (guide, docs, figures, API reference from the docstrings) in site/; warnings are errors
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# fp32 / bf16 / compile training and rooflines, DDP 1 vs 2 processes, IW-NLL, streamed memory, grid search, explorer
+# latency, and a short time-to-quality curve (bench/time_to_quality.py without --short: the full one)
 bench: install data
 	$(PY) bench/train_throughput.py
 	$(PY) bench/ddp_throughput.py
@@ -35,6 +40,7 @@ bench: install data
 	$(PY) bench/stream_memory.py
 	$(PY) bench/sklearn_grid_search.py
 	$(PY) bench/serve_latency.py
+	$(PY) bench/time_to_quality.py --short
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests bench
@@ -61,7 +67,7 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,docs]'
 	@touch $@
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist (installed when we are root), or $VAELAB_DATA
@@ -94,4 +100,4 @@ chromium:
 	fi
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache .ruff_cache

@@ -62,7 +62,8 @@ def peak_rss_bytes() -> int:
 
 def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
     """``figures`` as bench/results/NAME-<UTC time>.json (or ``path``, rewritten) with the machine, the torch
-    version and the commit: the history that docs quote (the latest) and link."""
+    version, the commit and the load average as it is written (other jobs on the machine slow what was timed):
+    the history that docs quote (the latest) and link."""
     import json
     import os
     import platform
@@ -74,7 +75,8 @@ def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     now = datetime.now(timezone.utc)
     record = {"bench": name, "date": now.isoformat(timespec="seconds"), "commit": commit.stdout.strip() or None,
-              "machine": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__, **figures}  # fmt: skip
+              "machine": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+              "load_average_1_5_15_min": [round(load, 2) for load in os.getloadavg()], **figures}  # fmt: skip
     path = path or ROOT / "bench" / "results" / f"{name}-{now:%Y%m%d-%H%M%S}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")

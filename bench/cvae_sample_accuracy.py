@@ -2,7 +2,7 @@
 
 Trains configs/cvae-mlp.yaml on each dataset, trains the feature classifier on the real training images, and
 prints the share of 1,000 prior samples (100 per class, temperature 1) that the classifier labels as requested,
-overall and per class. Not part of `make bench` (11.5 minutes on 2 cores); tests/test_family_quality.py runs
+overall and per class. Not part of `make bench` (over ten minutes on 2 cores); tests/test_family_quality.py runs
 a shorter budget as a regression guard.
 Run: .venv/bin/python bench/cvae_sample_accuracy.py
 """
@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import write_result  # bench/ is on sys.path when a script in it runs
 from vaelab import train
 from vaelab.evaluate.conditional import conditional_sample_accuracy
 from vaelab.evaluate.fid import train_classifier
@@ -27,6 +28,7 @@ BUDGETS = {
 
 
 def main() -> None:
+    figures = {}
     for dataset, (overrides, classifier_epochs) in BUDGETS.items():
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
@@ -39,6 +41,9 @@ def main() -> None:
             f"(classifier: {classifier_epochs} epochs, {meta['test_accuracy']:.3f} on real test images; "
             f"per class {per_class}; {' '.join(overrides)}; {time.perf_counter() - start:.0f} s)"
         )
+        figures[dataset] = {"overrides": overrides, "classifier_epochs": classifier_epochs,
+                            "classifier_test_accuracy": meta["test_accuracy"], **result}  # fmt: skip
+    write_result("cvae_sample_accuracy", figures)
 
 
 if __name__ == "__main__":

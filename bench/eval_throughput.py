@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import time_gemms  # bench/ is on sys.path when a script in it runs
+from common import time_gemms, write_result  # bench/ is on sys.path when a script in it runs
 from vaelab import load_run, train
 from vaelab.evaluate.likelihood import iw_nll_per_image, iw_rows
 from vaelab.loop import set_threads
+from vaelab.precision import bf16_supported
 
 ROOT = Path(__file__).parent.parent
 RUN = ROOT / "runs" / "readme-vae-mlp"
@@ -36,6 +37,9 @@ def decoder_gemms(model: nn.Module, rows: int) -> list[tuple[torch.Tensor, torch
     layers = [m for m in model.decoder.modules() if isinstance(m, nn.Linear)]
     return [(torch.randn(rows, m.in_features), m.weight.detach().T.contiguous(), torch.empty(rows, m.out_features))
             for m in layers]  # fmt: skip
+
+
+BF16 = bf16_supported(torch.device("cpu"))
 
 
 def main() -> None:
@@ -66,28 +70,39 @@ def main() -> None:
             start = time.perf_counter()
             nll["fp32"] = iw_nll_per_image(model, x, None, data.binarize, args.k, progress=False).mean().item()
             ours = min(ours, time.perf_counter() - start)
-            start = time.perf_counter()
-            nll["bf16"] = iw_nll_per_image(model, x, None, data.binarize, args.k, progress=False, precision="bf16")
-            ours_bf16 = min(ours_bf16, time.perf_counter() - start)
+            if BF16:
+                start = time.perf_counter()
+                nll["bf16"] = iw_nll_per_image(model, x, None, data.binarize, args.k, progress=False, precision="bf16")
+                ours_bf16 = min(ours_bf16, time.perf_counter() - start)
             start = time.perf_counter()
             iw_nll_per_image(model, x[:n_naive], None, data.binarize, args.k, rows=args.k, progress=False)
             naive = min(naive, time.perf_counter() - start)
             gemm = min(gemm, time_gemms(operands, passes=20))
     rate, naive, roofline = len(x) * args.k / ours, n_naive * args.k / naive, rows / gemm
-    rate_bf16 = len(x) * args.k / ours_bf16
-    projected = 10_000 * 5000 / max(rate, rate_bf16)
+    rate_bf16 = len(x) * args.k / ours_bf16 if BF16 else None
+    projected = 10_000 * 5000 / max(rate, rate_bf16 or 0)
     print(f"IW-NLL of the default MLP VAE ({source}), k={args.k}, {len(x)} test images, {threads} threads")
     print(f"decoder rows per call: {rows}; decoder matmuls {flops / rows / 1e6:.2f} MFLOP per sample")
     print(f"fp32 matmul rate on those GEMMs        : {flops / gemm / 1e9:8.1f} GFLOP/s")
     print(f"roofline (decoder matmuls alone)       : {roofline:10,.0f} images x samples / s")
     print(f"vaelab iw_nll_per_image, fp32          : {rate:10,.0f} images x samples / s")
-    print(f"vaelab iw_nll_per_image, bf16          : {rate_bf16:10,.0f} images x samples / s")
-    print(f"ratio bf16 / fp32                      : {rate_bf16 / rate:8.2f}")
-    print(f"IW-NLL bf16 - fp32 (mean, {len(x)} images)   : {nll['bf16'].mean().item() - nll['fp32']:+8.3f} nats")
+    difference = nll["bf16"].mean().item() - nll["fp32"] if BF16 else None
+    if BF16:
+        print(f"vaelab iw_nll_per_image, bf16          : {rate_bf16:10,.0f} images x samples / s")
+        print(f"ratio bf16 / fp32                      : {rate_bf16 / rate:8.2f}")
+        print(f"IW-NLL bf16 - fp32 (mean, {len(x)} images)   : {difference:+8.3f} nats")
+    else:
+        print("bf16                                   : not timed: this CPU has no native bfloat16 matmuls")
     print(f"one image per call (k rows per call)   : {naive:10,.0f} images x samples / s")
     print(f"ratio vaelab / roofline                : {rate / roofline:8.2f}")
     print(f"ratio vaelab / one image per call      : {rate / naive:8.2f}")
     print(f"projected: 10,000 images x 5,000 samples in {projected / 60:.1f} min, faster precision (target < 15 min)")
+    write_result("eval_throughput", {
+        "model": source, "k": args.k, "images": len(x), "threads": threads, "decoder_rows_per_call": rows,
+        "gemm_gflops": flops / gemm / 1e9, "roofline": roofline, "fp32": rate, "bf16": rate_bf16,
+        "one_image_per_call": naive, "bf16_minus_fp32_nats": difference,
+        "unit": "images x samples per second", "projected_10k_x_5000_minutes": projected / 60,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

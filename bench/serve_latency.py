@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import torch
 
+from common import write_result  # bench/ is on sys.path when a script in it runs
 from vaelab import train
 from vaelab.web import load_explorers
 from vaelab.web.server import BackgroundServer
@@ -54,15 +55,17 @@ def main() -> None:
         run = train(CONFIG, overrides)
         torch.set_num_threads(1)  # as `vaelab serve`
         with BackgroundServer(load_explorers([run.path])) as url:
-            time_decodes(url, run.model.latent_dim, 50)
-            seconds = sorted(time_decodes(url, run.model.latent_dim, args.n))
+            time_decodes(url, run.model.spec.code_size, 50)
+            seconds = sorted(time_decodes(url, run.model.spec.code_size, args.n))
     ms = [1000 * s for s in seconds]
     p90 = ms[int(0.9 * len(ms))]
     print(f"explorer decode round trip (request -> PNG), default MLP VAE {tuple(run.model.image_shape)}, "
-          f"{run.model.latent_dim}-D, 1 torch thread, {args.n} requests over HTTP to uvicorn on 127.0.0.1")  # fmt: skip
+          f"{run.model.spec.code_size}-D, 1 torch thread, {args.n} requests over HTTP to uvicorn on 127.0.0.1")  # fmt: skip
     print(
         f"median {statistics.median(ms):6.2f} ms   p90 {p90:6.2f} ms   max {ms[-1]:6.2f} ms   (target: median < 30 ms)"
     )
+    write_result("serve_latency", {"requests": args.n, "median_ms": statistics.median(ms), "p90_ms": p90,
+                                   "max_ms": ms[-1], "latent_dim": run.model.spec.code_size})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT
+from common import ROOT, write_result
 
 CHILD = textwrap.dedent("""
     import sys
@@ -41,7 +41,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MALLOC_MMAP_THRESHOLD_": str(128 << 10)}
     print(f"streamed training from npy:PATH, 28x28 uint8 images, data.buffer_mb={args.buffer_mb}, one epoch")
     with tempfile.TemporaryDirectory() as tmp:
-        peaks = {}
+        peaks, rates = {}, {}
         for times in (4, 16):
             path = Path(tmp) / f"x{times}.npy"
             rows = times * (args.buffer_mb << 20) // 784
@@ -53,7 +53,7 @@ def main() -> None:
             child = [sys.executable, "-c", CHILD, path, str(args.buffer_mb), tmp, str(Path(__file__).parent)]
             result = subprocess.run(child, check=True, capture_output=True, text=True, env=env)
             peak, rate = result.stdout.split()
-            peaks[times] = int(peak)
+            peaks[times], rates[times] = int(peak), float(rate)
             size = path.stat().st_size
             print(
                 f"file {times:>2}x the buffer ({size / 2**20:5.0f} MB, {rows} images): peak RSS "
@@ -63,6 +63,12 @@ def main() -> None:
         f"peak RSS 16x - 4x                    : {(peaks[16] - peaks[4]) / 2**20:+6.0f} MB "
         f"(the file grew by {12 * args.buffer_mb} MB; must not grow)"
     )
+    write_result("stream_memory", {
+        "buffer_mb": args.buffer_mb, "malloc_mmap_threshold": 128 << 10,
+        "peak_rss_mb": {f"{times}x": peaks[times] / 2**20 for times in peaks},
+        "images_per_s": {f"{times}x": rates[times] for times in rates},
+        "growth_mb": (peaks[16] - peaks[4]) / 2**20,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from torch import nn
 from tests.test_cli import vaelab
 from vaelab.config import config_from_dict
 from vaelab.evaluate.fid import feature_classifier, feature_distance, frechet_distance
-from vaelab.evaluate.latents import active_units, clustering_scores, hungarian_accuracy, probe_accuracy
+from vaelab.evaluate.latents import Latents, clustering_scores, hungarian_accuracy, probe_accuracy, unit_activity
 from vaelab.evaluate.likelihood import evaluation_batches, iw_nll_per_image
 from vaelab.evaluate.suite import collapse_warning
 from vaelab.parts import DiagonalGaussian, GaussianPrior
@@ -159,9 +159,10 @@ def test_active_units_count_dimensions_whose_posterior_mean_varies():
     rng = np.random.default_rng(0)
     stds = np.array([0.0, 0.05, 0.2, 1.0, 3.0])  # variances 0, 0.0025, 0.04, 1, 9
     means = rng.standard_normal((20_000, 5)) * stds + 7.0  # an offset changes nothing
-    count, variances = active_units(means)
-    assert count == 3
-    np.testing.assert_allclose(variances, stds**2, rtol=0.05, atol=1e-4)
+    activity = unit_activity(Latents(means.astype(np.float32), means, None, None), "test")
+    assert activity.count == 3 and activity.active.tolist() == [False, False, True, True, True]
+    np.testing.assert_allclose(activity.variance, stds**2, rtol=0.05, atol=1e-4)
+    assert activity.order == [4, 3, 2, 1, 0]  # point codes: ranked by the variance itself
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ MODELS = {
     "iaf-vae": {"name": "iaf-vae", "flow_hidden": 8, "flow_context": 4},
     "vamp-vae": {"name": "vamp-vae", "components": 5},
     "ladder-vae": {"name": "ladder-vae", "upper": [2], "ladder_hidden": 8},
+    "vq-vae": {"name": "vq-vae", "positions": 2, "codebook_size": 5},  # its encoder ends in a nearest-code lookup
 }
 
 

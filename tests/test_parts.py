@@ -34,7 +34,7 @@ from vaelab.parts.kl import closed_form_kl
 from vaelab.parts.likelihoods import bernoulli_nll, gaussian_nll
 from vaelab.parts.noise import randn_like_rows
 from vaelab.parts.posteriors import LOGVAR_MAX, categorical_kl, categorical_kl_to_uniform, gumbel_softmax_sample
-from vaelab.parts.priors import MixturePrior
+from vaelab.parts.priors import MixturePrior, mixture_log_prob
 
 torch.manual_seed(0)
 
@@ -342,6 +342,18 @@ def test_mixture_prior_log_prob_and_moments_match_torch_distributions():
     draws = prior.sample(200_000, torch.Generator().manual_seed(0))
     torch.testing.assert_close(draws.mean(0), mean, atol=0.03, rtol=0)
     torch.testing.assert_close(draws.std(0), std, atol=0.03, rtol=0)
+
+
+def test_a_mixture_of_many_components_keeps_its_log_prob_far_from_and_near_its_means_and_under_bf16_autocast():
+    torch.manual_seed(0)
+    mu, logvar, log_w = torch.randn(500, 32), torch.rand(500, 32) * 4 - 4, torch.log_softmax(torch.randn(500), 0)
+    reference = MixtureSameFamily(Categorical(logits=log_w), Independent(Normal(mu, (0.5 * logvar).exp()), 1))
+    z = torch.cat([torch.randn(64, 32) * 3, mu[:64] + 1e-3 * torch.randn(64, 32)])  # far and at the means
+    torch.testing.assert_close(mixture_log_prob(z, mu, logvar, log_w), reference.log_prob(z), rtol=1e-5, atol=2e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        in_bf16 = mixture_log_prob(z, mu, logvar, log_w)
+    assert in_bf16.dtype == torch.float32
+    torch.testing.assert_close(in_bf16, reference.log_prob(z), rtol=1e-5, atol=2e-3)
 
 
 def test_vamp_prior_is_the_mixture_of_the_posteriors_of_its_pseudo_inputs():

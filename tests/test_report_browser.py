@@ -1,5 +1,6 @@
 """The HTML report in a real browser: Debian's headless Chromium, driven by Playwright, opens report.html with no
-console errors, no network requests, every image loaded and no horizontal scrolling on a phone or a laptop."""
+console errors, no network requests, every image loaded and no horizontal scrolling on a phone or a laptop, not
+even inside the evaluation's text or the metrics' box."""
 
 import os
 import shutil
@@ -7,7 +8,7 @@ import shutil
 import pytest
 
 from vaelab import train
-from vaelab.evaluate import evaluate_run, write_eval
+from vaelab.evaluate import run_evaluation, write_eval
 from vaelab.viz import write_report
 
 CHROMIUM = os.environ.get("VAELAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,11 +35,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """report.html of a small 2-D VAE with eval.json: every kind of picture, both GIFs."""
+    """report.html of a small 2-D VAE with eval.json (its KL per dimension too): every kind of picture, both GIFs."""
     out = tmp_path_factory.mktemp("runs")
     keys = ["data.name=digits", "model.latent_dim=2", "model.hidden=[32]", "train.epochs=3", "train.batch_size=64"]
     run = train(None, [*keys, "train.progress=never", f"train.out_dir={out}", "train.name=browser"])
-    write_eval(run, evaluate_run(run, "test", progress=False))
+    write_eval(run, run_evaluation(run, "test", iw_samples=0, probes=False, fid=False))
     return write_report(run, pictures=False)
 
 
@@ -66,3 +67,22 @@ def test_report_opens_cleanly_in_headless_chromium(report, browser, device):
     assert len(images) >= 8 and {alt for alt, _, _ in images} >= {"Training, epoch by epoch", "Manifold grid"}
     assert all(complete and width > 0 for _, complete, width in images), images
     assert widths[0] <= widths[1], f"the page scrolls sideways on a {device}: {widths}"
+
+
+OVERFLOW = """() => Array.from(document.querySelectorAll("#evaluation pre, #metrics .scroll")).map(box => [
+  box.textContent.slice(0, 40), box.scrollWidth, box.clientWidth,
+  Math.max(...Array.from(box.children, c => c.getBoundingClientRect().right)) - box.getBoundingClientRect().right])"""
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_the_evaluation_text_and_the_metrics_fit_their_boxes(report, browser, device):
+    page = browser.new_page(viewport=VIEWPORTS[device])
+    page.goto(report.as_uri(), wait_until="load")
+    boxes = page.evaluate(OVERFLOW)
+    evaluation = page.text_content("#evaluation pre")
+    tables = page.locator("#metrics table").count()
+    page.close()
+    assert len(boxes) == 3  # the evaluation's text, eval.json, the metrics tables
+    for start, scroll_width, client_width, past_right in boxes:
+        assert scroll_width <= client_width and past_right <= 1, f"{start!r} overflows its box on a {device}"
+    assert "KL per dim (nats, largest first): z" in evaluation and tables >= 3  # the metrics in small tables

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from vaelab import ConfigError, train
+from vaelab.evaluate.latents import Latents, unit_activity
 from vaelab.viz import (
     interpolate,
     interpolation_grid,
@@ -19,23 +20,27 @@ from vaelab.viz import (
     latent_points,
     manifold_grid,
     prior_latents,
-    reconstruction_image,
+    reconstructions,
     sample_grid,
+    samples_by_label,
     save_png,
     sigma_curves,
     training_curves,
     traverse,
     write_report,
 )
+from vaelab.viz.curves import kl_heatmap_figure
 from vaelab.viz.interpolate import lerp, slerp
+from vaelab.viz.labels import FONT_SIZE
 from vaelab.viz.latent_map import project
 from vaelab.viz.latent_stats import read_latent_stats
 from vaelab.viz.sampling import sample_images
-from vaelab.viz.traverse import DimensionSummary, choose_dims, prior_quantiles, split_float
+from vaelab.viz.traverse import choose_dims, describe, rows_note, split_float, sweep
 
 pytestmark = pytest.mark.slow  # end to end: pictures drawn from trained runs
 
 TILE = 8 + 2  # an 8x8 digit and its 2-pixel border
+BAND = FONT_SIZE + 8  # the white band of column headings above a labelled grid
 
 
 def overrides(out_dir, name, *extra):
@@ -74,6 +79,11 @@ def assert_picture(array, shape=None):
     if shape is not None:
         assert array.shape == shape
     assert array.std() > 5.0
+
+
+def has_text(region):
+    """Dark pixels on a white margin: something is written there."""
+    return (np.asarray(region) < 128).sum() >= 5
 
 
 def tiles(grid, rows, cols):
@@ -133,33 +143,98 @@ def test_bad_prior_options_are_user_errors(runs):
 
 def test_reconstruction_temperature_draws_from_the_posterior(runs):
     run = runs["vae4"]
-    at_mean = reconstruction_image(run, n=8)
-    assert_picture(at_mean, shape=(2 * TILE + 2, 16 * TILE + 2, 1))
-    assert not np.array_equal(reconstruction_image(run, n=8, temperature=1.0), at_mean)
+    at_mean = reconstructions(run, n=8).grid()
+    assert_picture(at_mean, shape=(3 * TILE + 2, 8 * TILE + 2, 1))
+    assert not np.array_equal(reconstructions(run, n=8, temperature=1.0).grid(), at_mean)
     ae = runs["ae"]  # a point posterior has nothing to draw
-    assert np.array_equal(reconstruction_image(ae, n=8, temperature=1.0), reconstruction_image(ae, n=8))
+    assert np.array_equal(reconstructions(ae, n=8, temperature=1.0).grid(), reconstructions(ae, n=8).grid())
+
+
+def test_reconstructions_show_the_grey_image_the_binarised_target_and_the_reconstruction(runs):
+    run = runs["vae4"]  # digits, binarised dynamically: the model encodes and scores a binary draw of each image
+    result = reconstructions(run, n=20, ncols=10)
+    assert result.names == ["original (grey)", "target (binarised)", "reconstruction"] * 2
+    grey = run.data.split("test")[0][:20].float() / 255
+    torch.testing.assert_close(result.images[[0, 3]].flatten(0, 1), grey)  # the images as stored, not binary
+    assert ((grey > 0) & (grey < 1)).float().mean() > 0.1
+    target = split_float(run, "test", 20)[0]
+    torch.testing.assert_close(result.images[[1, 4]].flatten(0, 1), target)  # the evaluation's draw, in {0, 1}
+    assert set(target.unique().tolist()) == {0.0, 1.0}
+    torch.testing.assert_close(result.images[[2, 5]].flatten(0, 1), run.decode(run.encode(target)))
+    picture = result.labelled(scale=4)
+    for row in range(3):  # each row's name is written on the left margin
+        middle = (2 + row * TILE + TILE // 2) * 4
+        assert has_text(picture[middle - 6 : middle + 6, : picture.shape[1] - result.grid().shape[1] * 4])
+
+
+def test_without_dynamic_binarisation_the_stored_image_is_the_target(runs, monkeypatch):
+    run = runs["vae4"]
+    monkeypatch.setattr(run.data, "binarize", "none")
+    result = reconstructions(run, n=4)
+    assert result.names == ["original = target", "reconstruction"]
+    torch.testing.assert_close(result.images[0], run.data.split("test")[0][:4].float() / 255)
+
+
+def test_samples_by_label_name_each_row_by_its_class(runs):
+    result = samples_by_label(runs["cvae"], n=5)
+    assert result.images.shape == (10, 5, 1, 8, 8) and result.names == [str(c) for c in range(10)]
+    assert_picture(result.grid())
+    picture = result.labelled(scale=4)
+    margin = picture[:, : picture.shape[1] - result.grid().shape[1] * 4]
+    for row in range(10):
+        middle = (2 + row * TILE + TILE // 2) * 4
+        assert has_text(margin[middle - 6 : middle + 6]), row
+    with pytest.raises(ConfigError, match="not a conditional model"):
+        samples_by_label(runs["vae4"])
 
 
 # -- traversals ------------------------------------------------------------------------------------------------
 
 
-def test_prior_quantiles_are_equal_probability_steps_between_minus_and_plus_range():
-    q = prior_quantiles(3.0, 11)
-    assert q[0].item() == pytest.approx(-3.0, abs=1e-4) and q[-1].item() == pytest.approx(3.0, abs=1e-4)
-    assert q[5].item() == pytest.approx(0.0, abs=1e-6)
-    probabilities = torch.special.ndtr(q.double())
-    torch.testing.assert_close(probabilities.diff(), probabilities.diff()[:1].expand(10), rtol=1e-4, atol=1e-6)
+def test_traversal_steps_are_evenly_spaced_over_plus_minus_the_range():
+    steps = sweep(3.0, 11)
+    assert steps[0].item() == -3.0 and steps[-1].item() == 3.0 and abs(steps[5].item()) < 1e-6
+    torch.testing.assert_close(steps.diff(), torch.full((10,), 0.6))
+    assert sweep(2.5, 6).diff().allclose(torch.tensor(1.0))
+    assert "11 evenly spaced values of the dimension from -3 to +3 prior std, 0.6 std apart" in describe()
+    assert "in order of their KL to the prior, largest first" in describe()
+    assert "the dimensions asked for, in that order" in describe(2.0, 5, ranked=False)
 
 
-def test_auto_dims_order_by_kl_and_skip_inactive_ones():
-    summary = DimensionSummary(
-        kl=np.array([0.5, 2.0, 0.001, 1.0, 0.02]), mean_variance=np.array([0.5, 1.0, 0.001, 0.3, 0.03])
-    )
-    assert choose_dims("auto", summary, 5) == [1, 3, 0]  # dim 4 varies a little but carries 0.02 nats
-    assert choose_dims("all", summary, 5) == [1, 3, 0, 4, 2]
-    assert choose_dims("2,0", summary, 5) == [2, 0]
+def test_a_traversal_decodes_the_stated_steps_and_heads_each_column_with_its_value(runs):
+    run = runs["vae4"]
+    result = traverse(run, dims=[1], steps=5, range_=2.0)
+    assert result.columns == ["-2", "-1", "0", "1", "2"] and result.corner == "prior std:"
+    mean, std = run.model.prior.moments()
+    z = run.encode(split_float(run, "test", 1)[0]).repeat(5, 1)
+    z[:, 1] = mean[1] + std[1] * torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
+    torch.testing.assert_close(result.images[0], run.decode(z), atol=1e-5, rtol=0)
+    picture = result.labelled(scale=4)
+    margin = picture.shape[1] - result.grid().shape[1] * 4
+    for k in range(5):  # each heading sits above its column
+        centre = margin + (2 + k * TILE + TILE // 2) * 4
+        assert has_text(picture[:BAND, centre - 12 : centre + 12]), k
+
+
+def test_auto_dims_are_the_active_ones_as_eval_counts_them_largest_kl_first():
+    means = np.random.default_rng(0).standard_normal((4000, 5)) * np.sqrt([0.5, 1.0, 0.001, 0.3, 0.03])
+    latents = Latents(means.astype(np.float32), means, np.array([0.5, 2.0, 0.001, 1.0, 0.02]), None)
+    activity = unit_activity(latents, "test")
+    assert activity.active.tolist() == [True, True, False, True, True]  # dim 4: variance 0.03, only 0.02 nats
+    assert choose_dims("auto", activity, 5) == [1, 3, 0, 4]
+    assert choose_dims("all", activity, 5) == [1, 3, 0, 4, 2]
+    assert choose_dims("2,0", activity, 5) == [2, 0]
     with pytest.raises(ConfigError, match="z0..z4"):
-        choose_dims("7", summary, 5)
+        choose_dims("7", activity, 5)
+    criterion = "(variance of the posterior mean over the 4000 test images > 0.01, Burda et al. 2016)"
+    assert (
+        rows_note(activity, [1, 3])
+        == f"the rows are the 2 active dimensions of largest KL, of 4 active of 5 {criterion}"
+    )
+    assert rows_note(activity, [1, 3, 0, 4]).startswith("the rows are all 4 active dimensions of 5, largest KL first")
+    assert rows_note(activity, [2, 0]).startswith("the rows are the 2 dimensions asked for, 1 of them active (4 of 5")
+    one = unit_activity(Latents(means[:, :2].astype(np.float32), means[:, [2, 1]], np.array([0.0, 2.0]), None), "val")
+    assert rows_note(one, choose_dims("auto", one, 2)).startswith("the rows are the one active dimension of 2 (")
 
 
 def test_traversal_has_one_varying_row_per_dimension(runs):
@@ -170,7 +245,7 @@ def test_traversal_has_one_varying_row_per_dimension(runs):
     assert_picture(grid, shape=(4 * TILE + 2, 7 * TILE + 2, 1))
     first = tiles(grid, 1, 7)[0]
     assert np.abs(first[0] - first[-1]).max() > 30  # the top dimension changes the image
-    assert result.labelled(scale=3).shape[0] == 3 * grid.shape[0]
+    assert result.labelled(scale=3).shape[0] == 3 * grid.shape[0] + BAND
 
 
 def test_traversal_fixes_the_other_dimensions_at_the_posterior_mean(runs):
@@ -259,11 +334,25 @@ def test_codes_that_do_not_vary_are_projected_without_a_warning():
 
 
 def test_manifold_grid_decodes_an_n_by_n_grid_of_prior_quantiles(runs):
-    grid = manifold_grid(runs["vae2"], n=12)
+    grid = manifold_grid(runs["vae2"], n=12).grid()
     assert_picture(grid, shape=(12 * 8, 12 * 8, 1))
     with pytest.raises(ConfigError, match="needs a 2-D latent space; this model has 4"):
         manifold_grid(runs["vae4"])
-    assert_picture(manifold_grid(runs["joint"], n=5))
+    assert_picture(manifold_grid(runs["joint"], n=5).grid())
+
+
+def test_the_manifold_grid_has_axes_with_the_values_of_z0_and_z1(runs):
+    result = manifold_grid(runs["vae2"], n=6)
+    quantiles = torch.special.ndtri((torch.arange(6, dtype=torch.float64) + 0.5) / 6).tolist()
+    assert [float(c) for c in result.columns] == pytest.approx(quantiles, abs=0.006)  # z0 rises to the right
+    assert [float(name.removeprefix("z1 ")) for name in result.names] == pytest.approx(quantiles[::-1], abs=0.006)
+    assert result.corner == "z0:"
+    picture = result.labelled(scale=7)  # as in the report: 56 pixels a tile
+    margin = picture.shape[1] - 6 * 8 * 7
+    for k in range(6):
+        centre = (k * 8 + 4) * 7
+        assert has_text(picture[:BAND, margin + centre - 12 : margin + centre + 12]), f"column {k}"
+        assert has_text(picture[BAND + centre - 6 : BAND + centre + 6, :margin]), f"row {k}"
 
 
 # -- training: frames, GIF, latent statistics, curves ----------------------------------------------------------
@@ -310,6 +399,15 @@ def test_latent_stats_hold_the_kl_of_each_dimension(runs):
     assert all(stats[-1][f"sigma_z{j}"] > 0 for j in range(4))
     assert "kl_c0" in read_latent_stats(runs["joint"].path)[-1]
     assert read_latent_stats(runs["ae"].path) == []  # point codes: no posterior statistics
+
+
+def test_the_kl_heatmap_ticks_whole_epochs(runs):
+    figure = kl_heatmap_figure(read_latent_stats(runs["vae4"].path))  # 4 epochs: matplotlib would tick 1.5, 2.5
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    low, high = ax.get_xlim()
+    ticks = zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)
+    assert [(t, label.get_text()) for t, label in ticks if low <= t <= high] == [(1, "1"), (2, "2"), (3, "3"), (4, "4")]
 
 
 def test_curves_and_kl_heatmap_are_pictures(runs):

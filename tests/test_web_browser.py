@@ -73,6 +73,14 @@ def test_the_explorer_page_drives_the_models(explorer_url, browser, tmp_path):  
     assert page.locator(".panel").count() == len(runs)
     assert page.locator(".slider input").count() == max(r["latent_dim"] for r in runs)
 
+    # the page says how many dimensions of each run are active, as vaelab eval counts them, and folds away the
+    # sliders of ranks active in no run
+    summary = page.text_content("#active-summary")
+    assert all(f"{r['name']}: {r['active_summary']}" in summary for r in runs), summary
+    ranks = range(max(r["latent_dim"] for r in runs))
+    folded = [k for k in ranks if not any(k < r["latent_dim"] and r["active"][r["order"][k]] for r in runs)]
+    assert page.locator("#inactive-sliders .slider").count() == len(folded)
+
     # a slider moves: the decoded image of every run changes
     before = [pixels(page, f"decoded-{k}") for k in range(len(runs))]
     page.focus("#slider-0")
@@ -117,3 +125,25 @@ def test_the_explorer_page_drives_the_models(explorer_url, browser, tmp_path):  
     page.close()
     assert errors == []
     assert foreign == []
+
+
+LEGEND = """k => Array.from(document.querySelectorAll(`#legend-${k} li`)).map(item => [item.textContent,
+  getComputedStyle(item.querySelector(".swatch")).backgroundColor, item.getBoundingClientRect().height])"""
+
+
+def test_each_latent_map_has_a_legend_of_its_label_colours(explorer_url, browser):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(explorer_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    maps = page.evaluate("fetch('/api/runs').then(r => r.json()).then(runs => Promise.all(runs.map((_, k) => "
+                         "fetch(`/api/runs/${k}/map`).then(r => r.json()))))")  # fmt: skip
+    for k, latent_map in enumerate(maps):
+        legend = page.evaluate(LEGEND, k)
+        labels = sorted(set(latent_map["labels"] or []))
+        assert len(legend) == len(labels) and page.is_visible(f"#legend-{k}") == bool(labels)
+        for c, (text, colour, height) in zip(labels, legend, strict=True):
+            names = latent_map["class_names"]
+            assert text == (f"{c} {names[c]}" if names and names[c] != str(c) else str(c)) and height > 0
+            hex_colour = latent_map["colours"][c]
+            assert colour == "rgb({}, {}, {})".format(*(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)))
+    page.close()

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +49,9 @@ TIMINGS = RUNS / "command_seconds.json"  # seconds of each command when it last 
 
 MNIST = "mnist-5k"
 LATENT = 16  # latent size of the AE / VAE / beta-VAE runs
-EPOCHS = 30  # epochs of the mnist-5k runs (4,050 training images: about 1 s per epoch here)
+EPOCHS = 30  # epochs of the mnist-5k runs (4,050 training images: about 1 s per epoch on 2 cores)
 BETAS = [0.5, 1.0, 2.0, 4.0, 8.0]
-FASHION_EPOCHS = 10  # Fashion-MNIST runs (54,000 training images: about 4 s per epoch here)
+FASHION_EPOCHS = 10  # Fashion-MNIST runs (54,000 training images: about 4 s per epoch on 2 cores)
 TRAVERSE_INDEX = 0  # the test image whose latents the traversal starts from
 
 
@@ -200,8 +199,8 @@ def ae_vs_vae(g: Guide) -> None:
         g.vaelab(*args, "-o", paths[key])
     figure = new_figure(10, 5.6)
     grid = figure.add_gridspec(2, 6, height_ratios=[0.42, 1])
-    panel(figure.add_subplot(grid[0, :3]), paths["ae_recon"], "AE: test images, reconstructions below")
-    panel(figure.add_subplot(grid[0, 3:]), paths["vae_recon"], "VAE: test images, reconstructions below")
+    panel(figure.add_subplot(grid[0, :3]), paths["ae_recon"], "AE: test images, binarised targets, reconstructions")
+    panel(figure.add_subplot(grid[0, 3:]), paths["vae_recon"], "VAE: test images, binarised targets, reconstructions")
     panel(figure.add_subplot(grid[1, :2]), paths["ae_standard"], "AE decoding N(0, I) draws")
     panel(figure.add_subplot(grid[1, 2:4]), paths["ae_fitted"], "AE decoding its fitted Gaussian")
     panel(figure.add_subplot(grid[1, 4:]), paths["vae_samples"], "VAE decoding N(0, I) draws")
@@ -511,7 +510,7 @@ def main() -> None:
         except SectionNotRun as missing:
             print(f"section {name}: skipped, run {missing} not found (make_guide.py --only {name})", file=sys.stderr)
     minutes = g.total_minutes()
-    g.set(generated=f"{datetime.now():%Y-%m-%d}", minutes=f"{minutes:.0f}")
+    g.set(minutes=f"{minutes:.0f}")
     OUTPUT.write_text(render(g))
     print(f"written: {OUTPUT.relative_to(ROOT)} and {FIGURES}/ ({minutes:.1f} min of commands)", file=sys.stderr)
 

@@ -111,13 +111,56 @@ def datasets(
 
 
 @app.command()
-def models() -> None:
-    """List the registered models with their config keys."""
-    from .models import registered_models
+def models(
+    name: Annotated[str | None, typer.Argument(help="One model: every key it takes, the common ones too.")] = None,
+) -> None:
+    """List the registered models with the config keys each adds, their defaults and meanings."""
+    from .models import model_entry, registered_models
+    from .models.config import ModelConfig
+    from .settings import default_lines, own_settings, settings_of, wrap
 
-    for entry in registered_models():
-        typer.echo(f"{entry.name:<12} {entry.description}")
-        typer.echo(f"{'':<12} keys: model.{', model.'.join(entry.config_keys())}")
+    entries = registered_models() if name is None else [model_entry(name)]
+    if name is None:
+        typer.echo("Keys every model takes (vaelab models NAME lists one model in full):")
+        typer.echo("\n".join(default_lines([s for s in settings_of(ModelConfig(), "model.") if s.key != "model.name"])))
+    for entry in entries:
+        keys = own_settings(entry.config_cls) if name is None else settings_of(entry.config_cls(), "model.")
+        typer.echo(("\n" if name is None else "") + "\n".join(wrap(entry.description, f"{entry.name}: ", "    ")))
+        typer.echo("\n".join(default_lines(keys)) if keys else "  no keys of its own")
+
+
+@app.command(name="config", context_settings={"ignore_unknown_options": True})
+def show_config(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="A model name and/or config overrides key.sub=value ...")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config, e.g. configs/vae-mlp.yaml")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset name (data.name), e.g. mnist-5k, npz:PATH")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the dataset's files (data.data_dir)")] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print docs/settings.md instead: every key of every model.")
+    ] = False,
+) -> None:
+    """Print the config `vaelab train` would use with the same arguments: every key, its value and meaning."""
+    from .config import load_config
+    from .errors import ConfigError
+    from .settings import reference_markdown, resolved_lines, settings_of
+
+    args = overrides or []
+    if markdown:
+        if args or config or data or data_dir:
+            raise ConfigError("--markdown prints every key of every model: give it no config, model or overrides")
+        typer.echo(reference_markdown(), nl=False)
+        return
+    names = [a for a in args if "=" not in a and "." not in a]
+    if len(names) > 1:
+        raise ConfigError(f"give one model name, not {len(names)} ({', '.join(names)}); overrides look like key=value")
+    shortcuts = [f"data.name={data}"] * (data is not None) + [f"data.data_dir={data_dir}"] * (data_dir is not None)
+    resolved = load_config(config, [f"model.name={n}" for n in names] + shortcuts + [a for a in args if a not in names])
+    typer.echo(f"# the resolved config ({resolved.model.name}); [default X] marks a value other than the default")
+    typer.echo("\n".join(resolved_lines(settings_of(resolved))))
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -340,9 +383,9 @@ def sample(
     seed: Annotated[int, _seed_option("Seed of the prior draws.")] = 0,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale pixels by this factor.")] = 2,
     label: Annotated[int | None, typer.Option(help="Conditional models: draw this class.")] = None,
-    grid_by_label: Annotated[bool, typer.Option("--grid-by-label", help="Conditional models: one row per class.")] = (
-        False
-    ),
+    grid_by_label: Annotated[
+        bool, typer.Option("--grid-by-label", help="Conditional models: one row per class, named on its left.")
+    ] = False,
     temperature: Annotated[
         float, _temperature("Scale the prior's std: z = mean + T * std * eps (0: the prior mean).")
     ] = 1.0,
@@ -358,13 +401,16 @@ def sample(
 ) -> None:
     """Draw images from the model's prior into a grid PNG."""
     from .run import load_run
-    from .viz import sample_grid, save_png
+    from .viz import sample_grid, samples_by_label, save_png
     from .viz.pictures import adhoc_path
 
     with _writing_into(run, output, always=prior in ("gmm", "two-stage")):  # fitted samplers go in RUN/samplers/
         loaded = load_run(run)
-        grid = sample_grid(loaded, n, seed, temperature, prior, label, grid_by_label)
-        path = save_png(grid, output or adhoc_path(loaded, "samples"), scale)
+        path = output or adhoc_path(loaded, "samples")
+        if grid_by_label:
+            path = save_png(samples_by_label(loaded, n, seed, temperature, prior).labelled(scale), path)
+        else:
+            path = save_png(sample_grid(loaded, n, seed, temperature, prior, label), path, scale)
         typer.echo(f"written: {path}")
 
 
@@ -380,45 +426,53 @@ def reconstruct(
     ] = 0.0,
     seed: Annotated[int, _seed_option("Seed of the posterior draws (with --temperature).")] = 0,
 ) -> None:
-    """Originals (one row) above their reconstructions (the next row), for the first n images of a split."""
+    """The first n images of a split in named rows: the image (grey), its target and the reconstruction.
+
+    The target is the binarised draw the model saw when data.binarize=dynamic, otherwise the image itself."""
     from .errors import ConfigError
     from .run import load_run
-    from .viz import reconstruction_image, save_png
+    from .viz import reconstructions, save_png
     from .viz.pictures import adhoc_path
 
     with _writing_into(run, output):
         loaded = load_run(run)
         if split not in ("train", "val", "test"):
             raise ConfigError(f"--split must be train, val or test; got {split!r}")
-        grid = reconstruction_image(loaded, n, split, temperature, seed)
-        path = save_png(grid, output or adhoc_path(loaded, "reconstructions"), scale)
+        rows = reconstructions(loaded, n, split, temperature, seed)
+        path = save_png(rows.labelled(scale), output or adhoc_path(loaded, "reconstructions"))
         typer.echo(f"written: {path}")
 
 
 @app.command()
 def traverse(
     run: RunArg,
-    dims: Annotated[str, typer.Option(help="auto (active dimensions, largest KL first), all, or e.g. 0,3,5.")] = "auto",
+    dims: Annotated[
+        str,
+        typer.Option(help="auto (the active dimensions as vaelab eval counts them, largest KL first), all, or 0,3,5."),
+    ] = "auto",
     range_: Annotated[
         float,
-        typer.Option("--range", min=0.1, max=10.0, callback=_finite, help="Sweep the prior's quantiles to +- this std"),
+        typer.Option("--range", min=0.1, max=10.0, callback=_finite, help="Sweep from - to + this many prior std."),
     ] = 3.0,
-    steps: Annotated[int, typer.Option(min=2, max=64, help="Images per row.")] = 11,
+    steps: Annotated[int, typer.Option(min=2, max=64, help="Images per row, evenly spaced over the range.")] = 11,
     index: Annotated[int, typer.Option(min=0, help="The image (of --split) whose posterior mean fixes the rest.")] = 0,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     output: PngOutput = None,
     scale: Annotated[int, typer.Option(min=1, max=16)] = 2,
 ) -> None:
-    """One row per latent dimension, swept through the prior's quantiles (JointVAE: a row per categorical too)."""
+    """One row per latent dimension, swept over evenly spaced values (JointVAE: a row per categorical too)."""
     from .run import load_run
     from .viz import save_png, traverse
     from .viz.pictures import adhoc_path
+    from .viz.traverse import describe
 
     with _writing_into(run, output):
         loaded = load_run(run)
         result = traverse(loaded, dims, range_, steps, index, split)
         path = save_png(result.labelled(scale), output or adhoc_path(loaded, "traversal"))
+        typer.echo(describe(range_, steps, ranked=dims in ("auto", "all")))
         typer.echo(f"rows: {', '.join(result.names)}")
+        typer.echo(result.note)
         typer.echo(f"written: {path}")
 
 
@@ -470,7 +524,7 @@ def latent_map_command(
         typer.echo(f"written: {path}")
         if loaded.model.spec.continuous == 2:
             manifold = path.with_name(f"{path.stem}-manifold.png")
-            typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size), manifold, scale)}")
+            typer.echo(f"written: {save_png(manifold_grid(loaded, grid_size).labelled(scale), manifold)}")
 
 
 @app.command()

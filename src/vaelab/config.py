@@ -24,6 +24,7 @@ import yaml
 from .errors import ConfigError
 from .models import model_entry
 from .models.config import ModelConfig
+from .settings import setting
 from .yaml_file import load_yaml_text, read_yaml_file
 
 MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
@@ -31,42 +32,61 @@ MAX_SEED = 2**63 - 1  # torch's generators take seeds below 2^63
 
 @dataclass
 class DataConfig:
-    name: str = "fashion-mnist"
-    data_dir: str | None = None
-    binarize: Literal["none", "static", "dynamic"] = "dynamic"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1  # only for datasets without an official test split
-    limit: int | None = None  # keep the first N training images (quick runs)
-    buffer_mb: int = 256  # npy:PATH data: memory for the shuffle window of streamed images
+    name: str = setting(
+        "fashion-mnist", "dataset: a name or npz:PATH, folder:PATH, npy:PATH (vaelab datasets lists them)"
+    )
+    data_dir: str | None = setting(
+        None, "folder holding the dataset's files; null: $VAELAB_DATA and the places vaelab datasets lists"
+    )
+    binarize: Literal["none", "static", "dynamic"] = setting(
+        "dynamic", "pixels as {0, 1} draws of Bernoulli(x / 255): afresh each batch (dynamic), once (static), or none"
+    )
+    val_fraction: float = setting(0.1, "share of the training images held out for validation, in [0, 0.9]")
+    test_fraction: float = setting(0.1, "share held out for testing, only for datasets without an official test split")
+    limit: int | None = setting(None, "keep the first N (shuffled) training images, for quick runs; null: all")
+    buffer_mb: int = setting(256, "npy:PATH data: memory for the shuffle window of streamed images, in MB")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    early_stopping: int = 0  # stop after this many epochs without a better val loss; 0 = off
-    threads: int = 0  # torch threads; 0 = the cores this process may use
-    out_dir: str = "runs"
-    name: str | None = None  # run folder name; default <model>-<data>-<timestamp>
-    progress: Literal["auto", "always", "never"] = "auto"  # auto: a bar only on a terminal
-    keep: int = 1  # epoch checkpoints kept (each holds the optimizer state); resume takes the newest that loads
-    on_nonfinite: Literal["stop", "skip"] = "stop"  # a non-finite loss or gradient: stop, or drop the batch
-    max_skips: int = 10  # with on_nonfinite=skip: stop after this many skipped batches in a row
-    grad_clip: float = 0.0  # clip the global gradient L2 norm to this; 0 = off
-    frames: bool = True  # per-epoch frames (images/frames/, training.gif) and latent_stats.csv
-    tensorboard: bool = False  # TensorBoard scalars and images in RUN/tensorboard/ (needs the tensorboard extra)
-    report: bool = True  # write the standard pictures and report.html when training ends
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: a GPU when torch sees one, else the CPU
-    precision: Literal["fp32", "bf16", "auto"] = (
-        "fp32"  # bf16: autocast matmuls; auto: bf16 where a probe finds it fast
+    epochs: int = setting(20, "passes over the training images")
+    batch_size: int = setting(128, "images per optimisation step (over all processes of a torchrun)")
+    lr: float = setting(1e-3, "Adam's learning rate (the peak, under a warm-up or a schedule)")
+    lr_schedule: Literal["constant", "cosine"] = setting(
+        "constant", "after the warm-up: lr throughout, or cosine decay to 0 at the last step of train.epochs"
     )
-    compile: bool = False  # torch.compile the objective (docs/performance.md: when it pays)
+    warmup_steps: int = setting(0, "the learning rate rises linearly to lr over these first steps; 0 = off")
+    ema: float = setting(
+        0.0, "decay of a moving average of the weights, which validation and the saved model hold; 0 = off"
+    )
+    early_stopping: int = setting(0, "stop after this many epochs without a better val loss; 0 = off")
+    threads: int = setting(0, "torch threads; 0 = the cores this process may use")
+    out_dir: str = setting("runs", "folder the run folder is made in")
+    name: str | None = setting(None, "run folder name; null: <model>-<data>-<timestamp>")
+    progress: Literal["auto", "always", "never"] = setting("auto", "progress bar: auto shows it only on a terminal")
+    keep: int = setting(
+        1, "epoch checkpoints kept (each holds the optimizer state); resume takes the newest that loads"
+    )
+    on_nonfinite: Literal["stop", "skip"] = setting(
+        "stop", "a non-finite loss or gradient: stop training, or skip the batch"
+    )
+    max_skips: int = setting(10, "with on_nonfinite=skip: stop after this many skipped batches in a row")
+    grad_clip: float = setting(0.0, "clip the global gradient L2 norm to this; 0 = off")
+    frames: bool = setting(True, "per-epoch frames (images/frames/, training.gif) and latent_stats.csv")
+    tensorboard: bool = setting(False, "TensorBoard scalars and images in RUN/tensorboard/ (the tensorboard extra)")
+    report: bool = setting(True, "write the standard pictures and report.html when training ends")
+    device: Literal["auto", "cpu", "cuda", "mps"] = setting(
+        "auto", "where to train: auto (a GPU when torch sees one, else the CPU), cpu, cuda or mps"
+    )
+    precision: Literal["fp32", "bf16", "auto"] = setting(
+        "fp32", "fp32; bf16: autocast matmuls; auto: bf16 where a probe finds it faster"
+    )
+    compile: bool = setting(False, "torch.compile the objective (docs/performance.md says when it pays)")
 
 
 @dataclass
 class Config:
-    seed: int = 0
+    seed: int = setting(0, "drives torch, numpy and Python's RNGs, the data order and the validation split")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -212,6 +232,8 @@ def _check_ranges(config: Config) -> None:
         ("train.epochs", config.train.epochs >= 1),
         ("train.batch_size", config.train.batch_size >= 1),
         ("train.lr", config.train.lr > 0),
+        ("train.warmup_steps", config.train.warmup_steps >= 0),
+        ("train.ema", 0 <= config.train.ema < 1),
         ("train.keep", config.train.keep >= 1),
         ("train.max_skips", config.train.max_skips >= 1),
         ("data.buffer_mb", config.data.buffer_mb >= 1),

@@ -35,6 +35,7 @@ from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, los
 from .models import Model
 from .parts.noise import BatchShard
 from .precision import Choice, autocast, choose_precision
+from .schedules import ema_decay, learning_rate
 
 
 def log_to_stderr(message: str) -> None:
@@ -56,12 +57,13 @@ def set_threads(threads: int, processes: int = 1) -> int:
     return n
 
 
-def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam on its fused kernel (one pass over all parameters) where the device supports it."""
+def make_optimizer(model: Model, lr: float) -> torch.optim.Optimizer:
+    """Adam on its fused kernel (one pass over all parameters) where the device supports it, over the model's
+    parameter groups (an auxiliary network's own settings in its own group)."""
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(model.parameter_groups(), lr=lr, fused=True)
     except (RuntimeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        return torch.optim.Adam(model.parameter_groups(), lr=lr, foreach=True)
 
 
 Callback = Callable[["Loop", dict[str, float]], None]
@@ -90,6 +92,7 @@ class Loop:
         self.binarize_generator = torch.Generator(self.device).manual_seed(config.seed + 1)
         self.noise_generator = torch.Generator(self.device).manual_seed(config.seed + 2)  # posterior noise
         self.source = self.batch_source()
+        model.objective.dataset_size = self.source.images  # N of the estimators of q(z) = 1/N sum_n q(z|x_n)
         self.choice = broadcast(self.choose_precision(), context)  # every process as rank 0 chose
         self.objective = wrap(model, context, self.device)  # model(x, y, step, noise): its loss terms
         if cfg.compile:
@@ -99,6 +102,10 @@ class Loop:
             self.objective = torch.compile(self.objective)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimisation steps completed
+        self.lr = cfg.lr  # the learning rate of the latest step (train.lr_schedule)
+        self.weights = [w for w in model.parameters() if w.requires_grad]
+        self.average = [w.detach().clone() for w in self.weights] if cfg.ema else None  # train.ema's average
+        self.training_weights: list[torch.Tensor] | None = None  # kept aside while the model holds the average
         self.history: list[dict[str, float]] = []
         self.best_val = math.inf
         self.epochs_since_best = 0
@@ -137,6 +144,7 @@ class Loop:
         return {
             "epoch": self.epoch,
             "step": self.step,
+            "base_lr": self.config.train.lr,
             "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "binarize_rng": self.binarize_generator.get_state(),
@@ -144,6 +152,7 @@ class Loop:
             "device": self.device.type,
             "precision": self.choice.precision,
             "history": self.history,
+            "training_weights": self.training_weights,
             "best_val": self.best_val,
             "epochs_since_best": self.epochs_since_best,
         }
@@ -158,10 +167,8 @@ class Loop:
                 self.optimizer.load_state_dict(state["optimizer"])
             except (RuntimeError, ValueError, KeyError, TypeError) as err:
                 raise RunError(f"{source} does not fit this model's optimizer ({err})") from None
-            saved_lr = self.optimizer.param_groups[0]["lr"]
+            saved_lr = state.get("base_lr", self.optimizer.param_groups[0]["lr"])
             if saved_lr != self.config.train.lr:  # resumed with train.lr=...: the new rate from here on
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.config.train.lr
                 self.log(f"learning rate {self.config.train.lr:g} from here on (it was {saved_lr:g})")
         torch.set_rng_state(state["torch_rng"])
         self.binarize_generator.set_state(state["binarize_rng"])
@@ -169,6 +176,16 @@ class Loop:
         if self.config.train.precision == "auto" and "precision" in state:  # keep what the run's probe chose
             self.choice = Choice(state["precision"], f"{state['precision']} (auto: as chosen when the run started)")
         self.epoch, self.step = state["epoch"], state["step"]
+        aside = state.get("training_weights")  # saved with train.ema: the model was loaded with the average
+        if aside is not None and len(aside) != len(self.weights):
+            raise RunError(f"{source} does not fit this model's weights")
+        aside = None if aside is None else [t.to(w.device) for t, w in zip(aside, self.weights, strict=True)]
+        if self.average is not None:
+            self.average = [w.detach().clone() for w in self.weights]
+            self.training_weights = aside
+        elif aside is not None:  # resumed with train.ema=0: training goes on from the training weights
+            with torch.no_grad():
+                torch._foreach_copy_(self.weights, aside)
         self.history = list(state["history"])
         self.best_val, self.epochs_since_best = state["best_val"], state["epochs_since_best"]
 
@@ -185,6 +202,7 @@ class Loop:
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, float]:
         """One pass over the training data (or its first ``max_steps`` batches); returns the mean loss
         terms per image (over all processes)."""
+        self.use_training_weights()
         self.model.train()
         n_batches = len(self.source)
         sums, names, seen, self.skipped = None, [], 0, 0
@@ -209,8 +227,12 @@ class Loop:
                 bar.update()
                 continue
             self.guard.passed()
+            self.lr = self.scheduled_lr()
             self.optimizer.step()
             self.step += 1
+            if self.average is not None:
+                weight = 1 - ema_decay(self.step, self.config.train.ema)
+                torch._foreach_lerp_(self.average, [w.detach() for w in self.weights], weight)
             values = torch.stack([v.detach() for v in named.values()]) * len(x)  # one tensor for all terms
             sums = values if sums is None else sums.add_(values)
             names, seen = list(named), seen + len(x)
@@ -220,10 +242,35 @@ class Loop:
                 )
             bar.update()
         bar.close()
+        self.use_average()
         if sums is None:
             raise TrainingError(f"every batch of epoch {epoch} was skipped as non-finite; see {FAILURE_FILE}")
         totals = sum_over_processes(torch.cat([sums.cpu(), torch.tensor([float(seen)])]), self.context)
         return dict(zip(names, (totals[:-1] / totals[-1]).tolist(), strict=True))
+
+    @torch.no_grad()
+    def use_average(self) -> None:
+        """With train.ema: the model takes the average weights (what validation, checkpoints' model weights and
+        the run's model.safetensors hold), its training weights kept aside for the next epoch."""
+        if self.average is not None:
+            self.training_weights = [w.detach().clone() for w in self.weights]
+            torch._foreach_copy_(self.weights, self.average)
+
+    @torch.no_grad()
+    def use_training_weights(self) -> None:
+        if self.training_weights is not None:
+            torch._foreach_copy_(self.weights, self.training_weights)
+            self.training_weights = None
+
+    def scheduled_lr(self) -> float:
+        """Set the rate of this step (``learning_rate`` of train.*) on every group but an auxiliary network's
+        own (``fixed_lr``); a pure function of the step, so a resumed run takes the same rates."""
+        cfg = self.config.train
+        lr = learning_rate(self.step, cfg.lr, cfg.lr_schedule, cfg.warmup_steps, cfg.epochs * len(self.source))
+        for group in self.optimizer.param_groups:
+            if not group.get("fixed_lr"):
+                group["lr"] = lr
+        return lr
 
     def backward(self, named: dict[str, torch.Tensor], batch: Batch) -> Problem | None:
         """Gradients of this process's share of the global batch's mean loss, or the problem that stops the
@@ -274,7 +321,7 @@ class Loop:
             row |= {f"train_{k}": v for k, v in train_terms.items()}
             row |= {f"val_{k}": v for k, v in val_terms.items()}
             images = len(self.data.train_x) if self.model.closed_form else self.source.images
-            row |= {"seconds": seconds, "samples_per_s": images / seconds, "lr": cfg.lr}
+            row |= {"seconds": seconds, "samples_per_s": images / seconds, "lr": self.lr}
             row |= {"batch_size": cfg.batch_size, "processes": self.context.world_size, "skipped": self.skipped}
             self.history.append(row)
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def linear_ramp(step: int, start: float, end: float, steps: int) -> float:
     """``start`` at step 0, rising (or falling) linearly to ``end`` at ``steps``, then constant."""
@@ -20,3 +22,23 @@ def capacity(step: int, c_min: float, c_max: float, c_steps: int) -> float:
     """The target KL in nats of a capacity-annealed objective (Burgess et al. 2018): C rises linearly from
     c_min to c_max over c_steps, then stays at c_max."""
     return linear_ramp(step, c_min, c_max, c_steps)
+
+
+def learning_rate(step: int, lr: float, schedule: str, warmup_steps: int, total_steps: int) -> float:
+    """The learning rate of optimisation step ``step`` (0-based): a linear warm-up to ``lr`` over the first
+    ``warmup_steps`` steps, lr (step + 1) / warmup_steps (Goyal et al. 2017); then ``constant`` lr, or ``cosine``
+    decay to 0 at ``total_steps``: lr (1 + cos(pi t)) / 2, t = (step - warmup) / (total - warmup), capped at 1
+    (Loshchilov & Hutter 2017)."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """The averaging weight of the moving average after step ``step`` (1-based): min(decay, (1 + step) / (10 +
+    step)), so that the average follows the first steps' fast-moving weights instead of their random start
+    (TensorFlow's ExponentialMovingAverage with num_updates; Polyak & Juditsky 1992)."""
+    return min(decay, (1 + step) / (10 + step))

@@ -361,24 +361,63 @@ class VAE(_Estimator):
 
     Parameters
     ----------
-    latent_dim, hidden, net, channels, likelihood, gaussian_std, kl_warmup_steps, free_bits : the model's keys,
-        as in docs/models.md (``hidden`` and ``channels`` as tuples; net="conv" needs image-shaped input or
-        ``image_shape``).
-    binarize : "none", "dynamic" (a fresh Bernoulli draw of every batch) or "static" (one draw).
-    value_range : None (uint8 pixels or floats in [0, 1]), (low, high) mapped to [0, 1] and clipped, or "fit"
-        (the training minimum and maximum).
-    image_shape : (c, h, w) or (h, w) of flat rows; None infers it (see the module docstring).
-    epochs, batch_size, lr : training length, images per step, Adam's learning rate.
-    early_stopping : bool, hold out ``validation_fraction`` of X and stop after ``n_iter_no_change`` epochs
-        without a better validation -ELBO.
-    random_state : None, int or RandomState: weights, data order, noise, and ``sample``.
-    verbose : bool, print one line per epoch to stderr.
+    latent_dim : int
+        Latent dimensions (this and the keys down to ``free_bits`` are the model's, docs/models.md).
+    net : {"mlp", "conv"}
+        "conv" needs image-shaped input or ``image_shape``.
+    hidden : tuple of int
+        MLP widths, encoder order (conv nets: their dense layer).
+    channels : tuple of int
+        Conv channels.
+    likelihood : {"bernoulli", "gaussian"}
+        "gaussian" has the fixed std ``gaussian_std``.
+    gaussian_std : float
+        The Gaussian likelihood's std.
+    kl_warmup_steps : int
+        The KL weight rises linearly 0 -> 1 over these steps; 0 is off.
+    free_bits : float
+        Per-dimension KL floor in nats; 0 is off.
+    binarize : {"none", "dynamic", "static"}
+        "dynamic" is a fresh Bernoulli draw of every batch (the CLI's default), "static" one draw.
+    value_range : None, (low, high) or "fit"
+        None: uint8 pixels or floats in [0, 1]; (low, high) is mapped to [0, 1] and clipped; "fit" takes the
+        training minimum and maximum.
+    image_shape : (c, h, w), (h, w) or None
+        The shape of flat rows; None infers it (see the module docstring).
+    epochs : int
+        Training length.
+    batch_size : int
+        Images per Adam step.
+    lr : float
+        Adam's learning rate.
+    early_stopping : bool
+        Hold out ``validation_fraction`` of X and stop after ``n_iter_no_change`` epochs without a better
+        validation -ELBO.
+    validation_fraction : float
+        The share of X held out with ``early_stopping``.
+    n_iter_no_change : int
+        Epochs without a better validation -ELBO before ``early_stopping`` stops.
+    random_state : None, int or RandomState
+        Seeds the weights, data order, noise, and ``sample``.
+    verbose : bool
+        Print one line per epoch to stderr.
 
     Attributes
     ----------
-    model_ : the trained vaelab model (torch); config_ : its vaelab Config; image_shape_ : (C, H, W);
-    n_features_in_ ; history_ : one dict of loss terms per epoch (nats per image); n_epochs_ ;
-    value_range_ : (low, high) when ``value_range`` is set.
+    model_
+        The trained vaelab model (torch).
+    config_
+        Its vaelab Config.
+    image_shape_
+        (C, H, W).
+    n_features_in_
+        The number of features (pixels per image) of X.
+    history_
+        One dict of loss terms per epoch (nats per image).
+    n_epochs_
+        Epochs trained.
+    value_range_
+        (low, high), when ``value_range`` is set.
     """
 
     _model = "vae"

@@ -187,7 +187,9 @@ def sap(data: GroundTruth, represent: Represent, rng, n_train: int = 10_000, n_t
     cov = np.cov(np.concatenate([codes, factors[:, ordered]], axis=1), rowvar=False)
     d = codes.shape[1]
     var_z, var_v = np.diag(cov)[:d, None], np.diag(cov)[None, d:]
-    scores[:, ordered] = np.where(var_z > 1e-12, cov[:d, d:] ** 2 / (var_z * var_v), 0.0)
+    r2 = np.zeros((d, len(ordered)))  # a dim that never changes explains nothing (not 0 / 0)
+    np.divide(cov[:d, d:] ** 2, var_z * var_v, out=r2, where=(var_z > 1e-12) & (var_v > 0))
+    scores[:, ordered] = r2
     for k in (k for k, cat in enumerate(data.categorical) if cat):
         for j in range(d):
             svm = quiet_fit(

@@ -83,6 +83,11 @@ def report_lines(results: dict[str, Any]) -> list[str]:
             kl = latent["kl_per_dim"]
             order = sorted(range(len(kl)), key=lambda j: -kl[j])
             lines.append("KL per dim (nats, largest first): " + " ".join(f"z{j}={kl[j]:.2f}" for j in order))
+    codebook = results.get("codebook")
+    if codebook:
+        lines.append(
+            f"codebook: {codebook['used']} of {codebook['size']} codes used, perplexity {codebook['perplexity']:.1f}"
+        )
     probes = results.get("probes")
     if probes and "skipped" in probes:
         lines.append(f"probes: skipped ({probes['skipped']})")
@@ -168,7 +173,7 @@ def collapse_remedies(config: ModelConfig) -> list[str]:
 
 
 def collapse_warning(results: dict[str, Any], config: ModelConfig) -> str | None:
-    """A warning when fewer than a quarter of the latent units are active (posterior collapse), with the
+    """A warning when fewer than an eighth of the latent units are active (posterior collapse), with the
     remedies the model of ``config`` takes."""
     latent = results.get("latent")
     if not latent or not latent["collapse_warning"]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..parts import GaussianPrior, Objective
 from ..parts.flows import FlowHead, IAFStep, PlanarFlow
+from ..settings import setting
 from .model import Model
 from .registry import register
 from .vae import VAEConfig
@@ -17,7 +18,8 @@ from .vae import VAEConfig
 @dataclass
 class PlanarVAEConfig(VAEConfig):
     name: str = "planar-vae"
-    flows: int = 10  # planar layers
+    refused = ("free_bits",)
+    flows: int = setting(10, "planar layers")
 
     def validate(self) -> None:
         super().validate()
@@ -31,9 +33,9 @@ class PlanarVAEConfig(VAEConfig):
 @dataclass
 class IAFVAEConfig(PlanarVAEConfig):
     name: str = "iaf-vae"
-    flows: int = 2  # IAF steps, each a MADE, alternating the order of the dimensions
-    flow_hidden: int = 320  # MADE width
-    flow_context: int = 64  # encoder outputs every step reads
+    flows: int = setting(2, "IAF steps, each a MADE, alternating the order of the dimensions")
+    flow_hidden: int = setting(320, "width of each MADE")
+    flow_context: int = setting(64, "encoder outputs every step reads")
 
     def head(self) -> FlowHead:
         d, hidden, context = self.latent_dim, self.flow_hidden, self.flow_context

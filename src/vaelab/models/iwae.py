@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..nets import Nets
 from ..parts import GaussianHead, GaussianPrior, Objective
+from ..settings import setting
 from .model import Model
 from .registry import register
 from .vae import VAEConfig
@@ -17,7 +18,8 @@ from .vae import VAEConfig
 @dataclass
 class IWAEConfig(VAEConfig):
     name: str = "iwae"
-    k: int = 5  # importance samples per image
+    refused = ("kl_warmup_steps", "free_bits")
+    k: int = setting(5, "importance samples per image")
 
     def validate(self) -> None:
         if self.kl_warmup_steps or self.free_bits:
@@ -33,8 +35,8 @@ class IWAEConfig(VAEConfig):
 @dataclass
 class MIWAEConfig(IWAEConfig):
     name: str = "miwae"
-    k: int = 8  # importance samples per bound
-    m: int = 8  # bounds averaged (the paper's MIWAE(8, 8))
+    k: int = setting(8, "importance samples per bound")
+    m: int = setting(8, "bounds averaged (the paper's MIWAE(8, 8))")
 
     def validate(self) -> None:
         super().validate()
@@ -57,7 +59,7 @@ class PIWAEConfig(MIWAEConfig):
 class CIWAEConfig(IWAEConfig):
     name: str = "ciwae"
     k: int = 64
-    beta: float = 0.5  # weight of the ELBO against the k-sample bound
+    beta: float = setting(0.5, "weight of the ELBO against the k-sample bound, in [0, 1]")
 
     def validate(self) -> None:
         super().validate()

@@ -7,7 +7,7 @@ Latent spec: ``model.latent_dim`` continuous dimensions and ``model.discrete`` (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..nets import Nets
@@ -23,6 +23,7 @@ from ..parts import (
     UniformCategorical,
 )
 from ..schedules import linear_ramp
+from ..settings import setting
 from .config import ModelConfig
 from .model import Model
 from .registry import register
@@ -33,20 +34,20 @@ class JointVAEConfig(ModelConfig):
     """Defaults: the paper's MNIST spec (its training keys lr 5e-4, batch 64 are in configs/joint-vae-mlp.yaml)."""
 
     name: str = "joint-vae"
-    latent_dim: int = 10  # continuous dimensions
-    discrete: list[int] = field(default_factory=lambda: [10])  # categories of each discrete latent
-    tau: float = 0.67  # Gumbel-softmax temperature in training (after tau_steps)
-    tau_start: float = 0.67  # temperature at step 0, annealed linearly to tau over tau_steps
-    tau_steps: int = 0
-    gamma: float = 30.0  # weight of each |KL - C|
-    cont_c_max: float = 5.0  # continuous capacity (nats), rising from 0 over cont_c_steps
-    cont_c_steps: int = 25_000
-    disc_c_max: float = 5.0  # discrete capacity (nats), capped at sum(log K)
-    disc_c_steps: int = 25_000
-    invariance: float = 0.0  # weight of KL(q(c|x) || q(c|moved x)); 0 is the paper's JointVAE
-    invariance_shift: float = 2.0  # the moves: up to this many pixels along each axis
-    invariance_rotation: float = 10.0  # and up to this many degrees either way
-    balance: float = 0.0  # weight of KL(batch mean of q(c|x) || uniform); 0 is the paper's JointVAE
+    latent_dim: int = setting(10, "continuous (Gaussian) dimensions")
+    discrete: list[int] = setting([10], "categories of each discrete latent")
+    tau: float = setting(0.67, "Gumbel-softmax temperature in training (after tau_steps)")
+    tau_start: float = setting(0.67, "temperature at step 0, annealed linearly to tau over tau_steps")
+    tau_steps: int = setting(0, "steps of the temperature's annealing; 0 = tau from the start")
+    gamma: float = setting(30.0, "weight of each |KL - C|")
+    cont_c_max: float = setting(5.0, "continuous capacity (nats), rising from 0 over cont_c_steps")
+    cont_c_steps: int = setting(25_000, "steps of the continuous capacity's rise")
+    disc_c_max: float = setting(5.0, "discrete capacity (nats), capped at sum(log K)")
+    disc_c_steps: int = setting(25_000, "steps of the discrete capacity's rise")
+    invariance: float = setting(0.0, "weight of KL(q(c|x) || q(c|moved x)); 0 is the paper's JointVAE")
+    invariance_shift: float = setting(2.0, "the moves: up to this many pixels along each axis")
+    invariance_rotation: float = setting(10.0, "the moves: up to this many degrees either way")
+    balance: float = setting(0.0, "weight of KL(batch mean of q(c|x) || uniform); 0 is the paper's JointVAE")
 
     def validate(self) -> None:
         keys = (self.gamma, self.cont_c_max, self.cont_c_steps, self.disc_c_max, self.disc_c_steps, self.tau_steps,

@@ -5,11 +5,12 @@ draw of the layers above."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..parts import Objective
 from ..parts.ladder import LadderHead, LadderPrior
+from ..settings import setting
 from .model import Model
 from .registry import register
 from .vae import VAEConfig
@@ -18,8 +19,8 @@ from .vae import VAEConfig
 @dataclass
 class LadderVAEConfig(VAEConfig):
     name: str = "ladder-vae"
-    upper: list[int] = field(default_factory=lambda: [16])  # widths of the layers above z_1 (latent_dim), upwards
-    ladder_hidden: int = 256  # width of the networks between layers, bottom-up and top-down
+    upper: list[int] = setting([16], "widths of the stochastic layers above z_1 (latent_dim), upwards")
+    ladder_hidden: int = setting(256, "width of the networks between layers, bottom-up and top-down")
 
     def validate(self) -> None:
         super().validate()

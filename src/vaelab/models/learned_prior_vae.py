@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..parts import GaussianHead, Objective
 from ..parts.priors import MixturePrior, VampPrior
+from ..settings import setting
 from .model import Model
 from .registry import register
 from .vae import VAEConfig
@@ -16,7 +17,8 @@ from .vae import VAEConfig
 @dataclass
 class MixtureVAEConfig(VAEConfig):
     name: str = "mog-vae"
-    components: int = 10  # Gaussians in the prior
+    refused = ("free_bits",)
+    components: int = setting(10, "Gaussians in the prior")
 
     def validate(self) -> None:
         super().validate()
@@ -31,7 +33,7 @@ class MixtureVAEConfig(VAEConfig):
 @dataclass
 class VampVAEConfig(MixtureVAEConfig):
     name: str = "vamp-vae"
-    components: int = 500  # pseudo-inputs (the paper's)
+    components: int = setting(500, "pseudo-inputs, whose posteriors make the prior (the paper's 500)")
 
     def prior(self, image_shape) -> VampPrior:
         if self.conditional:

@@ -30,11 +30,13 @@ class Model(nn.Module):
 
     ``posterior`` and ``prior`` name the same factors in the same order (continuous ones first); together they
     define ``spec``, the latent spec every consumer reads. ``fit``: a closed-form fit on all training images
-    (PCA), which then replaces gradient training."""
+    (PCA), which then replaces gradient training. ``auxiliaries``: networks the objective trains beside the model
+    (a FactorVAE's discriminator), saved with its weights."""
 
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int], num_classes: int | None = None, *,
                  posterior: dict[str, nn.Module], prior: dict[str, Prior], objective: Objective,
-                 nets: Nets | None = None, fit: Callable[[Model, torch.Tensor], None] | None = None):  # fmt: skip
+                 nets: Nets | None = None, fit: Callable[[Model, torch.Tensor], None] | None = None,
+                 auxiliaries: dict[str, nn.Module] | None = None):  # fmt: skip
         super().__init__()
         self.config, self.image_shape, self.num_classes = config, tuple(image_shape), num_classes
         if config.conditional and not num_classes:
@@ -64,6 +66,7 @@ class Model(nn.Module):
             self.decoder = nets.decoder
         for factor in self.prior.values():
             factor.attach(self)
+        self.auxiliaries = nn.ModuleDict(auxiliaries or {})
 
     # -- the parts' questions, for every consumer ------------------------------------------------------------
     @property
@@ -79,6 +82,15 @@ class Model(nn.Module):
     def fit_closed_form(self, x: torch.Tensor) -> Model:
         self._fit(self, x)
         return self
+
+    def parameter_groups(self) -> list[dict]:
+        """The optimiser's parameter groups: the model's parameters, then each auxiliary network that states
+        ``optimizer_settings`` of its own (lr, betas) in a group of its own, marked ``fixed_lr`` (train.lr does
+        not change it)."""
+        own = [m for m in self.auxiliaries.values() if getattr(m, "optimizer_settings", None)]
+        theirs = {id(w) for m in own for w in m.parameters()}
+        groups = [{"params": [w for w in self.parameters() if id(w) not in theirs]}]
+        return groups + [{"params": list(m.parameters()), **m.optimizer_settings, "fixed_lr": True} for m in own]
 
     @property
     def device(self) -> torch.device:

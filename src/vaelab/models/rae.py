@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..parts import GaussianPrior, Objective, Pass, Penalty, PointHead
+from ..settings import setting
 from .config import ModelConfig
 from .model import Model
 from .registry import register
@@ -17,8 +18,8 @@ from .registry import register
 @dataclass
 class RAEConfig(ModelConfig):
     name: str = "rae"
-    beta: float = 1e-4  # weight of the code penalty ||z||^2 / 2 per image (the paper's and pythae's default)
-    decoder_decay: float = 1e-7  # weight of the decoder's squared parameters (the L2 of RAE-L2)
+    beta: float = setting(1e-4, "weight of the code penalty ||z||^2 / 2 per image (the paper's and pythae's)")
+    decoder_decay: float = setting(1e-7, "weight of the decoder's squared parameters (the L2 of RAE-L2)")
 
 
 def code_norm(p: Pass) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..nets import Nets
@@ -20,9 +20,6 @@ class ModelEntry:
     build: Build
     config_cls: type[ModelConfig]
     description: str
-
-    def config_keys(self) -> list[str]:
-        return [f.name for f in fields(self.config_cls)]
 
 
 _REGISTRY: dict[str, ModelEntry] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..nets import Nets
 from ..parts import Capacity, GaussianHead, GaussianPrior, KLWeight, Objective
+from ..settings import setting
 from .config import ModelConfig
 from .model import Model
 from .registry import register
@@ -20,8 +21,8 @@ from .registry import register
 @dataclass
 class VAEConfig(ModelConfig):
     name: str = "vae"
-    kl_warmup_steps: int = 0  # KL weight rises linearly 0 -> 1 over these steps; 0 = off
-    free_bits: float = 0.0  # per-dimension KL floor in nats (Kingma et al. 2016); 0 = off
+    kl_warmup_steps: int = setting(0, "KL weight rises linearly 0 -> 1 over these steps; 0 = off")
+    free_bits: float = setting(0.0, "per-dimension KL floor in nats (Kingma et al. 2016); 0 = off")
 
     def validate(self) -> None:
         if self.kl_warmup_steps < 0 or self.free_bits < 0:
@@ -34,7 +35,7 @@ class VAEConfig(ModelConfig):
 @dataclass
 class BetaVAEConfig(VAEConfig):
     name: str = "beta-vae"
-    beta: float = 4.0  # multiplies the per-image KL
+    beta: float = setting(4.0, "multiplies the per-image KL")
 
     def validate(self) -> None:
         super().validate()
@@ -48,10 +49,11 @@ class BetaVAEConfig(VAEConfig):
 @dataclass
 class CapacityVAEConfig(VAEConfig):
     name: str = "capacity-vae"
-    gamma: float = 1000.0  # weight of |KL - C|
-    c_min: float = 0.0  # capacity in nats at step 0
-    c_max: float = 25.0  # capacity in nats after c_steps
-    c_steps: int = 100_000
+    refused = ("kl_warmup_steps",)
+    gamma: float = setting(1000.0, "weight of |KL - C|")
+    c_min: float = setting(0.0, "capacity C in nats at step 0")
+    c_max: float = setting(25.0, "capacity C in nats from c_steps on")
+    c_steps: int = setting(100_000, "steps over which C rises linearly from c_min to c_max")
 
     def validate(self) -> None:
         super().validate()

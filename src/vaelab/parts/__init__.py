@@ -16,10 +16,10 @@ from .posteriors import (
     Product,
 )
 from .priors import GaussianPrior, Prior, ProductPrior, UniformCategorical, standard_prior
-from .regularisers import CodeBalance, CodeInvariance, Penalty
+from .regularisers import CodeBalance, CodeInvariance, DecompositionTerm, Penalty, PriorMMD
 
 __all__ = ["BatchShard", "BernoulliLikelihood", "Capacity", "CategoricalHead", "Categoricals", "CodeBalance",
-    "CodeInvariance", "DiagonalGaussian", "GaussianHead", "GaussianLikelihood", "GaussianPrior", "Generator",
-    "ImageTerms", "KLWeight", "LatentSpec", "LossTerms", "Objective", "Pass", "Penalty", "Point", "PointHead",
-    "PosteriorHeads", "Prior", "Product", "ProductPrior", "Regulariser", "UniformCategorical", "kl_units",
-    "make_likelihood", "register_kl", "standard_prior"]  # fmt: skip
+    "CodeInvariance", "DecompositionTerm", "DiagonalGaussian", "GaussianHead", "GaussianLikelihood",
+    "GaussianPrior", "Generator", "ImageTerms", "KLWeight", "LatentSpec", "LossTerms", "Objective", "Pass",
+    "Penalty", "Point", "PointHead", "PosteriorHeads", "Prior", "PriorMMD", "Product", "ProductPrior",
+    "Regulariser", "UniformCategorical", "kl_units", "make_likelihood", "register_kl", "standard_prior"]  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -88,6 +88,9 @@ class Pass:
     generator: Generator
     posterior: Product
     z: torch.Tensor  # (B, code_size), the draw that was decoded
+    decoded: torch.Tensor  # (B, C, H, W), the decoder's outputs at z (the likelihood's parameters)
+    dataset_size: int | None = None  # N, the training images the batch is drawn from (None: the batch's size)
+    shared: dict[str, Any] = field(default_factory=dict)  # what several regularisers of one pass compute once
 
 
 class Regulariser(Protocol):
@@ -114,6 +117,7 @@ class Objective:
     elbo_weight: float = 0.0
     partial: bool = False
     regularisers: list[Regulariser] = field(default_factory=list)
+    dataset_size: int | None = None  # training images, set by the loop: regularisers of q(z) = 1/N sum_n q(z|x_n)
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor | None, step: int, generator: Generator) -> LossTerms:
         if self.k is not None:
@@ -121,7 +125,8 @@ class Objective:
         posterior = model.encode(x, y, step)
         draw = posterior.draw(generator)
         z = draw.z  # (B, code_size)
-        recon = model.likelihood.nll(model.decode(z, y), x).mean()
+        decoded = model.decode(z, y)
+        recon = model.likelihood.nll(decoded, x).mean()
         kls = {name: units.mean(0) for name, units in model.kl_units(posterior, draw).items()}  # (U,) each
         total = recon + sum(self.kl.get(name, KLWeight())(units, step) for name, units in kls.items())
         several, parts = len(kls) > 1, posterior.kl_parts(kls)
@@ -131,7 +136,7 @@ class Objective:
                 extras["capacity" + (f"_{name}" if several else "")] = torch.tensor(weight.capacity.target(step))
         if model.training:
             model.prior.observe(z)  # fitted priors follow the training codes
-            p = Pass(model, x, y, step, generator, posterior, z)
+            p = Pass(model, x, y, step, generator, posterior, z, decoded, self.dataset_size)
             for regulariser in self.regularisers:
                 extras[regulariser.name] = term = regulariser(p)
                 total = total + regulariser.weight * term

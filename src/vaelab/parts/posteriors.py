@@ -34,6 +34,10 @@ class Distribution:
         z = self.rsample(generator, k)
         return z, self.log_prob(z)
 
+    def code_indices(self) -> tuple[torch.Tensor, int] | None:
+        """A quantised code's indices (B, M) into its codebook and the codebook's size; None for others."""
+        return None
+
 
 @dataclass
 class DiagonalGaussian(Distribution):
@@ -203,6 +207,10 @@ class Product:
             else:
                 parts[f"kl_{name}"] = units.sum(-1)
         return parts
+
+    def code_indices(self) -> tuple[torch.Tensor, int] | None:
+        """The first quantised factor's code indices (B, M) and codebook size (None without one)."""
+        return next((c for c in (f.code_indices() for f in self.factors.values()) if c is not None), None)
 
     def split(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """z (..., code_size) cut into the factors' parts."""

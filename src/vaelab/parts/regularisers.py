@@ -7,6 +7,9 @@ with q(c|x) held fixed (the consistency term of VAT / IMSAT clustering): what a 
 slant) is style, for the continuous part. ``CodeBalance`` asks a batch to use the codes equally,
 KL(mean_b q(c|x_b) || uniform) (IMSAT's marginal entropy): a capacity term only makes each image's code
 confident, and alone it lets a few codes take most digits.
+
+``DecompositionTerm`` weighs one term of beta-TCVAE's KL decomposition and ``PriorMMD`` the MMD between the
+batch's codes and prior draws (InfoVAE, WAE): terms of the aggregate posterior, estimated from the batch.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .aggregate import Estimator, kl_decomposition
+from .mmd import Kernel, mmd, prior_bandwidths
 from .objective import Pass
 from .posteriors import categorical_kl, categorical_kl_to_uniform
 
@@ -73,3 +78,40 @@ class CodeBalance:
 
     def __call__(self, p: Pass) -> torch.Tensor:
         return balance_term(p.posterior.categorical.logits)
+
+
+@dataclass
+class DecompositionTerm:
+    """weight * the batch mean of one term (``name``: mi, tc or dwkl) of the KL decomposition of the Gaussian
+    factor ``factor`` (``parts/aggregate.kl_decomposition``); the terms of one pass share one computation."""
+
+    name: str
+    weight: float
+    estimator: Estimator = "mss"
+    factor: str = "z"
+
+    def __call__(self, p: Pass) -> torch.Tensor:
+        key = f"kl_decomposition:{self.factor}:{self.estimator}"
+        if key not in p.shared:
+            z = p.posterior.split(p.z)[self.factor]
+            log_pz = p.model.prior[self.factor].log_prob(z)
+            n = p.dataset_size or len(z)
+            p.shared[key] = kl_decomposition(p.posterior.factors[self.factor], z, log_pz, n, self.estimator)
+        return getattr(p.shared[key], self.name).mean()
+
+
+@dataclass
+class PriorMMD:
+    """weight * MMD^2(the batch's codes, as many draws from the prior), with a ``kernel`` summed over
+    bandwidths 2 D s for each s in ``scales`` (``parts/mmd.py``); 0 for a batch of one code."""
+
+    weight: float
+    kernel: Kernel
+    scales: list[float]
+    name: str = "mmd"
+
+    def __call__(self, p: Pass) -> torch.Tensor:
+        if len(p.z) < 2:
+            return p.z.new_zeros(())
+        prior = p.model.prior.sample(len(p.z), p.generator)  # (B, code_size)
+        return mmd(p.z, prior, self.kernel, prior_bandwidths(p.z.shape[-1], self.scales))

@@ -10,6 +10,13 @@ from .latent_stats import stat_matrix
 from .plotting import figure_to_array, new_figure
 
 
+def whole_epochs(ax) -> None:
+    """Ticks of the x axis on whole numbers only (epochs), however few there are."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _line(ax, epochs, values, label, few: bool, **style):
     if values and not all(v != v for v in values):  # skip absent columns (all NaN)
         ax.plot(epochs, values, label=label, marker="o" if few else None, markersize=3, **style)
@@ -44,6 +51,7 @@ def training_curves(metrics: list[dict[str, float]], has_density: bool = True) -
     titles = ("-ELBO = recon + KL" if has_density else name, "reconstruction -log p(x|z)", "KL(q(z|x) || p(z))")
     for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title, fontsize=10)
+        whole_epochs(ax)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -55,6 +63,11 @@ def training_curves(metrics: list[dict[str, float]], has_density: bool = True) -
 def kl_heatmap(stats: list[dict[str, float]]) -> np.ndarray:
     """KL per latent dimension (rows, largest final KL on top; JointVAE's categoricals below) over epochs
     (columns), in nats per image, from latent_stats.csv rows. A uint8 RGB array."""
+    return figure_to_array(kl_heatmap_figure(stats))
+
+
+def kl_heatmap_figure(stats: list[dict[str, float]]):
+    """The matplotlib Figure of ``kl_heatmap``, its epoch ticks on whole epochs."""
     if not stats:
         raise ValueError("no latent statistics (models with point codes, such as AE and PCA, have none)")
     epochs, names, values = stat_matrix(stats, "kl_z")
@@ -68,11 +81,12 @@ def kl_heatmap(stats: list[dict[str, float]]) -> np.ndarray:
     extent = (epochs[0] - 0.5, epochs[-1] + 0.5, len(labels) - 0.5, -0.5)
     image = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent)
     ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) > 20 else 8)
+    whole_epochs(ax)
     ax.set_xlabel("epoch")
     ax.set_title("KL per latent dimension (nats per image, validation images)", fontsize=10)
     figure.colorbar(image, ax=ax, label="nats", fraction=0.04, pad=0.02)
     figure.tight_layout()
-    return figure_to_array(figure)
+    return figure
 
 
 def mean_sigma(stats: list[dict[str, float]]) -> tuple[list[int], list[float]]:
@@ -92,6 +106,7 @@ def sigma_curves(runs: dict[str, list[dict[str, float]]], log_scale: bool = True
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="prior std")
     if log_scale:
         ax.set_yscale("log")
+    whole_epochs(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean posterior std")
     ax.set_title("posterior std, averaged over latent dimensions and validation images", fontsize=10)

@@ -1,9 +1,10 @@
-"""Tile images into one picture and save it as PNG."""
+"""Tile images into one picture (optionally with a name per row and a heading per column) and save it as PNG."""
 
 from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 
 from ..checkpoint import atomic_write_bytes
 from ..errors import ConfigError
+from .labels import label_rows
 
 
 def image_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -29,6 +31,35 @@ def image_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> 
         top, left = pad + r * (h + pad), pad + q * (w + pad)
         grid[:, top : top + h, left : left + w] = tiles[i]
     return (grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+@dataclass
+class LabelledRows:
+    """Rows of images (rows, cols, C, H, W) in [0, 1], a name per row, and optionally a heading per column
+    (``corner`` names what the headings count); ``pad`` pixels of grey between the tiles."""
+
+    images: torch.Tensor
+    names: list[str]
+    columns: list[str] | None = None
+    corner: str = ""
+    pad: int = 2
+
+    def grid(self) -> np.ndarray:
+        """The tiles as a uint8 grid (rows, cols, C), without text."""
+        return image_grid(self.images.flatten(0, 1), ncols=self.images.shape[1], pad=self.pad)
+
+    def labelled(self, scale: int = 2) -> np.ndarray:
+        """The grid upscaled by ``scale`` with the row names on its left and the column headings above it."""
+        h, w = self.images.shape[-2:]
+        pitch = (h + self.pad, w + self.pad)
+        return label_rows(self.grid(), self.names, pitch[0], self.pad, scale, self.columns or (), pitch[1], self.corner)
+
+
+def stack_rows(rows: list[torch.Tensor], fill: float = 0.5) -> torch.Tensor:
+    """Rows of images (n_i, C, H, W) as one tensor (rows, max n_i, C, H, W), short rows padded with ``fill``
+    (the grid's own border grey by default)."""
+    width = max(len(row) for row in rows)
+    return torch.stack([torch.cat([row, row.new_full((width - len(row), *row.shape[1:]), fill)]) for row in rows])
 
 
 def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, ncols: int = 16) -> np.ndarray:

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .grids import image_grid
+from .grids import LabelledRows
+from .labels import number
 from .plotting import class_colours, figure_to_array, new_figure
 from .traverse import split_float
 
@@ -136,10 +137,10 @@ def latent_map(run, split: str = "test", n: int = MAP_IMAGES, method: Method = "
 
 
 @torch.no_grad()
-def manifold_grid(run, n: int = 20) -> np.ndarray:
+def manifold_grid(run, n: int = 20) -> LabelledRows:
     """Decode an n x n grid of the 2-D prior's quantiles, z = m + s * Phi^-1((k + 0.5) / n), k = 0..n-1 (columns:
-    z0 rising left to right; rows: z1 falling top to bottom), as a uint8 grid. JointVAE's categoricals are set
-    to category 0; a conditional model draws label 0."""
+    z0 rising left to right; rows: z1 falling top to bottom), with the values of z0 as column headings and of
+    z1 as row names: the axes. JointVAE's categoricals are set to category 0; a conditional model draws label 0."""
     model = run.model
     if model.spec.continuous != 2:
         raise ConfigError(
@@ -150,11 +151,13 @@ def manifold_grid(run, n: int = 20) -> np.ndarray:
         raise ConfigError(f"the manifold grid needs n >= 2; got {n}")
     q = torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n).float().to(model.device)  # (n,)
     mean, std = model.prior.moments()
-    z0 = (mean[0] + std[0] * q).repeat(n)  # column index varies fastest
-    z1 = (mean[1] + std[1] * q.flip(0)).repeat_interleave(n)
-    z = model.spec.join(torch.stack([z0, z1], dim=1), [0] * len(model.spec.discrete))  # (n*n, code_size)
+    across, down = mean[0] + std[0] * q, mean[1] + std[1] * q.flip(0)  # (n,): z0 of each column, z1 of each row
+    z = torch.stack([across.repeat(n), down.repeat_interleave(n)], dim=1)  # (n*n, 2), column index fastest
+    z = model.spec.join(z, [0] * len(model.spec.discrete))  # (n*n, code_size)
     labels = torch.zeros(len(z), dtype=torch.long, device=z.device) if run.conditional else None
-    return image_grid(model.decode_mean(z, labels).cpu(), ncols=n, pad=0)
+    images = model.decode_mean(z, labels).cpu().unflatten(0, (n, n))  # (n, n, C, H, W)
+    rows = [f"z1 {number(v)}" for v in down.tolist()]
+    return LabelledRows(images, rows, [number(v) for v in across.tolist()], "z0:", pad=0)
 
 
 def scatter_frame(

@@ -13,11 +13,11 @@ from .gif import write_training_gifs
 from .grids import save_png
 from .latent_map import latent_map, manifold_grid
 from .latent_stats import read_latent_stats
-from .sampling import reconstruction_image, sample_grid
+from .sampling import reconstructions, sample_grid, samples_by_label
 from .traverse import traverse
 
 ADHOC_DIR = "adhoc"  # images/adhoc/: the picture commands' output, apart from the run's own pictures
-TRAVERSAL_ROWS = 10  # the report's traversal shows at most this many dimensions (largest KL first)
+TRAVERSAL_ROWS = 10  # the report's traversal shows at most this many active dimensions (largest KL first)
 PICTURES = {  # key -> file in images/, in the order a report shows them
     "curves": "curves.png",
     "kl_per_dim": "kl_per_dim.png",
@@ -53,9 +53,18 @@ def picture_split(run) -> str:
 
 def write_preview_images(run) -> None:
     """Prior samples and test reconstructions of a trained run, in its images/ folder."""
-    samples = sample_grid(run, 8, grid_by_label=True) if run.conditional else sample_grid(run, 64)
-    save_png(samples, run.images_dir / "samples.png", scale=2)
-    save_png(reconstruction_image(run, 32, picture_split(run)), run.images_dir / "reconstructions.png", scale=2)
+    scale = picture_scale(run)
+    if run.conditional:
+        save_png(samples_by_label(run).labelled(scale), run.images_dir / "samples.png")
+    else:
+        save_png(sample_grid(run, 64), run.images_dir / "samples.png", scale)
+    save_png(reconstructions(run, 32, picture_split(run)).labelled(scale), run.images_dir / "reconstructions.png")
+
+
+def report_traversal(run):
+    """The report's traversal: the active dimensions of largest KL, at most ``TRAVERSAL_ROWS``; its ``note`` says
+    which of how many active dimensions these are."""
+    return traverse(run, split=picture_split(run), max_rows=TRAVERSAL_ROWS)
 
 
 def write_run_pictures(run) -> None:
@@ -72,9 +81,9 @@ def write_run_pictures(run) -> None:
     if stats:
         save_png(kl_heatmap(stats), images / PICTURES["kl_per_dim"])
     split = picture_split(run)
-    save_png(traverse(run, split=split, max_rows=TRAVERSAL_ROWS).labelled(scale), images / PICTURES["traversal"])
+    save_png(report_traversal(run).labelled(scale), images / PICTURES["traversal"])
     save_png(latent_map(run, split), images / PICTURES["latent_map"])
     if run.model.spec.continuous == 2:
-        save_png(manifold_grid(run), images / PICTURES["manifold"], scale)
+        save_png(manifold_grid(run).labelled(scale), images / PICTURES["manifold"])
     last_epoch = int(metrics[-1]["epoch"]) if metrics else None
     write_training_gifs(run.path, last_epoch, only_stale=True)

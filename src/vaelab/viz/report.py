@@ -18,7 +18,8 @@ from ..evaluate.likelihood import loss_name, plus_minus
 from ..run import Run, read_eval
 from .frames import frame_files
 from .gif import GIFS, gif_bytes
-from .pictures import PICTURES, TRAVERSAL_ROWS, write_run_pictures
+from .pictures import PICTURES, report_traversal, write_run_pictures
+from .traverse import describe
 
 REPORT_FILE = "report.html"
 MAX_GIF_BYTES = 4 * 2**20  # a bigger GIF is embedded with every k-th frame only, so the page stays light
@@ -37,11 +38,14 @@ img.pixels { image-rendering: pixelated; }
 figcaption { font-size: .88rem; color: #555; margin-top: .3rem; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .5rem 0; }
 dt { color: #555; } dd { margin: 0; overflow-wrap: anywhere; }
-.scroll { overflow: auto; max-height: 28rem; border: 1px solid #eee; }
+.scroll { overflow-y: auto; max-height: 28rem; border: 1px solid #eee; display: flex; flex-wrap: wrap;
+          align-items: flex-start; gap: 0 1.2rem; }
 table { border-collapse: collapse; font-size: .82rem; font-variant-numeric: tabular-nums; }
-th, td { padding: .2rem .55rem; text-align: right; white-space: nowrap; border-bottom: 1px solid #eee; }
-th { position: sticky; top: 0; background: #f4f4f4; }
-pre { background: #f6f6f6; padding: .6rem .8rem; overflow-x: auto; font-size: .8rem; line-height: 1.4; }
+caption { text-align: left; font-size: .8rem; color: #555; padding: .3rem .4rem 0; }
+th, td { padding: .2rem .4rem; text-align: right; white-space: nowrap; border-bottom: 1px solid #eee; }
+th { position: sticky; top: 0; background: #f4f4f4; white-space: normal; }
+pre { background: #f6f6f6; padding: .6rem .8rem; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .8rem;
+      line-height: 1.4; }
 details summary { cursor: pointer; color: #0b57a4; }
 """
 
@@ -50,18 +54,20 @@ CAPTIONS = {
     "noise and one fixed binarisation, so epochs compare.",
     "kl_per_dim": "KL of each latent dimension to the prior over training, on fixed validation images. Bright rows "
     "are the dimensions the model uses; rows that stay dark carry no information (inactive units).",
-    "reconstructions": "Test images (rows 1, 3, ...) and below each row the decoded posterior means.",
-    "samples": "Decoded draws from the prior (for a conditional model, one row per class).",
-    "traversal": "Each row sweeps one latent dimension through the prior's quantiles (equal-probability steps "
-    "between -3 and +3 prior std) while the others stay at the first test image's posterior mean; dimensions in "
-    f"order of their KL (at most {TRAVERSAL_ROWS}, inactive ones skipped). JointVAE adds one row per categorical "
-    "showing each category.",
+    "reconstructions": "Test images in rows named on the left: the image as stored (grey); when the data are "
+    "binarised as they are read (data.binarize=dynamic), the binarised draw that the model encodes and is scored "
+    "against, its target (each pixel 1 with the grey level as probability; the evaluation's fixed draw); then the "
+    "reconstruction, the decoded posterior mean (for a Bernoulli likelihood each pixel's probability of a 1).",
+    "samples": "Decoded draws from the prior (for a conditional model, one row per class, named on the left).",
+    "traversal": "Starting from the first test image's posterior mean, each row changes one latent dimension and "
+    f"keeps the others; {describe()}. JointVAE adds one row per categorical showing each category.",
     "latent_map": "Posterior means of test images, coloured by label: the 2-D latent space itself, or the first two "
     "principal components of a larger one.",
     "manifold": "The manifold grid: decoded images of a grid of the prior's quantiles over the 2-D latent space "
-    "(Kingma & Welling 2014, figure 4); z0 rises left to right, z1 bottom to top.",
-    "training_gif": "One frame per epoch: reconstructions of 8 fixed validation images (rows 1-2), then 16 prior "
-    "samples of a fixed seed (rows 3-4).",
+    "(Kingma & Welling 2014, figure 4); z0 rises left to right (its values above the columns), z1 bottom to top "
+    "(its values left of the rows). Equal steps of prior probability, so the values crowd near the prior mean.",
+    "training_gif": "One frame per epoch: 8 fixed validation images as the model sees them (row 1, binarised when "
+    "data.binarize=dynamic) over their reconstructions (row 2), then 16 prior samples of a fixed seed (rows 3-4).",
     "latent_map_gif": "The 2-D latent means of validation images, one frame per epoch (window: prior mean +- 4 std).",
 }
 TITLES = {
@@ -77,7 +83,7 @@ TITLES = {
 }
 PIXEL_ART = {"reconstructions", "samples", "traversal", "manifold", "training_gif", "latent_map_gif"}
 METRIC_FORMATS = {"epoch": "{:.0f}", "step": "{:.0f}", "samples_per_s": "{:,.0f}", "batch_size": "{:.0f}",
-                  "lr": "{:.2g}", "seconds": "{:.1f}"}  # fmt: skip
+                  "lr": "{:.2g}", "seconds": "{:.1f}", "processes": "{:.0f}", "skipped": "{:.0f}"}  # fmt: skip
 
 
 def _embedded_gif(run: Run, path: Path) -> tuple[bytes, str]:
@@ -92,7 +98,8 @@ def _embedded_gif(run: Run, path: Path) -> tuple[bytes, str]:
     return gif_bytes(kept), f" (every {step}th epoch shown here; {path.name} in the run folder has them all)"
 
 
-def _figure(run: Run, key: str, path: Path) -> str:
+def _figure(run: Run, key: str, path: Path, words: str = "") -> str:
+    """A picture's section; ``words`` add to its caption what only this run can say."""
     gif = path.suffix == ".gif"
     data, note = _embedded_gif(run, path) if gif else (path.read_bytes(), "")
     uri = f"data:image/{'gif' if gif else 'png'};base64,{base64.b64encode(data).decode('ascii')}"
@@ -107,7 +114,7 @@ def _figure(run: Run, key: str, path: Path) -> str:
     return (
         f'<section id="{key}"><h2>{html.escape(TITLES[key])}</h2><figure>'
         f'<img src="{uri}" alt="{alt}" width="{width}" height="{height}"{css_class}{style}>'
-        f"<figcaption>{html.escape(CAPTIONS[key] + note)} <code>images/{path.name}</code></figcaption>"
+        f"<figcaption>{html.escape(CAPTIONS[key] + words + note)} <code>images/{path.name}</code></figcaption>"
         "</figure></section>"
     )
 
@@ -158,20 +165,36 @@ def _evaluation_html(evaluation: dict[str, Any], damaged: bool) -> str:
     return "".join(parts)
 
 
+def _metric_groups(columns: list[str]) -> list[tuple[str, list[str]]]:
+    """The columns of metrics.csv (bar the epoch) in small groups, one table each, so each fits a phone."""
+    train = [c for c in columns if c.startswith("train_")]
+    val = [c for c in columns if c.startswith("val_")]
+    time = [c for c in ("step", "seconds", "samples_per_s") if c in columns]
+    other = [c for c in columns if c not in {"epoch", *train, *val, *time}]
+    groups = [("train: mean over the epoch's batches", train), ("val: after the epoch", val), ("time", time)]
+    return [(title, group) for title, group in [*groups, ("settings and counts", other)] if group]
+
+
 def _metrics_html(metrics: list[dict[str, float]]) -> str:
     if not metrics:
         return ""
     columns = list(dict.fromkeys(k for row in metrics for k in row))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    rows = []
-    for row in metrics:
-        cells = [METRIC_FORMATS.get(c, "{:.2f}").format(row[c]) if c in row else "" for c in columns]
-        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    tables = []
+    for title, group in _metric_groups(columns):
+        shown = ["epoch", *group]
+        names = [c.removeprefix("train_").removeprefix("val_").replace("_", " ") for c in shown]
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+        rows = []
+        for row in metrics:
+            cells = [METRIC_FORMATS.get(c, "{:.2f}").format(row[c]) if c in row else "" for c in shown]
+            rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+        tables.append(
+            f"<table><caption>{html.escape(title)}</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
     return (
-        '<section id="metrics"><h2>Metrics</h2><p>metrics.csv: one row per epoch; loss terms in nats per image '
-        "(train: mean over the epoch's batches; val: after the epoch).</p>"
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-        "</section>"
+        '<section id="metrics"><h2>Metrics</h2><p>metrics.csv: one row per epoch; loss terms in nats per image.</p>'
+        f'<div class="scroll">{"".join(tables)}</div></section>'
     )
 
 
@@ -180,7 +203,12 @@ def render_report(run: Run) -> str:
     evaluation = read_eval(run.path)
     damaged, evaluation = evaluation is None, evaluation or {}
     pictures = {key: run.images_dir / name for key, name in PICTURES.items() if (run.images_dir / name).is_file()}
-    sections = [_evaluation_html(evaluation, damaged)] + [_figure(run, key, path) for key, path in pictures.items()]
+    words = {}
+    if "traversal" in pictures:  # which of the active dimensions its rows are, as report_traversal draws them
+        rows = report_traversal(run).note
+        words["traversal"] = f" {rows[0].upper()}{rows[1:]}."
+    sections = [_evaluation_html(evaluation, damaged)]
+    sections += [_figure(run, key, path, words.get(key, "")) for key, path in pictures.items()]
     sections += [_metrics_html(run.metrics)]
     sections.append(f'<section id="config"><h2>Config</h2><pre>{html.escape(run.config.to_yaml())}</pre></section>')
     links = [("evaluation", "evaluation")] * bool(evaluation or damaged) + [(k, TITLES[k].lower()) for k in pictures]

@@ -1,4 +1,4 @@
-"""Prior draws with a temperature, and the sample and reconstruction pictures of a run (as uint8 arrays).
+"""Prior draws with a temperature, and the sample and reconstruction pictures of a run.
 
 Every model draws from its prior (``model.prior``): N(0, I) for the VAE family, the Gaussian fitted to the
 training codes for the AE and PCA, uniform one-hot codes for JointVAE's categoricals. A temperature T scales
@@ -12,10 +12,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ..data import to_float
 from ..errors import ConfigError
 from ..parts.priors import standard_prior
 from ..samplers import POST_HOC
-from .grids import image_grid, reconstruction_grid
+from .grids import LabelledRows, image_grid, stack_rows
 from .traverse import split_float
 
 Prior = Literal["model", "standard", "gmm", "two-stage"]
@@ -52,18 +53,20 @@ def sample_images(
 
 
 def sample_grid(
-    run,
-    n: int = 64,
-    seed: int = 0,
-    temperature: float = 1.0,
-    prior: Prior = "model",
-    label: int | None = None,
-    grid_by_label: bool = False,
+    run, n: int = 64, seed: int = 0, temperature: float = 1.0, prior: Prior = "model", label: int | None = None
 ) -> np.ndarray:
-    """A grid of prior samples as a uint8 array (rows, cols, C); ``grid_by_label``: one row of n per class."""
-    labels = run.sampling_labels(n, label, grid_by_label)
-    images = sample_images(run, n if labels is None else len(labels), seed, temperature, prior, labels)
-    return image_grid(images, n if grid_by_label else None)
+    """A grid of n prior samples as a uint8 array (rows, cols, C); ``label``: of that class (conditional models)."""
+    images = sample_images(run, n, seed, temperature, prior, run.sampling_labels(n, label, False))
+    return image_grid(images)
+
+
+def samples_by_label(run, n: int = 8, seed: int = 0, temperature: float = 1.0, prior: Prior = "model") -> LabelledRows:
+    """A conditional model's prior samples, one row of n per class, each row named by its label and class."""
+    labels = run.sampling_labels(n, None, True)  # (classes * n,): class 0 n times, then class 1 ...
+    images = sample_images(run, len(labels), seed, temperature, prior, labels)
+    names = run.class_names or []
+    rows = [f"{c} {names[c]}" if c < len(names) and names[c] != str(c) else str(c) for c in range(len(labels) // n)]
+    return LabelledRows(images.unflatten(0, (-1, n)), rows)
 
 
 @torch.no_grad()
@@ -80,15 +83,30 @@ def posterior_latents(model, x: torch.Tensor, y: torch.Tensor | None, temperatur
 
 
 @torch.no_grad()
-def reconstruction_image(
+def reconstructions(
     run, n: int = 32, split: str = "test", temperature: float = 0.0, seed: int = 0, ncols: int = 16
-) -> np.ndarray:
-    """The first n images of a split (fixed binarisation) in rows, each row followed by its reconstructions:
-    the decoded posterior mean (T = 0) or a posterior draw with its spread scaled by T."""
+) -> LabelledRows:
+    """The first n images of a split in groups of ``ncols``, each group in named rows: the images as stored
+    (grey); with ``data.binarize=dynamic`` the binarised draw that the model encodes and is scored against
+    (its target; the evaluation's draw, seed 0); and their reconstructions, the decoded posterior mean (T = 0:
+    for a Bernoulli likelihood each pixel's probability of a 1) or a posterior draw with its spread scaled by T.
+    With static or no binarisation the stored image is itself the target."""
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0; got {temperature}")
     x, y = split_float(run, split, n)
+    if not len(x):
+        raise ConfigError(f"the {split} split of this run has no images to reconstruct: choose another --split")
     x, y = x.to(run.model.device), run.as_labels(y) if run.conditional else None
     generator = torch.Generator(run.model.device).manual_seed(seed)
-    recon = run.model.decode_mean(posterior_latents(run.model, x, y, temperature, generator), y)
-    return reconstruction_grid(x.cpu(), recon.cpu(), ncols=ncols)
+    recon = run.model.decode_mean(posterior_latents(run.model, x, y, temperature, generator), y).cpu()
+    if run.data.binarize == "dynamic":
+        shown = {"original (grey)": to_float(run.data.split(split)[0][:n], "none"), "target (binarised)": x.cpu()}
+    else:  # static: the stored images are binary already; none: the grey image is the target
+        shown = {"target (binarised)" if run.data.binarize == "static" else "original = target": x.cpu()}
+    shown["reconstruction"] = recon
+    rows, names = [], []
+    for start in range(0, len(x), ncols):
+        for name, images in shown.items():
+            rows.append(images[start : start + ncols])
+            names.append(name)
+    return LabelledRows(stack_rows(rows), names)

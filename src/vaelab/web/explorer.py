@@ -1,4 +1,5 @@
-"""One run as the explorer sees it: its latent spec, the dimensions ranked by KL, the latent map, and the
+"""One run as the explorer sees it: its latent spec, the dimensions ranked by KL and which are active (as
+``vaelab eval`` counts them: ``unit_activity``), the latent map, and the
 operations behind the API (decode, encode a test image or an upload, interpolate), built on ``Run`` and
 ``vaelab.viz``. Model calls hold the run's lock: requests run in a thread pool and torch modules are not
 meant to be called from several threads at once."""
@@ -11,16 +12,18 @@ import threading
 import numpy as np
 import torch
 
+from ..evaluate.latents import split_activity
 from ..run import Run
 from ..viz.grids import image_grid, png_bytes
 from ..viz.interpolate import interpolation_grid
 from ..viz.latent_map import latent_points
 from ..viz.plotting import TAB10, class_colours
-from ..viz.traverse import SUMMARY_IMAGES, split_float, summarise_dimensions
+from ..viz.traverse import split_float
 from .schemas import DecodeRequest, Encoded, LatentMap, RequestError, RunInfo
 from .uploads import border_mean, read_upload
 
 PNG_COMPRESSION = 1  # tiny images: level 1 is as small as 6 and faster
+BACKGROUND_IMAGES = 1000  # test images whose border pixels give an upload's background (read_upload)
 
 
 def png(images: torch.Tensor) -> bytes:
@@ -37,7 +40,8 @@ def css_colour(rgb: np.ndarray) -> str:
 
 
 class Explorer:
-    """A loaded run with what the page needs precomputed: dimension ranking, prior moments, the latent map."""
+    """A loaded run with what the page needs precomputed: dimension ranking and activity, prior moments, the
+    latent map."""
 
     def __init__(self, run: Run, run_id: int = 0, name: str | None = None):
         self.run, self.id, self.name = run, run_id, name or run.path.name
@@ -47,10 +51,9 @@ class Explorer:
         self.num_classes = int(model.num_classes or 0) if run.conditional else 0
         self.test_x, self.test_y = split_float(run, "test")  # what the encoder sees (evaluation binarisation)
         self.test_uint8 = run.data.split("test")[0]
-        self.background = border_mean(self.test_uint8[:SUMMARY_IMAGES].float() / 255)  # see read_upload
+        self.background = border_mean(self.test_uint8[:BACKGROUND_IMAGES].float() / 255)  # see read_upload
+        self.activity = split_activity(run, "test")
         with torch.no_grad():
-            labels = self.labels(self.test_y[:SUMMARY_IMAGES])
-            self.summary = summarise_dimensions(model, self.test_x[:SUMMARY_IMAGES].to(model.device), labels)
             self.prior_mean, self.prior_std = (t.double().cpu().numpy() for t in model.prior.moments())
             self.points = latent_points(run, "test")
 
@@ -62,13 +65,13 @@ class Explorer:
         return self.run.as_labels(y) if self.num_classes and y is not None else None
 
     def info(self) -> RunInfo:
-        s = self.summary
+        a = self.activity
         return RunInfo(
             id=self.id, name=self.name, model=self.run.config.model.name, image_shape=list(self.run.model.image_shape),
             latent_dim=self.run.model.spec.continuous, discrete=self.discrete, num_classes=self.num_classes,
             class_names=self.run.class_names if self.num_classes else None,
-            prior_mean=self.prior_mean.tolist(), prior_std=self.prior_std.tolist(), order=s.order,
-            kl=None if s.kl is None else s.kl.tolist(), active=[s.active(j) for j in range(len(s.mean_variance))],
+            prior_mean=self.prior_mean.tolist(), prior_std=self.prior_std.tolist(), order=a.order,
+            kl=None if a.kl is None else a.kl.tolist(), active=a.active.tolist(), active_summary=a.summary(),
             n_test=self.n_test,
         )  # fmt: skip
 
@@ -80,6 +83,7 @@ class Explorer:
         return LatentMap(
             points=np.round(p.points, 4).tolist(), labels=None if p.labels is None else p.labels.tolist(),
             axes=list(p.axes), method=p.method, origin=origin.tolist(), basis=basis.tolist(), colours=colours,
+            class_names=self.run.class_names,
         )  # fmt: skip
 
     def check_index(self, index: int) -> int:

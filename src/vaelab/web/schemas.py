@@ -68,7 +68,8 @@ class RunInfo(BaseModel):
     prior_std: list[float] = Field(description="its std: sliders move in these units")
     order: list[int] = Field(description="continuous dimensions, largest KL (or code variance) first")
     kl: list[float] | None = Field(description="mean KL per dimension on test images, nats (None: point codes)")
-    active: list[bool] = Field(description="per dimension: is it an active unit")
+    active: list[bool] = Field(description="per dimension: is it an active unit, as vaelab eval counts them")
+    active_summary: str = Field(description="how many dimensions are active, and the definition, in words")
     n_test: int = Field(description="images in the test split")
 
 
@@ -83,6 +84,7 @@ class LatentMap(BaseModel):
     origin: list[float]
     basis: list[list[float]]
     colours: list[str] = Field(description="a CSS colour per label")
+    class_names: list[str] | None = Field(description="a name per label, for the legend (None: the numbers)")
 
 
 class Encoded(BaseModel):

@@ -110,6 +110,9 @@ function buildSliders() {
   }
   $("inactive-count").textContent = inactive;
   $("inactive").hidden = inactive === 0;
+  const many = state.runs.length > 1;
+  $("active-summary").textContent = state.runs.map((run) =>
+    (many ? `${run.name}: ` : "") + run.active_summary).join("; ");
 }
 
 function updateSliders() {
@@ -173,6 +176,7 @@ function buildPanels() {
       </div>
       <h2>Latent map</h2>
       <canvas id="map-${k}" class="map" width="420" height="420" aria-label="latent map"></canvas>
+      <ul id="legend-${k}" class="legend" aria-label="colour of each label"></ul>
       <figcaption id="map-caption-${k}"></figcaption>
       <img id="strip-${k}" class="pixels strip" alt="interpolation" hidden>`;
     panel.querySelector(".name").textContent = run.name;
@@ -212,8 +216,25 @@ function drawMaps() {
     });
     Object.assign(map, { view, layer });
     $(`map-caption-${k}`).textContent = `${map.points.length} test images; axes ${map.axes.filter(Boolean).join(", ")}`;
+    buildLegend(k);
   });
   drawMarkers();
+}
+
+// the colour of each label on the map, named by its class (unlabelled data: one colour, no legend)
+function buildLegend(k) {
+  const map = state.maps[k], legend = $(`legend-${k}`);
+  legend.hidden = !map.labels;
+  if (!map.labels) return;
+  const labels = [...new Set(map.labels)].sort((a, b) => a - b);
+  legend.replaceChildren(...labels.map((c) => {
+    const item = document.createElement("li"), swatch = document.createElement("span");
+    const name = map.class_names && map.class_names[c];
+    swatch.className = "swatch";
+    swatch.style.background = map.colours[c];
+    item.append(swatch, name && name !== String(c) ? `${c} ${name}` : String(c));
+    return item;
+  }));
 }
 
 function mapPosition(k, z) {
