@@ -14,6 +14,8 @@ from vaelab.viz import traverse, write_report
 from vaelab.viz.pictures import TRAVERSAL_ROWS
 from vaelab.web.explorer import Explorer
 
+pytestmark = pytest.mark.slow  # end to end: a trained run read by eval, pictures, report and explorer
+
 D = 14
 STRONG = [1.0 + 0.1 * j for j in range(11)]  # dims 0-10: clearly active, KL ~1-3 nats each
 FAINT = 0.02  # dim 11: active (0.02 > 0.01), with ~0.01 nats of KL, the kind of unit definitions disagree on

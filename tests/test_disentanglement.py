@@ -219,6 +219,7 @@ def sanity():
 
 
 @pytest.mark.parametrize("metric", list(HEADLINE))
+@pytest.mark.slow
 def test_an_identity_representation_scores_between_0_9_and_1(sanity, metric):
     result = sanity["identity"][metric]
     assert 0.9 <= result[HEADLINE[metric]] <= 1.0 + 1e-9
@@ -227,6 +228,7 @@ def test_an_identity_representation_scores_between_0_9_and_1(sanity, metric):
 
 
 @pytest.mark.parametrize("metric", list(HEADLINE))
+@pytest.mark.slow
 def test_an_all_zero_representation_scores_at_most_0_2(sanity, metric):
     """Chance is 1 / 10 for the classifier metrics here: with 5 factors (shapes) it would be 1 / 5 itself."""
     result = sanity["zeros"][metric]

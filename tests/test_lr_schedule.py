@@ -27,6 +27,7 @@ def test_warm_up_rises_linearly_then_constant_holds_and_cosine_falls_to_zero_at_
     assert learning_rate(0, lr, "constant", 0, total) == lr == learning_rate(0, lr, "cosine", 0, total)
 
 
+@pytest.mark.slow
 def test_every_step_of_a_run_takes_its_scheduled_rate(tiny_overrides, monkeypatch):
     seen = []
     step = torch.optim.Adam.step
@@ -42,6 +43,7 @@ def test_every_step_of_a_run_takes_its_scheduled_rate(tiny_overrides, monkeypatc
     assert [row["lr"] for row in run.metrics][-1] == pytest.approx(seen[-1])
 
 
+@pytest.mark.slow
 def test_a_run_under_a_schedule_resumes_to_the_weights_of_an_uninterrupted_one(tiny_overrides, monkeypatch):
     from vaelab.errors import Interrupted
     from vaelab.loop import Loop
@@ -76,6 +78,7 @@ def test_a_bad_schedule_or_warm_up_is_refused_by_name():
         load_config(None, ["train.warmup_steps=-1"])
 
 
+@pytest.mark.slow
 def test_the_saved_model_holds_the_moving_average_of_the_weights(tiny_overrides, monkeypatch):
     """train.ema: after step t, a <- a + (1 - d_t) (w - a) with d_t = min(ema, (1 + t) / (10 + t)), a starting at
     the initial weights; recomputed here from the weights around each optimizer step, it is what
@@ -105,6 +108,7 @@ def test_the_saved_model_holds_the_moving_average_of_the_weights(tiny_overrides,
         assert not torch.allclose(saved[name], last), name  # the average, not the last step's weights
 
 
+@pytest.mark.slow
 def test_a_run_with_a_moving_average_resumes_to_the_weights_of_an_uninterrupted_one(tiny_overrides, monkeypatch):
     from vaelab.errors import Interrupted
     from vaelab.loop import Loop

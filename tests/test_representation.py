@@ -122,6 +122,7 @@ def known_mixture(n=512):
     return DiagonalGaussian(mu, torch.full_like(mu, 2 * math.log(0.3)))
 
 
+@pytest.mark.slow
 def test_stratified_tc_approaches_the_true_tc_of_a_known_mixture_as_the_batch_grows():
     """The true TC = E_q(z)[log q(z) - sum_d log q(z_d)] by Monte Carlo with the exact mixture densities, against
     the estimator's mean over random batches of B of the N images, each image's z drawn from its posterior."""
@@ -368,6 +369,7 @@ def test_factor_vae_tc_trains_the_encoder_only_and_the_cross_entropy_the_discrim
     assert sum(g.abs().sum() for g in grads(loss.extras["discriminator"], critic)) > 0
 
 
+@pytest.mark.slow
 def test_factor_vae_gives_its_discriminator_its_own_adam_group_kept_when_train_lr_changes(tiny_overrides):
     from vaelab import train
     from vaelab.checkpoint import load_latest_checkpoint
@@ -380,6 +382,7 @@ def test_factor_vae_gives_its_discriminator_its_own_adam_group_kept_when_train_l
     assert len(groups[1]["params"]) == len(list(resumed.model.auxiliaries.parameters()))
 
 
+@pytest.mark.slow
 def test_factor_vae_resumes_to_the_weights_and_discriminator_of_an_uninterrupted_run(tiny_overrides):
     from vaelab import train
     from vaelab.checkpoint import read_weights

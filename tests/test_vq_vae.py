@@ -187,6 +187,7 @@ def test_a_bad_ema_decay_is_a_config_error():
         make_model(ema_decay=1.0)
 
 
+@pytest.mark.slow
 def test_eval_reports_the_codebook_usage_and_perplexity_of_the_split(tiny_overrides):
     from vaelab import train
     from vaelab.evaluate import run_evaluation
