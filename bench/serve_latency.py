@@ -59,13 +59,14 @@ def main() -> None:
             seconds = sorted(time_decodes(url, run.model.spec.code_size, args.n))
     ms = [1000 * s for s in seconds]
     p90 = ms[int(0.9 * len(ms))]
-    print(f"explorer decode round trip (request -> PNG), default MLP VAE {tuple(run.model.image_shape)}, "
-          f"{run.model.spec.code_size}-D, 1 torch thread, {args.n} requests over HTTP to uvicorn on 127.0.0.1")  # fmt: skip
+    shape, code = tuple(run.model.image_shape), run.model.spec.code_size
+    print(f"explorer decode round trip (request -> PNG), default MLP VAE {shape}, {code}-D, 1 torch thread, "
+          f"{args.n} requests over HTTP to uvicorn on 127.0.0.1")  # fmt: skip
     print(
         f"median {statistics.median(ms):6.2f} ms   p90 {p90:6.2f} ms   max {ms[-1]:6.2f} ms   (target: median < 30 ms)"
     )
     write_result("serve_latency", {"requests": args.n, "median_ms": statistics.median(ms), "p90_ms": p90,
-                                   "max_ms": ms[-1], "latent_dim": run.model.spec.code_size})  # fmt: skip
+                                   "max_ms": ms[-1], "latent_dim": code})  # fmt: skip
 
 
 if __name__ == "__main__":
