@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow  # end to end: signals sent to `vaelab train` proc
 
 ENV = {**os.environ, "PYTHONPATH": str(SRC.parent)}
 PYTHON_VAELAB = [sys.executable, "-m", "vaelab"]
+EPOCHS = 300  # of the tiny data: the signal must land while they run, also when this process waits on a loaded machine
 
 
 def start(*args) -> subprocess.Popen:
@@ -40,7 +41,7 @@ def test_a_signal_during_training_is_one_line_exit_130_and_the_printed_command_r
     which, tiny_overrides, tmp_path
 ):
     overrides = [o for o in tiny_overrides if not o.startswith("train.epochs")]
-    process = start("train", *overrides, "train.epochs=40", "train.threads=1", "--no-evaluate")
+    process = start("train", *overrides, f"train.epochs={EPOCHS}", "train.threads=1", "--no-evaluate")
     log = read_stderr_until(process, b"\nepoch ", times=2)
     process.send_signal(which)
     err = finish(process, log)
@@ -54,7 +55,7 @@ def test_a_signal_during_training_is_one_line_exit_130_and_the_printed_command_r
     assert not (run_dir / ".lock").exists()
     resumed = subprocess.run(resume_command(err.strip().splitlines()[-1]), capture_output=True, env=ENV, timeout=300)
     assert resumed.returncode == 0, resumed.stderr.decode()
-    assert check_consistent(run_dir) == 40
+    assert check_consistent(run_dir) == EPOCHS
 
 
 @pytest.mark.parametrize("delay", [0.25, 0.6, 1.5])  # not the interpreter's own first ~50 ms, before any of ours
