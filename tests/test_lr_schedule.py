@@ -44,28 +44,38 @@ def test_every_step_of_a_run_takes_its_scheduled_rate(tiny_overrides, monkeypatc
 
 
 @pytest.mark.slow
-def test_a_run_under_a_schedule_resumes_to_the_weights_of_an_uninterrupted_one(tiny_overrides, monkeypatch):
+def interrupted_and_resumed(keys: list[str], at_epoch: int, monkeypatch):
+    """A run of ``keys`` trained through, and the same run stopped by Ctrl+C as epoch ``at_epoch`` begins, then
+    resumed by its folder alone."""
     from vaelab.errors import Interrupted
     from vaelab.loop import Loop
 
-    keys = [*tiny_overrides, "train.report=false", "train.lr_schedule=cosine", "train.warmup_steps=5"]
     full = train(None, [*keys, "train.name=full"])
     train_epoch = Loop.train_epoch
 
-    def stopped_at_epoch_2(self, epoch, *args, **kwargs):  # Ctrl+C as epoch 2 begins
-        if epoch == 2:
+    def stopped(self, epoch, *args, **kwargs):
+        if epoch == at_epoch:
             raise KeyboardInterrupt
         return train_epoch(self, epoch, *args, **kwargs)
 
-    monkeypatch.setattr(Loop, "train_epoch", stopped_at_epoch_2)
+    monkeypatch.setattr(Loop, "train_epoch", stopped)
     with pytest.raises(Interrupted):
         train(None, [*keys, "train.name=part"])
     monkeypatch.setattr(Loop, "train_epoch", train_epoch)
-    resumed = train(None, [], resume=full.path.parent / "part")
-    a, b = (read_weights(run.path / "model.safetensors")[0] for run in (full, resumed))
+    return full, train(None, [], resume=full.path.parent / "part")
+
+
+def assert_same_weights(a_run, b_run) -> None:
+    a, b = (read_weights(run.path / "model.safetensors")[0] for run in (a_run, b_run))
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_a_run_under_a_schedule_resumes_to_the_weights_of_an_uninterrupted_one(tiny_overrides, monkeypatch):
+    keys = [*tiny_overrides, "train.report=false", "train.lr_schedule=cosine", "train.warmup_steps=5"]
+    full, resumed = interrupted_and_resumed(keys, 2, monkeypatch)
+    assert_same_weights(full, resumed)
     assert [r["lr"] for r in resumed.metrics] == [r["lr"] for r in full.metrics]
 
 
@@ -110,24 +120,7 @@ def test_the_saved_model_holds_the_moving_average_of_the_weights(tiny_overrides,
 
 @pytest.mark.slow
 def test_a_run_with_a_moving_average_resumes_to_the_weights_of_an_uninterrupted_one(tiny_overrides, monkeypatch):
-    from vaelab.errors import Interrupted
-    from vaelab.loop import Loop
-
     keys = [*tiny_overrides, "train.report=false", "train.ema=0.9"]
-    full = train(None, [*keys, "train.name=full"])
-    train_epoch = Loop.train_epoch
-
-    def stopped_at_epoch_3(self, epoch, *args, **kwargs):  # Ctrl+C as epoch 3 begins
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return train_epoch(self, epoch, *args, **kwargs)
-
-    monkeypatch.setattr(Loop, "train_epoch", stopped_at_epoch_3)
-    with pytest.raises(Interrupted):
-        train(None, [*keys, "train.name=part"])
-    monkeypatch.setattr(Loop, "train_epoch", train_epoch)
-    resumed = train(None, [], resume=full.path.parent / "part")
-    a, b = (read_weights(run.path / "model.safetensors")[0] for run in (full, resumed))
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    full, resumed = interrupted_and_resumed(keys, 3, monkeypatch)
+    assert_same_weights(full, resumed)
     assert [r["val_loss"] for r in resumed.metrics] == [r["val_loss"] for r in full.metrics]

@@ -13,7 +13,8 @@ from vaelab.models import model_entry, registered_models
 from vaelab.models.config import ModelConfig
 from vaelab.models.iwae import MIWAEConfig
 from vaelab.models.vae import BetaVAEConfig, VAEConfig
-from vaelab.settings import meaning, reference_markdown, settings_of, text
+from vaelab.settings import meaning, settings_of, text
+from vaelab.settings_listing import reference_markdown
 
 ROOT = Path(__file__).parent.parent
 CONFIG_CLASSES = [Config] + [entry.config_cls for entry in registered_models()]  # Config: seed, data.*, train.*

@@ -117,7 +117,8 @@ def models(
     """List the registered models with the config keys each adds, their defaults and meanings."""
     from .models import model_entry, registered_models
     from .models.config import ModelConfig
-    from .settings import default_lines, own_settings, settings_of, wrap
+    from .settings import settings_of
+    from .settings_listing import default_lines, own_settings, wrap
 
     entries = registered_models() if name is None else [model_entry(name)]
     if name is None:
@@ -146,7 +147,8 @@ def show_config(
     """Print the config `vaelab train` would use with the same arguments: every key, its value and meaning."""
     from .config import load_config
     from .errors import ConfigError
-    from .settings import reference_markdown, resolved_lines, settings_of
+    from .settings import settings_of
+    from .settings_listing import reference_markdown, resolved_lines
 
     args = overrides or []
     if markdown:
