@@ -17,11 +17,19 @@ pytestmark = pytest.mark.slow  # end to end: signals sent to `vaelab train` proc
 
 ENV = {**os.environ, "PYTHONPATH": str(SRC.parent)}
 PYTHON_VAELAB = [sys.executable, "-m", "vaelab"]
-EPOCHS = 300  # of the tiny data: the signal must land while they run, also when this process waits on a loaded machine
+EPOCHS = 40
+
+
+def default_sigint() -> None:
+    """In the child before exec: SIGINT to its default, so that Python installs its KeyboardInterrupt handler also
+    when the tests run as a background job (whose shell starts them with SIGINT ignored, which children inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start(*args) -> subprocess.Popen:
-    return subprocess.Popen([*PYTHON_VAELAB, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    return subprocess.Popen(
+        [*PYTHON_VAELAB, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, preexec_fn=default_sigint
+    )
 
 
 def finish(process: subprocess.Popen, log: bytes = b"") -> str:
