@@ -30,7 +30,7 @@ def learning_rate(step: int, lr: float, schedule: str, warmup_steps: int, total_
     decay to 0 at ``total_steps``: lr (1 + cos(pi t)) / 2, t = (step - warmup) / (total - warmup), capped at 1
     (Loshchilov & Hutter 2017)."""
     if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
+        return linear_ramp(step + 1, 0.0, lr, warmup_steps)
     if schedule == "constant":
         return lr
     t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
