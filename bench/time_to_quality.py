@@ -8,16 +8,20 @@ per batch, the loss of pytorch/examples' VAE; it trains until its seconds reach 
 are kept at the epochs of --at and at the end; afterwards, each is evaluated on the first --test-images test
 images: IW-NLL with k = --iw-samples (vaelab's estimator, fixed evaluation binarisation, fp32; the textbook's
 weights go into vaelab's identical VAE to be evaluated the same way).
-Prints a table and writes bench/results/time_to_quality-*.json.
+Prints a table and writes bench/results/time_to_quality-*.json; the full curve also draws
+docs/figures/time-to-quality.png (IW-NLL against seconds, one line per contender).
 Run: .venv/bin/python bench/time_to_quality.py            (the full curve: k = 1000 on 10,000 test images)
      .venv/bin/python bench/time_to_quality.py --short    (3 epochs, k = 100 on 1,000 images: make bench)
+     .venv/bin/python bench/time_to_quality.py --plot bench/results/time_to_quality-X.json   (redraw the figure)
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +81,32 @@ class Textbook:
         return model
 
 
+FIGURE = ROOT / "docs" / "figures" / "time-to-quality.png"
+
+
+def plot(result: dict, path: Path) -> None:
+    """IW-NLL against seconds of training, a line per contender (its points the epochs kept), error bars of
+    one standard error; the title names the machine, threads and estimator."""
+    from vaelab.viz.plotting import TAB10, new_figure
+
+    figure = new_figure(7, 4.2)
+    axes = figure.add_subplot()
+    for colour, (name, points) in zip(TAB10, result["curves"].items()):
+        seconds, nll, stderr = zip(*((p["seconds"], p["iw_nll"], p["stderr"] or 0) for p in points), strict=True)
+        axes.errorbar(seconds, nll, yerr=stderr, marker="o", markersize=3, capsize=2, color=colour,
+                      label=Path(name).stem)  # fmt: skip
+    best = min(p["iw_nll"] for points in result["curves"].values() for p in points)
+    axes.set_ylim(best - 2, best + 25)
+    axes.set_xlabel("seconds of training")
+    axes.set_ylabel(f"test IW-NLL (k = {result['iw_samples']}), nats")
+    axes.set_title(f"{result['machine']}, {result['threads']} thread(s), {result['test_images']} test images",
+                   fontsize=9)  # fmt: skip
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    print(f"figure: {path.relative_to(ROOT)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="configs/vae-mlp.yaml", help="comma-separated config files")
@@ -86,7 +116,10 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the cores this process may use)")
     parser.add_argument("--short", action="store_true", help="3 epochs, k = 100 on 1,000 test images")
+    parser.add_argument("--plot", type=Path, help="only redraw the figure from this result JSON")
     args = parser.parse_args()
+    if args.plot:
+        return plot(json.loads(args.plot.read_text()), FIGURE)
     if args.short:
         args.epochs, args.iw_samples, args.test_images = 3, 100, 1000
     threads = set_threads(args.threads)
@@ -145,8 +178,10 @@ def main() -> None:
             curves[name].append({"epoch": epoch, "seconds": secs, "iw_nll": nll["mean"], "stderr": nll["stderr"]})
             print(f"{name:<28} epoch {epoch:>3}  {secs:7.1f} s  IW-NLL {nll['mean']:.2f} ± {nll['stderr']:.2f}",
                   flush=True)  # fmt: skip
-    write_result("time_to_quality", {"threads": threads, "iw_samples": args.iw_samples,
-                                     "test_images": len(x), "curves": curves})  # fmt: skip
+    path = write_result("time_to_quality", {"threads": threads, "iw_samples": args.iw_samples,
+                                            "test_images": len(x), "curves": curves})  # fmt: skip
+    if not args.short:
+        plot(json.loads(path.read_text()), FIGURE)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,27 @@ def test_conv_decoder_returns_the_exact_input_size(shape):
     assert model.reconstruct(x).shape == (2, *shape)
 
 
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+def test_model_activation_is_the_nonlinearity_after_every_hidden_layer(net):
+    """model.activation: every hidden layer of encoder and decoder is followed by it, and by nothing else; the
+    network's output (logits) and the encoder's head take none."""
+    from torch import nn
+
+    for name, kind in [("elu", nn.ELU), ("silu", nn.SiLU), ("relu", nn.ReLU)]:
+        config = load_config(None, [f"model.net={net}", f"model.activation={name}", "model.hidden=[16, 8]"])
+        model = build_model(config.model, (1, 12, 12))
+        for part in (model.encoder, model.decoder):
+            layers = [m for m in part.modules() if not list(m.children())]
+            weighted = [i for i, m in enumerate(layers) if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d)]
+            follow = [type(layers[i + 1]) for i in weighted[: len(weighted) - (part is model.decoder)]]
+            assert follow and all(f is kind for f in follow), (name, net, follow)
+            assert not any(type(m) in {nn.ELU, nn.SiLU, nn.ReLU} - {kind} for m in layers)
+        x = torch.rand(3, 1, 12, 12)
+        assert torch.isfinite(model.loss(x).named()["loss"]).all()
+    with pytest.raises(ConfigError, match="model.activation"):
+        load_config(None, ["model.activation=sigmoid"])
+
+
 def test_gaussian_likelihood_uses_its_stated_std():
     model = make_model("vae", likelihood="gaussian", gaussian_std=0.5)
     x = torch.rand(8, *SHAPE)

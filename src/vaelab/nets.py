@@ -14,12 +14,13 @@ import torch
 from torch import nn
 
 CONV_DENSE_DEFAULT = 256  # the conv nets' dense width when model.hidden is empty
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
-def _dense_stack(widths: list[int]) -> list[nn.Module]:
+def _dense_stack(widths: list[int], activation: str) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
+        layers += [nn.Linear(w_in, w_out), ACTIVATIONS[activation]()]
     return layers
 
 
@@ -40,18 +41,21 @@ class EncoderBody(nn.Module):
 
 
 def mlp_encoder_body(
-    image_shape: tuple[int, int, int], hidden: list[int], n_conditions: int = 0
+    image_shape: tuple[int, int, int], hidden: list[int], n_conditions: int = 0, activation: str = "relu"
 ) -> tuple[EncoderBody, int]:
-    """Flatten (+ one-hot label), then Linear+ReLU for each hidden width; returns the body and its output width."""
+    """Flatten (+ one-hot label), then Linear + activation for each hidden width; returns the body and its
+    output width."""
     widths = [math.prod(image_shape) + n_conditions, *hidden]
-    return EncoderBody(nn.Flatten(), _dense_stack(widths)), widths[-1]
+    return EncoderBody(nn.Flatten(), _dense_stack(widths, activation)), widths[-1]
 
 
-def mlp_decoder(in_features: int, hidden: list[int], image_shape: tuple[int, int, int]) -> nn.Sequential:
+def mlp_decoder(
+    in_features: int, hidden: list[int], image_shape: tuple[int, int, int], activation: str = "relu"
+) -> nn.Sequential:
     """The mirror of the MLP encoder: hidden widths reversed, a linear output reshaped to the image."""
     widths = [in_features, *reversed(hidden)]
-    layers = _dense_stack(widths) + [nn.Linear(widths[-1], math.prod(image_shape)), nn.Unflatten(1, image_shape)]
-    return nn.Sequential(*layers)
+    output = [nn.Linear(widths[-1], math.prod(image_shape)), nn.Unflatten(1, image_shape)]
+    return nn.Sequential(*_dense_stack(widths, activation), *output)
 
 
 def _conv_sizes(height: int, width: int, n_layers: int) -> list[tuple[int, int]]:
@@ -66,23 +70,26 @@ def _conv_sizes(height: int, width: int, n_layers: int) -> list[tuple[int, int]]
 
 
 def conv_encoder_body(
-    image_shape: tuple[int, int, int], channels: list[int], hidden: list[int], n_conditions: int = 0
+    image_shape: tuple[int, int, int], channels: list[int], hidden: list[int], n_conditions: int = 0,
+    activation: str = "relu",
 ) -> tuple[EncoderBody, int]:
-    """Stride-2 convs (kernel 4) halving the size each layer, flatten (+ one-hot label), one dense ReLU layer."""
+    """Stride-2 convs (kernel 4) halving the size each layer, flatten (+ one-hot label), one dense layer; the
+    activation after each."""
     c, h, w = image_shape
     h_last, w_last = _conv_sizes(h, w, len(channels))[-1]
     dense = hidden[0] if hidden else CONV_DENSE_DEFAULT
     layers: list[nn.Module] = []
     for c_in, c_out in zip([c, *channels[:-1]], channels, strict=True):
-        layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
     layers.append(nn.Flatten())
     return EncoderBody(
-        nn.Sequential(*layers), _dense_stack([channels[-1] * h_last * w_last + n_conditions, dense])
+        nn.Sequential(*layers), _dense_stack([channels[-1] * h_last * w_last + n_conditions, dense], activation)
     ), dense
 
 
 def conv_decoder(
-    in_features: int, channels: list[int], hidden: list[int], image_shape: tuple[int, int, int]
+    in_features: int, channels: list[int], hidden: list[int], image_shape: tuple[int, int, int],
+    activation: str = "relu",
 ) -> nn.Sequential:
     """Mirror of the conv encoder; each transposed conv doubles the size, and output_padding = the size
     lost to the encoder's floor division, so any H x W comes back exactly."""
@@ -91,7 +98,7 @@ def conv_decoder(
     h_last, w_last = sizes[-1]
     dense = hidden[0] if hidden else CONV_DENSE_DEFAULT
     layers: list[nn.Module] = [
-        *_dense_stack([in_features, dense, channels[-1] * h_last * w_last]),
+        *_dense_stack([in_features, dense, channels[-1] * h_last * w_last], activation),
         nn.Unflatten(1, (channels[-1], h_last, w_last)),
     ]
     outs = [*reversed(channels[:-1]), c]
@@ -100,24 +107,26 @@ def conv_decoder(
         padding = (target_h % 2, target_w % 2)
         layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=padding))
         if i < len(channels) - 1:
-            layers.append(nn.ReLU())
+            layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 
 
 def build_encoder_body(
-    kind: str, image_shape, hidden: list[int], channels: list[int], n_conditions: int = 0
+    kind: str, image_shape, hidden: list[int], channels: list[int], n_conditions: int = 0, activation: str = "relu"
 ) -> tuple[EncoderBody, int]:
     """The encoder body named by ``model.net`` (taking a one-hot label if n_conditions > 0) and its width."""
     if kind == "conv":
-        return conv_encoder_body(image_shape, channels, hidden, n_conditions)
-    return mlp_encoder_body(image_shape, hidden, n_conditions)
+        return conv_encoder_body(image_shape, channels, hidden, n_conditions, activation)
+    return mlp_encoder_body(image_shape, hidden, n_conditions, activation)
 
 
-def build_decoder(kind: str, in_features: int, hidden: list[int], channels: list[int], image_shape) -> nn.Sequential:
+def build_decoder(
+    kind: str, in_features: int, hidden: list[int], channels: list[int], image_shape, activation: str = "relu"
+) -> nn.Sequential:
     """The decoder named by ``model.net``, mirroring ``build_encoder_body``."""
     if kind == "conv":
-        return conv_decoder(in_features, channels, hidden, image_shape)
-    return mlp_decoder(in_features, hidden, image_shape)
+        return conv_decoder(in_features, channels, hidden, image_shape, activation)
+    return mlp_decoder(in_features, hidden, image_shape, activation)
 
 
 @dataclass

@@ -21,6 +21,9 @@ class ModelConfig:
     latent_dim: int = setting(32, "dimensions of the continuous latent z")
     hidden: list[int] = setting([512, 512], "MLP widths, encoder order (net=conv: the first is its dense width)")
     channels: list[int] = setting([32, 64], "conv channels, encoder order (net=conv)")
+    activation: Literal["relu", "elu", "silu", "gelu", "tanh"] = setting(
+        "relu", "the nonlinearity after each hidden layer of encoder and decoder (net=mlp or conv)"
+    )
     likelihood: Literal["bernoulli", "gaussian"] = setting(
         "bernoulli", "p(x|z): Bernoulli logits, or a Gaussian of fixed std (gaussian_std)"
     )
