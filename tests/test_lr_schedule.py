@@ -43,14 +43,13 @@ def test_every_step_of_a_run_takes_its_scheduled_rate(tiny_overrides, monkeypatc
     assert [row["lr"] for row in run.metrics][-1] == pytest.approx(seen[-1])
 
 
-@pytest.mark.slow
-def interrupted_and_resumed(keys: list[str], at_epoch: int, monkeypatch):
-    """A run of ``keys`` trained through, and the same run stopped by Ctrl+C as epoch ``at_epoch`` begins, then
-    resumed by its folder alone."""
+def interrupted_and_resumed(keys: list[str], at_epoch: int, monkeypatch, config=None):
+    """A run of ``config`` (a file, or None: the defaults) with ``keys`` trained through, and the same run
+    stopped by Ctrl+C as epoch ``at_epoch`` begins, then resumed by its folder alone."""
     from vaelab.errors import Interrupted
     from vaelab.loop import Loop
 
-    full = train(None, [*keys, "train.name=full"])
+    full = train(config, [*keys, "train.name=full"])
     train_epoch = Loop.train_epoch
 
     def stopped(self, epoch, *args, **kwargs):
@@ -60,7 +59,7 @@ def interrupted_and_resumed(keys: list[str], at_epoch: int, monkeypatch):
 
     monkeypatch.setattr(Loop, "train_epoch", stopped)
     with pytest.raises(Interrupted):
-        train(None, [*keys, "train.name=part"])
+        train(config, [*keys, "train.name=part"])
     monkeypatch.setattr(Loop, "train_epoch", train_epoch)
     return full, train(None, [], resume=full.path.parent / "part")
 
