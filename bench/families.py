@@ -1,5 +1,6 @@
 """The model families on one protocol: each config of --models trained on Fashion-MNIST (dynamic binarisation, the
-default MLP 784-512-512-32 or the family's own parts on it, the same epochs, seed 0), then on the test split:
+default MLP 784-512-512-32 or the family's own parts on it, the same epochs, seed 0, and the same optimisation:
+PROTOCOL's ReLU and constant Adam 1e-3 without averaging, whatever the config's own), then on the test split:
 -ELBO, the importance-weighted NLL (k = --iw-samples) where the model has a density, active units, the Fréchet
 distance of its prior samples and of its samples through the post-hoc GMM and two-stage samplers (evaluate_fid),
 and seconds per training epoch; and, first, each model's seconds per training step against the default VAE's,
@@ -29,6 +30,10 @@ from vaelab.evaluate.likelihood import evaluate_run
 from vaelab.loop import Loop, log_nothing, set_threads
 from vaelab.models import build_model
 
+# what every family trains under here, so that the rows differ by the family alone (the default config's ELU and
+# schedule are measured against this by bench/time_to_quality.py)
+PROTOCOL = ["model.activation=relu", "train.lr=1e-3", "train.lr_schedule=constant", "train.warmup_steps=0",
+            "train.ema=0"]  # fmt: skip
 MODELS = "vae,ladder-vae,iwae,planar-vae,iaf-vae,mog-vae,vamp-vae,ae,rae,miwae,piwae,ciwae"
 
 
@@ -43,7 +48,7 @@ def step_ratios(names: list[str], rounds: int = 8, steps: int = 10) -> dict[str,
     data = default_setup([])[1]
     loops = {}
     for name in dict.fromkeys(["vae", *names]):
-        config = load_config(config_path(name), ["train.progress=never"])
+        config = load_config(config_path(name), ["train.progress=never", *PROTOCOL])
         torch.manual_seed(0)
         loops[name] = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
         loops[name].train_epoch(1, max_steps=5)  # warm-up
@@ -90,8 +95,9 @@ def main() -> None:
         rows[row] = {"step_vs_vae": 1.0}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (row, name, epochs) in enumerate(runs):
-            overrides = [f"train.epochs={epochs}", "train.progress=never", "train.frames=false", "train.report=false",
-                         f"train.out_dir={tmp}", f"train.name=run{i}", f"train.threads={threads}"]  # fmt: skip
+            overrides = [*PROTOCOL, f"train.epochs={epochs}", "train.progress=never", "train.frames=false",
+                         "train.report=false", f"train.out_dir={tmp}", f"train.name=run{i}",
+                         f"train.threads={threads}"]  # fmt: skip
             run = train(config_path(name), overrides)
             results = evaluate_run(run, "test", iw_samples=args.iw_samples, progress=False)
             latents = evaluate_latents(run, "test", probes=False)["latent"]

@@ -91,7 +91,7 @@ def plot(result: dict, path: Path) -> None:
 
     figure = new_figure(7, 4.2)
     axes = figure.add_subplot()
-    for colour, (name, points) in zip(TAB10, result["curves"].items()):
+    for colour, (name, points) in zip(TAB10, result["curves"].items(), strict=False):  # up to 10 contenders
         seconds, nll, stderr = zip(*((p["seconds"], p["iw_nll"], p["stderr"] or 0) for p in points), strict=True)
         axes.errorbar(seconds, nll, yerr=stderr, marker="o", markersize=3, capsize=2, color=colour,
                       label=Path(name).stem)  # fmt: skip
