@@ -70,7 +70,10 @@ def _conv_sizes(height: int, width: int, n_layers: int) -> list[tuple[int, int]]
 
 
 def conv_encoder_body(
-    image_shape: tuple[int, int, int], channels: list[int], hidden: list[int], n_conditions: int = 0,
+    image_shape: tuple[int, int, int],
+    channels: list[int],
+    hidden: list[int],
+    n_conditions: int = 0,
     activation: str = "relu",
 ) -> tuple[EncoderBody, int]:
     """Stride-2 convs (kernel 4) halving the size each layer, flatten (+ one-hot label), one dense layer; the
@@ -88,7 +91,10 @@ def conv_encoder_body(
 
 
 def conv_decoder(
-    in_features: int, channels: list[int], hidden: list[int], image_shape: tuple[int, int, int],
+    in_features: int,
+    channels: list[int],
+    hidden: list[int],
+    image_shape: tuple[int, int, int],
     activation: str = "relu",
 ) -> nn.Sequential:
     """Mirror of the conv encoder; each transposed conv doubles the size, and output_padding = the size
