@@ -6,7 +6,7 @@ each config of --configs through vaelab's `Loop` (an epoch's training steps and 
 Adam 1e-3, batch 128, a random permutation per epoch indexing one uint8 tensor, `torch.bernoulli` binarisation
 per batch, the loss of pytorch/examples' VAE; it trains until its seconds reach the longest config's. Weights
 are kept at the epochs of --at and at the end; afterwards, each is evaluated on the first --test-images test
-images: IW-NLL with k = --iw-samples (vaelab's estimator, fixed evaluation binarisation, fp32; the textbook's
+images: -ELBO, and IW-NLL with k = --iw-samples (vaelab's estimator, fixed evaluation binarisation, fp32; the textbook's
 weights go into vaelab's identical VAE to be evaluated the same way).
 Prints a table and writes bench/results/time_to_quality-*.json; the full curve also draws
 docs/figures/time-to-quality.png (IW-NLL against seconds, one line per contender).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from torch import nn
 
 from common import ROOT, default_setup, write_result
 from vaelab.config import load_config
-from vaelab.evaluate.likelihood import iw_nll_per_image, summarise
+from vaelab.evaluate.likelihood import elbo_per_image, iw_nll_per_image, summarise
 from vaelab.loop import Loop, log_nothing, set_threads
 from vaelab.models import build_model
 
@@ -72,8 +73,9 @@ class Textbook:
             self.optimizer.step()
 
     def as_vaelab(self, config) -> nn.Module:
-        """vaelab's default VAE holding these weights (the same layers, in the same order)."""
-        model = build_model(config.model, (1, 28, 28))
+        """vaelab's VAE on the default network with ReLU, holding these weights (the same layers, in the same
+        order)."""
+        model = build_model(dataclasses.replace(config.model, activation="relu"), (1, 28, 28))
         pairs = list(zip(model.parameters(), self.model.parameters(), strict=True))
         with torch.no_grad():
             for ours, theirs in pairs:
@@ -175,8 +177,11 @@ def main() -> None:
                 model = loops[name].model
                 model.load_state_dict(weights)
             nll = summarise(iw_nll_per_image(model, x, None, data.binarize, args.iw_samples, progress=False))
-            curves[name].append({"epoch": epoch, "seconds": secs, "iw_nll": nll["mean"], "stderr": nll["stderr"]})
-            print(f"{name:<28} epoch {epoch:>3}  {secs:7.1f} s  IW-NLL {nll['mean']:.2f} ± {nll['stderr']:.2f}",
+            neg_elbo = elbo_per_image(model, x, None, data.binarize)["neg_elbo"].mean().item()
+            curves[name].append({"epoch": epoch, "seconds": secs, "iw_nll": nll["mean"], "stderr": nll["stderr"],
+                                 "neg_elbo": neg_elbo})  # fmt: skip
+            print(f"{name:<28} epoch {epoch:>3}  {secs:7.1f} s  IW-NLL {nll['mean']:.2f} ± {nll['stderr']:.2f}"
+                  f"  -ELBO {neg_elbo:.2f}",
                   flush=True)  # fmt: skip
     path = write_result("time_to_quality", {"threads": threads, "iw_samples": args.iw_samples,
                                             "test_images": len(x), "curves": curves})  # fmt: skip
