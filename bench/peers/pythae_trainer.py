@@ -53,7 +53,6 @@ from pythae.trainers import BaseTrainer, BaseTrainerConfig  # noqa: E402
 from pythae_families import BATCH, LR, SEED, build_pythae  # noqa: E402
 
 from common import default_setup, write_result  # noqa: E402
-
 from vaelab.loop import Loop, log_nothing, set_threads  # noqa: E402
 from vaelab.models import build_model  # noqa: E402
 
