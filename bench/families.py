@@ -30,10 +30,10 @@ from vaelab.evaluate.likelihood import evaluate_run
 from vaelab.loop import Loop, log_nothing, set_threads
 from vaelab.models import build_model
 
-# what every family trains under here, so that the rows differ by the family alone (the default config's ELU and
-# schedule are measured against this by bench/time_to_quality.py)
+# what every family trains under here (and the peers' benches, on their side), so that the rows differ by the family
+# alone: the default config's ELU, schedule and precision are measured against this by bench/time_to_quality.py
 PROTOCOL = ["model.activation=relu", "train.lr=1e-3", "train.lr_schedule=constant", "train.warmup_steps=0",
-            "train.ema=0"]  # fmt: skip
+            "train.ema=0", "train.precision=fp32"]  # fmt: skip
 MODELS = "vae,ladder-vae,iwae,planar-vae,iaf-vae,mog-vae,vamp-vae,ae,rae,miwae,piwae,ciwae"
 
 

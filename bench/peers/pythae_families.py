@@ -74,6 +74,7 @@ from pythae.models.base.base_utils import ModelOutput  # noqa: E402
 from pythae.models.nn import BaseDecoder, BaseEncoder  # noqa: E402
 
 from common import ROOT, write_result  # noqa: E402
+from families import PROTOCOL  # noqa: E402
 from vaelab.config import load_config  # noqa: E402
 from vaelab.data import ImageData, load_dataset, to_float  # noqa: E402
 from vaelab.data.batches import epoch_permutation  # noqa: E402
@@ -130,7 +131,7 @@ def config_path(name: str) -> Path:
 
 def pythae_spec(name: str) -> tuple[type, type, dict]:
     """pythae's model class, config class and settings for vaelab's family ``name``, read from its config."""
-    m = load_config(config_path(name)).model
+    m = load_config(config_path(name), PROTOCOL).model
     specs = {
         "vae": (VAE, VAEConfig, {}),
         "iwae": (IWAE, IWAEConfig, lambda: {"number_samples": m.k}),
@@ -352,7 +353,7 @@ def frechet(net, real_features: np.ndarray, images: torch.Tensor) -> float:
 def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
     """Best seconds per training step of pythae's model and of vaelab's (configs/<name>-mlp.yaml) over ``rounds``
     interleaved rounds of ``steps`` steps each, after 5 warm-up steps of each; fresh models, the same batch size."""
-    config = load_config(config_path(name), ["train.progress=never"])
+    config = load_config(config_path(name), ["train.progress=never", *PROTOCOL])
     torch.manual_seed(SEED)
     loop = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
     loop.train_epoch(1, max_steps=5)  # warm-up

@@ -4,7 +4,7 @@ Both sides train the same network in this one process, epoch by epoch in turn (r
 pythae epoch, the order alternating per round), so that each sees the same machine load:
 
 - vaelab: configs/vae-mlp.yaml with pythae's network and optimiser (ReLU, constant Adam 1e-3, no averaging:
-  SAME_NETWORK) through ``vaelab.loop.Loop``; one epoch is
+  bench/families.py's PROTOCOL) through ``vaelab.loop.Loop``; one epoch is
   ``loop.train_epoch(e)``, timed whole: its 422 batches of 128 of the 54,000 training images in its seeded order,
   dynamic binarisation per batch, loss, backward, Adam 1e-3 step (no validation, no files written);
 - pythae: its VAE on bench/peers/pythae_families.py's encoder and decoder (the same MLP 784-512-512 (ReLU) -> 32-d
@@ -53,12 +53,9 @@ from pythae.trainers import BaseTrainer, BaseTrainerConfig  # noqa: E402
 from pythae_families import BATCH, LR, SEED, build_pythae  # noqa: E402
 
 from common import default_setup, write_result  # noqa: E402
+from families import PROTOCOL  # noqa: E402
 from vaelab.loop import Loop, log_nothing, set_threads  # noqa: E402
 from vaelab.models import build_model  # noqa: E402
-
-# the default config on pythae's network and optimiser: what differs is the loop
-SAME_NETWORK = ["model.activation=relu", "train.lr=1e-3", "train.lr_schedule=constant", "train.warmup_steps=0",
-                "train.ema=0", "train.precision=fp32"]  # fmt: skip
 
 
 def pythae_trainer(train_x: torch.Tensor, train_y: torch.Tensor | None, epochs: int, output_dir: str) -> BaseTrainer:
@@ -98,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = set_threads(args.threads)  # also flushes denormals, for both libraries alike
 
-    config, data = default_setup(SAME_NETWORK)
+    config, data = default_setup(PROTOCOL)
     n_images = len(data.train_x)
     torch.manual_seed(SEED)
     loop = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
@@ -125,7 +122,7 @@ def main() -> None:
         "pythae_version": version("pythae"), "threads": threads, "rounds": args.rounds, "train_images": n_images,
         "batch_size": BATCH, "lr": LR, "ratio_vaelab_over_pythae_images_per_second": ratio, **sides,
         "timed": {
-            "vaelab": "loop.train_epoch(e) of configs/vae-mlp.yaml + SAME_NETWORK, dynamic binarisation",
+            "vaelab": "loop.train_epoch(e) of configs/vae-mlp.yaml + PROTOCOL, dynamic binarisation",
             "pythae": "BaseTrainer.train_step(e) after prepare_training(): its DataLoader (num_workers 0, shuffle, "
                       "BaseDataset + collate_dataset_output), its default progress-bar callback; images x / 255",
         },
