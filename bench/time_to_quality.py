@@ -6,8 +6,9 @@ each config of --configs through vaelab's `Loop` (an epoch's training steps and 
 Adam 1e-3, batch 128, a random permutation per epoch indexing one uint8 tensor, `torch.bernoulli` binarisation
 per batch, the loss of pytorch/examples' VAE; it trains until its seconds reach the longest config's. Weights
 are kept at the epochs of --at and at the end; afterwards, each is evaluated on the first --test-images test
-images: -ELBO, and IW-NLL with k = --iw-samples (vaelab's estimator, fixed evaluation binarisation, fp32; the textbook's
-weights go into vaelab's identical VAE to be evaluated the same way).
+images (on every core): -ELBO, and IW-NLL with k = --iw-samples (vaelab's estimator, fixed evaluation
+binarisation, fp32; the textbook's weights go into vaelab's identical VAE, with its ReLU, to be evaluated the
+same way).
 Prints a table and writes bench/results/time_to_quality-*.json; the full curve also draws
 docs/figures/time-to-quality.png (IW-NLL against seconds, one line per contender).
 Run: .venv/bin/python bench/time_to_quality.py            (the full curve: k = 1000 on 10,000 test images)
@@ -161,6 +162,7 @@ def main() -> None:
             kept["textbook"].append((epoch, seconds["textbook"], copy.deepcopy(textbook.model.state_dict())))
         print(" | ".join(f"{name} {s:.0f} s" for name, s in seconds.items()), flush=True)
 
+    set_threads(0)  # evaluation is not timed: every core
     x, y = data.split("test")
     x = x[: args.test_images]
     every = kept["textbook"]  # each epoch's: keep the last and those nearest in seconds to each config's points
