@@ -98,8 +98,8 @@ def plot(result: dict, path: Path) -> None:
         seconds, nll, stderr = zip(*((p["seconds"], p["iw_nll"], p["stderr"] or 0) for p in points), strict=True)
         axes.errorbar(seconds, nll, yerr=stderr, marker="o", markersize=3, capsize=2, color=colour,
                       label=Path(name).stem)  # fmt: skip
-    best = min(p["iw_nll"] for points in result["curves"].values() for p in points)
-    axes.set_ylim(best - 2, best + 25)
+    nll = [p["iw_nll"] for points in result["curves"].values() for p in points]
+    axes.set_ylim(min(nll) - 1.5, min(max(nll), min(nll) + 30) + 1.5)  # the first epochs' hundreds of nats cut off
     axes.set_xlabel("seconds of training")
     axes.set_ylabel(f"test IW-NLL (k = {result['iw_samples']}), nats")
     axes.set_title(f"{result['machine']}, {result['threads']} thread(s), {result['test_images']} test images",

@@ -25,13 +25,8 @@ compared are those of the loop (data path, step, bookkeeping) on the same networ
 protocol. Reports per side the median seconds per epoch over ``--rounds`` rounds, images/s (54,000 / that), and
 the ratio vaelab images/s / pythae images/s; prints a table and writes bench/results/pythae_trainer-<UTC time>.json.
 
-pythae is never a dependency of vaelab: it runs in a scratch venv that also holds vaelab (editable, without deps):
-    python3 -m venv /work/pythae-venv
-    /work/pythae-venv/bin/pip install torch==2.13.0          # the CPU wheel; pythae must not replace it
-    /work/pythae-venv/bin/pip install pythae==0.1.2
-    /work/pythae-venv/bin/pip install --no-deps -e .         # vaelab, from the repository root
-    /work/pythae-venv/bin/pip install pyyaml safetensors typer
-Run (from the repository root):
+pythae is never a dependency of vaelab: it runs in the scratch venv that bench/peers/pythae_families.py's docstring
+sets up. Run (from the repository root):
     /work/pythae-venv/bin/python bench/peers/pythae_trainer.py --rounds 3 --threads 1
 """
 
