@@ -60,8 +60,14 @@ def start(context: Context, device: torch.device) -> bool:
     return True
 
 
-def stop() -> None:
+def stop(finished: bool) -> None:
+    """Leave the process group. After a finished run every process first waits for the others (rank 0 writes
+    the run's files last): one tearing gloo down while another still holds its connections can abort it
+    ("terminate called without an active exception"). After an error there is no wait: the others may never
+    come."""
     if dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -97,11 +97,14 @@ def train(
         config = config_from_dict(apply_overrides(config.to_dict(), ["model.net=custom"]))
     context = context_from_env()
     started = start(context, resolve_device(config.train.device, context.local_rank))
+    finished = False
     try:
-        return _train(config, resume, context, nets)
+        run = _train(config, resume, context, nets)
+        finished = True
+        return run
     finally:
         if started:
-            stop()
+            stop(finished)
 
 
 def _owned(run_dir: Path, context: Context) -> contextlib.AbstractContextManager:
