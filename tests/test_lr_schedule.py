@@ -71,6 +71,7 @@ def assert_same_weights(a_run, b_run) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 def test_a_run_under_a_schedule_resumes_to_the_weights_of_an_uninterrupted_one(tiny_overrides, monkeypatch):
     keys = [*tiny_overrides, "train.report=false", "train.lr_schedule=cosine", "train.warmup_steps=5"]
     full, resumed = interrupted_and_resumed(keys, 2, monkeypatch)

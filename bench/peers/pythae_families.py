@@ -73,8 +73,8 @@ from pythae.models import (  # noqa: E402
 from pythae.models.base.base_utils import ModelOutput  # noqa: E402
 from pythae.models.nn import BaseDecoder, BaseEncoder  # noqa: E402
 
-from common import ROOT, write_result  # noqa: E402
-from families import PROTOCOL  # noqa: E402
+from common import write_result  # noqa: E402
+from families import PROTOCOL, config_path  # noqa: E402
 from vaelab.config import load_config  # noqa: E402
 from vaelab.data import ImageData, load_dataset, to_float  # noqa: E402
 from vaelab.data.batches import epoch_permutation  # noqa: E402
@@ -123,10 +123,6 @@ class Decoder(BaseDecoder):
 
     def forward(self, z: torch.Tensor) -> ModelOutput:
         return ModelOutput(reconstruction=torch.sigmoid(self.logits(z)))  # (B, 1, 28, 28)
-
-
-def config_path(name: str) -> Path:
-    return ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
 
 
 def pythae_spec(name: str) -> tuple[type, type, dict]:
