@@ -64,6 +64,8 @@ def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
     """``figures`` as bench/results/NAME-<UTC time>.json (or ``path``, rewritten) with the machine, the torch
     version, the commit and the load average as it is written (other jobs on the machine slow what was timed):
     the history that docs quote (the latest) and link."""
+    import contextlib
+    import itertools
     import json
     import os
     import platform
@@ -77,8 +79,14 @@ def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
     record = {"bench": name, "date": now.isoformat(timespec="seconds"), "commit": commit.stdout.strip() or None,
               "machine": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
               "load_average_1_5_15_min": [round(load, 2) for load in os.getloadavg()], **figures}  # fmt: skip
-    path = path or ROOT / "bench" / "results" / f"{name}-{now:%Y%m%d-%H%M%S}.json"
-    path.parent.mkdir(exist_ok=True)
+    if path is None:  # a new file: claimed by exclusive creation, so two runs started in one second keep both
+        folder, stem = ROOT / "bench" / "results", f"{name}-{now:%Y%m%d-%H%M%S}"
+        folder.mkdir(exist_ok=True)
+        for n in itertools.count(1):
+            path = folder / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
+            with contextlib.suppress(FileExistsError):
+                path.open("x").close()
+                break
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"written: {path.relative_to(ROOT)}")
     return path
