@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-import numpy as np
-
 from common import ROOT, write_result
 from vaelab import train
 from vaelab.evaluate.disentanglement import HEADLINE
 from vaelab.evaluate.factors import evaluate_disentanglement
-from vaelab.evaluate.latents import encode_split, unit_activity
+from vaelab.evaluate.latents import covariance_off_diagonal, encode_split, unit_activity
 from vaelab.evaluate.likelihood import evaluate_run, split_images
 from vaelab.loop import set_threads
 
@@ -33,13 +31,6 @@ def config_and_overrides(name: str) -> tuple:
     if name == "vae":
         return ROOT / "configs" / "beta-vae-shapes.yaml", ["model.beta=1"]
     return ROOT / "configs" / f"{name}-shapes.yaml", []
-
-
-def off_diagonal_share(means: np.ndarray) -> tuple[float, np.ndarray]:
-    """sum_{i!=j} C_ij^2 / sum_ij C_ij^2 of the means' covariance C (0: decorrelated), and C."""
-    cov = np.cov(means, rowvar=False)
-    squared = cov**2
-    return float((squared.sum() - np.trace(squared)) / squared.sum()), cov
 
 
 def main() -> None:
@@ -63,7 +54,7 @@ def main() -> None:
             elbo = evaluate_run(run, "test", iw_samples=0, progress=False)
             x, y = split_images(run, "test")
             latents = encode_split(run.model, x, y, run.data.binarize)
-            share, cov = off_diagonal_share(latents.continuous_means)
+            share, cov = covariance_off_diagonal(latents.continuous_means)
             metrics = evaluate_disentanglement(run, args.points)["disentanglement"]
             rows[name] = {
                 "config": config.relative_to(ROOT).as_posix(),

@@ -12,6 +12,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 from vaelab.config import load_config
 from vaelab.errors import ConfigError
+from vaelab.evaluate.latents import covariance_off_diagonal
 from vaelab.models import build_model
 from vaelab.parts import DiagonalGaussian
 from vaelab.parts.aggregate import (
@@ -191,6 +192,22 @@ def test_dip_penalties_are_the_squared_off_diagonal_and_the_squared_distance_of_
     cov = torch.tensor([[2.0, 0.5, -1.0], [0.5, 1.0, 0.25], [-1.0, 0.25, 0.0]])
     assert off_diagonal_penalty(cov).item() == pytest.approx(2 * (0.25 + 1.0 + 0.0625))
     assert diagonal_penalty(cov).item() == pytest.approx(1.0 + 0.0 + 1.0)
+
+
+def test_eval_measures_how_far_the_means_are_from_decorrelated():
+    """eval.json's latent.covariance_off_diagonal: against a covariance summed image by image, and on the cases
+    with a known answer (independent units: near 0; a unit copied: half the squared mass off the diagonal)."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4))
+    centred = means - means.mean(0)
+    summed = sum(np.outer(row, row) for row in centred) / len(means)
+    share, cov = covariance_off_diagonal(means)
+    np.testing.assert_allclose(cov, summed, rtol=1e-10)
+    assert share == pytest.approx(((summed**2).sum() - (np.diag(summed) ** 2).sum()) / (summed**2).sum())
+    assert covariance_off_diagonal(rng.normal(size=(200_000, 3)) * [1.0, 2.0, 3.0])[0] < 1e-4
+    copied = rng.normal(size=(1000, 1))
+    assert covariance_off_diagonal(np.hstack([copied, copied]))[0] == pytest.approx(0.5)
+    assert covariance_off_diagonal(np.zeros((5, 3)))[0] == 0.0  # no unit varies
 
 
 @pytest.mark.parametrize(("name", "kind"), [("dip-vae-i", "i"), ("dip-vae-ii", "ii")])
