@@ -54,13 +54,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: commo
 from pythae.data.datasets import DatasetOutput  # noqa: E402
 from pythae.models import (  # noqa: E402
     CIWAE,
+    INFOVAE_MMD,
     IWAE,
     MIWAE,
     PIWAE,
     VAE,
     VAE_IAF,
     VAMP,
+    BetaTCVAE,
+    BetaTCVAEConfig,
     CIWAEConfig,
+    INFOVAE_MMD_Config,
     IWAEConfig,
     MIWAEConfig,
     PIWAEConfig,
@@ -91,7 +95,7 @@ PIXELS = 784
 HIDDEN = 512
 LATENT = 32
 LOG_2PI = math.log(2 * math.pi)
-FAMILIES = "vae,iwae,miwae,piwae,ciwae,vamp-vae,planar-vae,iaf-vae"
+FAMILIES = "vae,iwae,miwae,piwae,ciwae,vamp-vae,planar-vae,iaf-vae,beta-tcvae,info-vae"
 SAMPLERS = ("gmm", "two-stage")  # fitted on pythae's VAE (the first family, which must be trained to fit them)
 GMM_COMPONENTS = 10
 TWO_STAGE_STEPS, TWO_STAGE_BATCH = 3000, 256  # the budget of vaelab's second stage (samplers.py)
@@ -142,9 +146,25 @@ def pythae_spec(name: str) -> tuple[type, type, dict]:
             VAE_IAF_Config,
             lambda: {"n_made_blocks": m.flows, "n_hidden_in_made": 1, "hidden_size": m.flow_hidden},
         ),  # fmt: skip
+        "beta-tcvae": (
+            BetaTCVAE,
+            BetaTCVAEConfig,
+            lambda: {"alpha": m.alpha, "beta": m.beta, "gamma": m.gamma, "use_mss": m.estimator == "mss"},
+        ),
+        "info-vae": (INFOVAE_MMD, INFOVAE_MMD_Config, lambda: info_vae_settings(m)),
     }
     cls, config_cls, settings = specs[name]
     return cls, config_cls, settings() if callable(settings) else settings
+
+
+def info_vae_settings(m) -> dict:
+    """pythae's InfoVAE kernel for vaelab's: pythae's RBF has one bandwidth b, C = 2 D b^2, vaelab's C = 2 D s for
+    each of its scales s (so b = sqrt(s)); for the IMQ kernel both sum over scales of C = 2 D s (pythae: b = 1)."""
+    if m.kernel == "rbf" and len(m.kernel_scales) != 1:
+        raise SystemExit("pythae's InfoVAE RBF kernel has one bandwidth: give configs/info-vae-mlp.yaml one scale")
+    bandwidth = math.sqrt(m.kernel_scales[0]) if m.kernel == "rbf" else 1.0
+    return {"kernel_choice": m.kernel, "alpha": m.alpha, "lbd": m.lambda_mmd, "kernel_bandwidth": bandwidth,
+            "scales": list(m.kernel_scales)}  # fmt: skip
 
 
 def build_pythae(name: str) -> nn.Module:
@@ -163,12 +183,13 @@ def optimizers(model: nn.Module) -> list[torch.optim.Optimizer]:
     return [torch.optim.Adam(model.parameters(), lr=LR)]
 
 
-def train_step(model: nn.Module, opts: list[torch.optim.Optimizer], x: torch.Tensor) -> float:
-    """One optimisation step on the float batch x (B, 1, 28, 28); returns pythae's loss. PIWAE as pythae's
+def train_step(model: nn.Module, opts: list[torch.optim.Optimizer], x: torch.Tensor, dataset_size: int) -> float:
+    """One optimisation step on the float batch x (B, 1, 28, 28) of a training set of ``dataset_size`` images (which
+    pythae's trainers pass to every model: beta-TCVAE's estimator needs it); returns pythae's loss. PIWAE as pythae's
     CoupledOptimizerTrainer._optimizers_step does it: the encoder's gradients are zeroed, the encoder loss (MIWAE)
     back-propagated, the decoder's zeroed, the decoder loss (IWAE of m*k draws) back-propagated, both stepped (so the
     encoder steps on the sum of both losses' gradients: pythae's behaviour, kept)."""
-    out = model(DatasetOutput(data=x))
+    out = model(DatasetOutput(data=x), dataset_size=dataset_size)
     if len(opts) == 2:
         encoder_opt, decoder_opt = opts
         encoder_opt.zero_grad()
@@ -206,7 +227,7 @@ def train(model: nn.Module, data: ImageData, epochs: int, log, max_steps: int | 
         model.train()
         start, total, n = time.perf_counter(), 0.0, 0
         for x in batches(data, generator, epoch, max_steps):
-            total += train_step(model, opts, x) * len(x)
+            total += train_step(model, opts, x, len(data.train_x)) * len(x)
             n += len(x)
         seconds.append(time.perf_counter() - start)
         losses.append(total / n)
@@ -356,7 +377,7 @@ def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
     model = build_pythae(name).train()
     opts, generator = optimizers(model), torch.Generator().manual_seed(SEED + 1)
     for x in batches(data, generator, 1, 5):  # warm-up
-        train_step(model, opts, x)
+        train_step(model, opts, x, len(data.train_x))
     best = {"pythae": math.inf, "vaelab": math.inf}
     for r in range(rounds):
         start = time.perf_counter()
@@ -364,7 +385,7 @@ def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
         best["vaelab"] = min(best["vaelab"], (time.perf_counter() - start) / steps)
         start = time.perf_counter()
         for x in batches(data, generator, 2 + r, steps):
-            train_step(model, opts, x)
+            train_step(model, opts, x, len(data.train_x))
         best["pythae"] = min(best["pythae"], (time.perf_counter() - start) / steps)
     return {"step_ratio_pythae_over_vaelab": best["pythae"] / best["vaelab"], "pythae_step_seconds": best["pythae"],
             "vaelab_step_seconds": best["vaelab"], "rounds": rounds, "steps": steps}  # fmt: skip
