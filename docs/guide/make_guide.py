@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from vaelab import load_run  # noqa: E402
 from vaelab.checkpoint import atomic_write_text  # noqa: E402
 from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
+from vaelab.evaluate.latents import covariance_off_diagonal, encode_split  # noqa: E402
 from vaelab.viz.curves import mean_sigma  # noqa: E402
 from vaelab.viz.grids import save_png  # noqa: E402
 from vaelab.viz.latent_stats import read_latent_stats  # noqa: E402
@@ -410,15 +411,22 @@ FAMILIES_COMMAND = ".venv/bin/python bench/families.py --epochs 5 --iw-samples 1
 FAMILY_ORDER = ["vae", "iwae", "miwae", "piwae", "ciwae", "planar-vae", "iaf-vae", "mog-vae", "vamp-vae", "ladder-vae"]
 
 
-def latest_families(epochs: int = 5) -> dict[str, dict]:
-    """Each model's newest row of --epochs ``epochs`` in bench/results/families-*.json, with the file it is from
-    (a bench run, not a guide command: an hour or more on 2 cores)."""
+def latest_rows(bench: str, keep) -> dict[str, dict]:
+    """Each model's newest row in bench/results/BENCH-*.json for which ``keep(result, row)`` holds, with the file
+    it is from and its machine (a bench's run, not a guide command: an hour or more on 2 cores)."""
     rows: dict[str, dict] = {}
-    for path in sorted((ROOT / "bench/results").glob("families-*.json")):  # oldest first: newer rows replace
+    for path in sorted((ROOT / "bench/results").glob(f"{bench}-*.json")):  # oldest first: newer rows replace
         result = json.loads(path.read_text())
         for name, row in result["models"].items():
-            if row.get("epochs", result.get("epochs")) == epochs and "neg_elbo" in row:
+            if keep(result, row):
                 rows[name] = row | {"path": path.relative_to(ROOT).as_posix(), "machine": result["machine"]}
+    return rows
+
+
+def latest_families(epochs: int = 5) -> dict[str, dict]:
+    """The families bench's newest row of each model trained for ``epochs`` epochs."""
+    rows = latest_rows("families", lambda result, row: row.get("epochs", result.get("epochs")) == epochs
+                       and "neg_elbo" in row)  # fmt: skip
     if "vae" not in rows:
         raise SectionNotRun(f"bench/results/families-*.json with the VAE ({FAMILIES_COMMAND})")
     return rows
@@ -471,6 +479,130 @@ def families(g: Guide) -> None:
     )
 
 
+DISENTANGLING_COMMAND = ".venv/bin/python bench/disentangling.py --threads 1"
+SHAPES_ORDER = ["vae", "beta-vae", "beta-tcvae", "factor-vae", "dip-vae-i", "dip-vae-ii"]
+REPRESENTATION_ORDER = ["vae", "beta-tcvae", "factor-vae", "dip-vae-i", "dip-vae-ii", "info-vae", "wae", "rae-gp",
+                        "vq-vae"]  # fmt: skip
+METRIC_LABELS = {"mig": "MIG", "beta_vae": "beta-VAE", "factor_vae": "FactorVAE", "sap": "SAP", "dci": "DCI"}
+
+
+def correlation(covariance: np.ndarray) -> np.ndarray:
+    """|correlation| from a covariance matrix (a unit that never varies gets 0s)."""
+    c = covariance
+    std = np.sqrt(np.clip(np.diag(c), 1e-12, None))
+    return np.abs(c / np.outer(std, std))
+
+
+def representation(g: Guide) -> None:
+    """The representation families: on shapes the disentangling objectives' scores (bench/disentangling.py's JSON),
+    on Fashion-MNIST what each does to the codes (the families bench's JSON), and VQ-VAE's reconstructions and
+    samples through its prior against the VAE's (run here)."""
+    g.section = "representation"
+    shapes = latest_rows("disentangling", lambda result, row: not result.get("overrides"))
+    if "vae" not in shapes:
+        raise SectionNotRun(f"bench/results/disentangling-*.json with the VAE ({DISENTANGLING_COMMAND})")
+    fashion = latest_families()
+    common = ["--data", "fashion-mnist", f"train.epochs={FASHION_EPOCHS}"]
+    runs = {name: g.train(f"fashion-{name}", "--config", f"configs/{config}", *common)
+            for name, config in (("vae", "vae-mlp.yaml"), ("vq-vae", "vq-vae-mlp.yaml"),
+                                 ("dip-vae-i", "dip-vae-i-mlp.yaml"))}  # fmt: skip
+    pictures = {}
+    for name, run in runs.items():
+        g.eval(run)
+        if name == "dip-vae-i":
+            continue
+        for kind, args in (("recon", ["reconstruct", run, "-n", "16"]), ("samples", ["sample", run, "-n", "36"])):
+            pictures[name, kind] = RUNS / "pictures" / f"fashion-{name}-{kind}.png"
+            g.vaelab(*args, "-o", pictures[name, kind])
+
+    scored = [name for name in SHAPES_ORDER if name in shapes]
+    figure = new_figure(11, 4.0)
+    left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / len(scored)
+    for i, name in enumerate(scored):
+        values = [shapes[name]["scores"][m] for m in METRIC_LABELS]
+        left.bar(np.arange(len(METRIC_LABELS)) + (i - (len(scored) - 1) / 2) * width, values, width, label=name)
+        right.plot(shapes[name]["recon"], shapes[name]["scores"]["mig"], "o", color=f"C{i}")
+        right.annotate(name, (shapes[name]["recon"], shapes[name]["scores"]["mig"]), textcoords="offset points",
+                       xytext=(5, 3), fontsize=8)  # fmt: skip
+    left.set_xticks(range(len(METRIC_LABELS)), list(METRIC_LABELS.values()))
+    left.set_ylabel("score on shapes (higher: more disentangled)")
+    left.set_title("five metrics at one budget (11,250 steps)", fontsize=10)
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3, axis="y")
+    right.set_xlabel("test reconstruction NLL (nats per image)")
+    right.set_ylabel("MIG")
+    right.set_title("MIG against reconstruction", fontsize=10)
+    right.grid(alpha=0.3)
+    figure.tight_layout()
+    save_figure(figure, "representation-shapes.png")
+
+    figure = new_figure(7, 3.6)
+    for column, name in enumerate(("vae", "dip-vae-i")):
+        run = load_run(ROOT / runs[name])
+        x, y = run.data.split("test")
+        share, cov = covariance_off_diagonal(encode_split(run.model, x, y, run.data.binarize).continuous_means)
+        ax = figure.add_subplot(1, 2, column + 1)
+        image = ax.imshow(correlation(cov), cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"{name}: |corr| of the 32 posterior means\n(off-diagonal share {share:.2f})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.colorbar(image, ax=figure.axes, shrink=0.8)
+    save_figure(figure, "representation-dip.png")
+
+    figure = new_figure(10, 5.6)
+    grid = figure.add_gridspec(2, 2, height_ratios=[0.42, 1])
+    for column, name in enumerate(("vae", "vq-vae")):
+        panel(figure.add_subplot(grid[0, column]), pictures[name, "recon"], f"{name}: test images, targets, "
+              "reconstructions")  # fmt: skip
+        panel(figure.add_subplot(grid[1, column]), pictures[name, "samples"], f"{name}: samples (its prior)")
+    figure.tight_layout()
+    save_figure(figure, "representation-vq-vae.png")
+
+    table = ["| model | recon | KL | active units (of 10) | off-diagonal covariance | "
+             + " | ".join(METRIC_LABELS.values()) + " |", "| --- " * (5 + len(METRIC_LABELS)) + "|"]  # fmt: skip
+    for name in scored:
+        r = shapes[name]
+        table.append(f"| `{name}` | {r['recon']:.1f} | {r['kl']:.1f} | {r['active_units']} | "
+                     f"{r['off_diagonal_share']:.3f} | " + " | ".join(f"{r['scores'][m]:.3f}" for m in METRIC_LABELS)
+                     + " |")  # fmt: skip
+    listed = [name for name in REPRESENTATION_ORDER if name in fashion]
+    rows = ["| model | test -ELBO (point codes: recon) | active units (of 32) | Fréchet: prior / GMM on the codes |",
+            "| --- | --- | --- | --- |"]  # fmt: skip
+    for name in listed:
+        r = fashion[name]
+        elbo = f"{r['neg_elbo']:.2f}" + ("" if r["has_density"] else " (recon)")
+        rows.append(f"| `{name}` | {elbo} | {r['active_units']} | {r['frechet']:.1f} / {r['frechet_gmm']:.1f} |")
+    e = {name: eval_json(run) for name, run in runs.items()}
+    g.set(
+        disentangling_command=DISENTANGLING_COMMAND,
+        disentangling_machine=shapes["vae"]["machine"],
+        disentangling_table="\n".join(table),
+        disentangling_sources=", ".join(sorted({f"[{Path(r['path']).name}](../{r['path']})" for r in shapes.values()})),
+        representation_fashion_table="\n".join(rows),
+        representation_fashion_missing=", ".join(f"`{n}`" for n in REPRESENTATION_ORDER if n not in fashion) or "none",
+        **{f"shapes_{n.replace('-', '_')}_{m}": f"{shapes[n]['scores'][m]:.3f}" for n in scored for m in METRIC_LABELS},
+        **{f"shapes_{n.replace('-', '_')}_recon": f"{shapes[n]['recon']:.1f}" for n in scored},
+        **{f"shapes_{n.replace('-', '_')}_offdiag": f"{shapes[n]['off_diagonal_share']:.3f}" for n in scored},
+        **{f"fashion_{n.replace('-', '_')}_active": fashion[n]["active_units"] for n in listed},
+        vq_epochs=FASHION_EPOCHS,
+        dip_offdiag=f"{e['dip-vae-i']['latent']['covariance_off_diagonal']:.3f}",
+        dip_vae_offdiag=f"{e['vae']['latent']['covariance_off_diagonal']:.3f}",
+        dip_active=e["dip-vae-i"]["latent"]["active_units"],
+        dip_vae_active=e["vae"]["latent"]["active_units"],
+        dip_elbo=f"{e['dip-vae-i']['neg_elbo']['mean']:.1f}",
+        dip_vae_elbo=f"{e['vae']['neg_elbo']['mean']:.1f}",
+        vq_recon=f"{e['vq-vae']['recon']['mean']:.1f}",
+        vq_vae_recon=f"{e['vae']['recon']['mean']:.1f}",
+        vq_vae_kl=f"{e['vae']['kl']['mean']:.1f}",
+        vq_codes_used=e["vq-vae"]["codebook"]["used"],
+        vq_codebook_size=e["vq-vae"]["codebook"]["size"],
+        vq_perplexity=f"{e['vq-vae']['codebook']['perplexity']:.1f}",
+        vq_fd=f"{e['vq-vae']['fid']['samples']:.1f}",
+        vq_vae_fd=f"{e['vae']['fid']['samples']:.1f}",
+    )
+
+
 SECTIONS = {
     "ae_vs_vae": ae_vs_vae,
     "no_kl": no_kl,
@@ -480,6 +612,7 @@ SECTIONS = {
     "joint": joint,
     "compare": compare,
     "families": families,
+    "representation": representation,
 }
 
 
