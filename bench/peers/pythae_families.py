@@ -1,9 +1,9 @@
 """pythae 0.1.2's versions of vaelab's families on vaelab's protocol: the pythae columns of docs/models.md's tables.
 
 What it measures, for pythae's VAE, IWAE, MIWAE, PIWAE, CIWAE, VAMP, VAE_LinNF (planar flows), VAE_IAF, BetaTCVAE,
-INFOVAE_MMD (the representation families pythae trains on a Bernoulli likelihood: its WAE and RAE reconstruct by
-squared error alone), and its post-hoc GaussianMixtureSampler and TwoStageVAESampler fitted on its
-VAE:
+INFOVAE_MMD (of the representation families, those pythae trains on a Bernoulli likelihood with one optimizer:
+its WAE, RAE and VQ-VAE reconstruct by squared error alone, its FactorVAE needs its AdversarialTrainer and splits
+each batch in two halves), and its post-hoc GaussianMixtureSampler and TwoStageVAESampler fitted on its VAE:
 
 - the protocol of bench/families.py: Fashion-MNIST from vaelab's data code (the 54k/6k/10k split of configs/*-mlp.yaml,
   seed 0), dynamic binarisation (a fresh Bernoulli draw of every image in every batch, vaelab's ``to_float``), the
