@@ -493,6 +493,15 @@ def correlation(covariance: np.ndarray) -> np.ndarray:
     return np.abs(c / np.outer(std, std))
 
 
+def mig_reading(shapes: dict[str, dict], scored: list[str]) -> str:
+    """Which objective scores the highest MIG, and what each pays for its MIG in reconstruction."""
+    best = max(scored, key=lambda n: shapes[n]["scores"]["mig"])
+    others = ", ".join(f"`{n}` {shapes[n]['scores']['mig']:.3f} at {shapes[n]['recon']:.1f}"
+                       for n in scored if n != best)  # fmt: skip
+    return (f"The highest MIG is `{best}`'s, {shapes[best]['scores']['mig']:.3f} at a reconstruction NLL of "
+            f"{shapes[best]['recon']:.1f} nats per image; the others: {others}.")  # fmt: skip
+
+
 def representation(g: Guide) -> None:
     """The representation families: on shapes the disentangling objectives' scores (bench/disentangling.py's JSON),
     on Fashion-MNIST what each does to the codes (the families bench's JSON), and VQ-VAE's reconstructions and
@@ -578,6 +587,7 @@ def representation(g: Guide) -> None:
         disentangling_command=DISENTANGLING_COMMAND,
         disentangling_machine=shapes["vae"]["machine"],
         disentangling_table="\n".join(table),
+        disentangling_reading=mig_reading(shapes, scored),
         disentangling_sources=", ".join(sorted({f"[{Path(r['path']).name}](../{r['path']})" for r in shapes.values()})),
         representation_fashion_table="\n".join(rows),
         representation_fashion_missing=", ".join(f"`{n}`" for n in REPRESENTATION_ORDER if n not in fashion) or "none",
