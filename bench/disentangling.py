@@ -7,7 +7,7 @@ and how far the posterior means are from decorrelated (DIP-VAE's aim): the share
 test images' means that lies off the diagonal, sum_{i!=j} C_ij^2 / sum_ij C_ij^2, with C itself.
 Writes bench/results/disentangling-*.json after each model (an interrupted run keeps what it measured) and prints
 a markdown table.
-Run: .venv/bin/python bench/disentangling.py --threads 1   (about 30 minutes per model on one AMD EPYC thread)
+Run: .venv/bin/python bench/disentangling.py --threads 1   (about 40 minutes per model on one AMD EPYC thread)
 """
 
 from __future__ import annotations
