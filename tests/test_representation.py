@@ -12,7 +12,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 from vaelab.config import load_config
 from vaelab.errors import ConfigError
-from vaelab.evaluate.latents import covariance_off_diagonal
+from vaelab.evaluate.latents import active_correlation, means_covariance
 from vaelab.models import build_model
 from vaelab.parts import DiagonalGaussian
 from vaelab.parts.aggregate import (
@@ -194,20 +194,23 @@ def test_dip_penalties_are_the_squared_off_diagonal_and_the_squared_distance_of_
     assert diagonal_penalty(cov).item() == pytest.approx(1.0 + 0.0 + 1.0)
 
 
-def test_eval_measures_how_far_the_means_are_from_decorrelated():
-    """eval.json's latent.covariance_off_diagonal: against a covariance summed image by image, and on the cases
-    with a known answer (independent units: near 0; a unit copied: half the squared mass off the diagonal)."""
+def test_eval_measures_how_correlated_the_active_units_are():
+    """eval.json's latent.active_correlation: the covariance against one summed image by image, the |correlation|
+    of the active units against numpy's corrcoef, and the cases with a known answer."""
     rng = np.random.default_rng(0)
-    means = rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4))
+    means = np.hstack([rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4)), np.full((500, 1), 3.0)])  # + a dead unit
     centred = means - means.mean(0)
-    summed = sum(np.outer(row, row) for row in centred) / len(means)
-    share, cov = covariance_off_diagonal(means)
-    np.testing.assert_allclose(cov, summed, rtol=1e-10)
-    assert share == pytest.approx(((summed**2).sum() - (np.diag(summed) ** 2).sum()) / (summed**2).sum())
-    assert covariance_off_diagonal(rng.normal(size=(200_000, 3)) * [1.0, 2.0, 3.0])[0] < 1e-4
+    cov = means_covariance(means)
+    np.testing.assert_allclose(cov, sum(np.outer(row, row) for row in centred) / len(means), atol=1e-12)
+    expected = np.abs(np.corrcoef(means[:, :4], rowvar=False))[~np.eye(4, dtype=bool)]
+    result = active_correlation(cov)
+    assert result["active_units"] == 4
+    assert result["mean_abs"] == pytest.approx(expected.mean()) and result["max_abs"] == pytest.approx(expected.max())
+    independent = active_correlation(means_covariance(rng.normal(size=(200_000, 3)) * [0.2, 2.0, 3.0]))
+    assert independent["max_abs"] < 0.01  # scale-free: the faint unit counts as much as the strong ones
     copied = rng.normal(size=(1000, 1))
-    assert covariance_off_diagonal(np.hstack([copied, copied]))[0] == pytest.approx(0.5)
-    assert covariance_off_diagonal(np.zeros((5, 3)))[0] == 0.0  # no unit varies
+    assert active_correlation(means_covariance(np.hstack([copied, -copied])))["max_abs"] == pytest.approx(1.0)
+    assert active_correlation(means_covariance(np.zeros((5, 3))))["mean_abs"] is None  # no active pair
 
 
 @pytest.mark.parametrize(("name", "kind"), [("dip-vae-i", "i"), ("dip-vae-ii", "ii")])

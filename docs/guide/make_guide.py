@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from vaelab import load_run  # noqa: E402
 from vaelab.checkpoint import atomic_write_text  # noqa: E402
 from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
-from vaelab.evaluate.latents import covariance_off_diagonal, encode_split  # noqa: E402
+from vaelab.evaluate.latents import active_correlation, encode_split, means_covariance  # noqa: E402
 from vaelab.viz.curves import mean_sigma  # noqa: E402
 from vaelab.viz.grids import save_png  # noqa: E402
 from vaelab.viz.latent_stats import read_latent_stats  # noqa: E402
@@ -550,10 +550,10 @@ def representation(g: Guide) -> None:
     for column, name in enumerate(("vae", "dip-vae-i")):
         run = load_run(ROOT / runs[name])
         x, y = run.data.split("test")
-        share, cov = covariance_off_diagonal(encode_split(run.model, x, y, run.data.binarize).continuous_means)
+        cov = means_covariance(encode_split(run.model, x, y, run.data.binarize).continuous_means)
         ax = figure.add_subplot(1, 2, column + 1)
         image = ax.imshow(correlation(cov), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"{name}: |corr| of the 32 posterior means\n(off-diagonal share {share:.2f})", fontsize=9)
+        ax.set_title(f"{name}\n|corr| of the 32 posterior means", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     figure.colorbar(image, ax=figure.axes, shrink=0.8)
@@ -568,13 +568,14 @@ def representation(g: Guide) -> None:
     figure.tight_layout()
     save_figure(figure, "representation-vq-vae.png")
 
-    table = ["| model | recon | KL | active units (of 10) | off-diagonal covariance | "
+    table = ["| model | recon | KL | active units (of 10) | mean abs correlation of the active units | "
              + " | ".join(METRIC_LABELS.values()) + " |", "| --- " * (5 + len(METRIC_LABELS)) + "|"]  # fmt: skip
     for name in scored:
         r = shapes[name]
+        corr = active_correlation(np.asarray(r["covariance"]))["mean_abs"]
+        scores = " | ".join(f"{r['scores'][m]:.3f}" for m in METRIC_LABELS)
         table.append(f"| `{name}` | {r['recon']:.1f} | {r['kl']:.1f} | {r['active_units']} | "
-                     f"{r['off_diagonal_share']:.3f} | " + " | ".join(f"{r['scores'][m]:.3f}" for m in METRIC_LABELS)
-                     + " |")  # fmt: skip
+                     f"{'-' if corr is None else f'{corr:.3f}'} | {scores} |")  # fmt: skip
     listed = [name for name in REPRESENTATION_ORDER if name in fashion]
     rows = ["| model | test -ELBO (point codes: recon) | active units (of 32) | Fréchet: prior / GMM on the codes |",
             "| --- | --- | --- | --- |"]  # fmt: skip
@@ -593,11 +594,12 @@ def representation(g: Guide) -> None:
         representation_fashion_missing=", ".join(f"`{n}`" for n in REPRESENTATION_ORDER if n not in fashion) or "none",
         **{f"shapes_{n.replace('-', '_')}_{m}": f"{shapes[n]['scores'][m]:.3f}" for n in scored for m in METRIC_LABELS},
         **{f"shapes_{n.replace('-', '_')}_recon": f"{shapes[n]['recon']:.1f}" for n in scored},
-        **{f"shapes_{n.replace('-', '_')}_offdiag": f"{shapes[n]['off_diagonal_share']:.3f}" for n in scored},
         **{f"fashion_{n.replace('-', '_')}_active": fashion[n]["active_units"] for n in listed},
         vq_epochs=FASHION_EPOCHS,
-        dip_offdiag=f"{e['dip-vae-i']['latent']['covariance_off_diagonal']:.3f}",
-        dip_vae_offdiag=f"{e['vae']['latent']['covariance_off_diagonal']:.3f}",
+        dip_corr=f"{e['dip-vae-i']['latent']['active_correlation']['mean_abs']:.3f}",
+        dip_corr_max=f"{e['dip-vae-i']['latent']['active_correlation']['max_abs']:.2f}",
+        dip_vae_corr=f"{e['vae']['latent']['active_correlation']['mean_abs']:.3f}",
+        dip_vae_corr_max=f"{e['vae']['latent']['active_correlation']['max_abs']:.2f}",
         dip_active=e["dip-vae-i"]["latent"]["active_units"],
         dip_vae_active=e["vae"]["latent"]["active_units"],
         dip_elbo=f"{e['dip-vae-i']['neg_elbo']['mean']:.1f}",
