@@ -596,14 +596,6 @@ def representation(g: Guide) -> None:
         **{f"shapes_{n.replace('-', '_')}_recon": f"{shapes[n]['recon']:.1f}" for n in scored},
         **{f"fashion_{n.replace('-', '_')}_active": fashion[n]["active_units"] for n in listed},
         vq_epochs=FASHION_EPOCHS,
-        dip_corr=f"{e['dip-vae-i']['latent']['active_correlation']['mean_abs']:.3f}",
-        dip_corr_max=f"{e['dip-vae-i']['latent']['active_correlation']['max_abs']:.2f}",
-        dip_vae_corr=f"{e['vae']['latent']['active_correlation']['mean_abs']:.3f}",
-        dip_vae_corr_max=f"{e['vae']['latent']['active_correlation']['max_abs']:.2f}",
-        dip_active=e["dip-vae-i"]["latent"]["active_units"],
-        dip_vae_active=e["vae"]["latent"]["active_units"],
-        dip_elbo=f"{e['dip-vae-i']['neg_elbo']['mean']:.1f}",
-        dip_vae_elbo=f"{e['vae']['neg_elbo']['mean']:.1f}",
         vq_recon=f"{e['vq-vae']['recon']['mean']:.1f}",
         vq_vae_recon=f"{e['vae']['recon']['mean']:.1f}",
         vq_vae_kl=f"{e['vae']['kl']['mean']:.1f}",
@@ -613,6 +605,12 @@ def representation(g: Guide) -> None:
         vq_fd=f"{e['vq-vae']['fid']['samples']:.1f}",
         vq_vae_fd=f"{e['vae']['fid']['samples']:.1f}",
     )
+    for prefix, name in (("dip", "dip-vae-i"), ("dip_vae", "vae")):
+        latent, correlation_of_means = e[name]["latent"], e[name]["latent"]["active_correlation"]
+        g.set(**{f"{prefix}_corr": f"{correlation_of_means['mean_abs']:.3f}",
+                 f"{prefix}_corr_max": f"{correlation_of_means['max_abs']:.2f}",
+                 f"{prefix}_active": latent["active_units"],
+                 f"{prefix}_elbo": f"{e[name]['neg_elbo']['mean']:.1f}"})  # fmt: skip
 
 
 SECTIONS = {
