@@ -19,7 +19,7 @@ from common import ROOT, write_result
 from vaelab import train
 from vaelab.evaluate.disentanglement import HEADLINE
 from vaelab.evaluate.factors import evaluate_disentanglement
-from vaelab.evaluate.latents import active_correlation, encode_split, means_covariance, unit_activity
+from vaelab.evaluate.latents import active_correlation, encode_split, means_covariance
 from vaelab.evaluate.likelihood import evaluate_run, split_images
 from vaelab.loop import set_threads
 
@@ -55,6 +55,7 @@ def main() -> None:
             x, y = split_images(run, "test")
             latents = encode_split(run.model, x, y, run.data.binarize)
             cov = means_covariance(latents.continuous_means)
+            correlation = active_correlation(cov)  # its active units: unit_activity's, from the covariance's diagonal
             metrics = evaluate_disentanglement(run, args.points)["disentanglement"]
             rows[name] = {
                 "config": config.relative_to(ROOT).as_posix(),
@@ -63,8 +64,8 @@ def main() -> None:
                 "neg_elbo": elbo["neg_elbo"]["mean"],
                 "recon": elbo["recon"]["mean"],
                 "kl": elbo["kl"]["mean"],
-                "active_units": int(unit_activity(latents, "test").active.sum()),
-                "active_correlation": active_correlation(cov),
+                "active_units": correlation["active_units"],
+                "active_correlation": correlation,
                 "covariance": cov.tolist(),
                 "scores": {metric: metrics[metric][key] for metric, key in HEADLINE.items()},
                 "dci_completeness": metrics["dci"]["completeness"],

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from vaelab import load_run  # noqa: E402
 from vaelab.checkpoint import atomic_write_text  # noqa: E402
 from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
-from vaelab.evaluate.latents import active_correlation, encode_split, means_covariance  # noqa: E402
+from vaelab.evaluate.latents import abs_correlation, active_correlation, encode_split, means_covariance  # noqa: E402
 from vaelab.viz.curves import mean_sigma  # noqa: E402
 from vaelab.viz.grids import save_png  # noqa: E402
 from vaelab.viz.latent_stats import read_latent_stats  # noqa: E402
@@ -486,13 +486,6 @@ REPRESENTATION_ORDER = ["vae", "beta-tcvae", "factor-vae", "dip-vae-i", "dip-vae
 METRIC_LABELS = {"mig": "MIG", "beta_vae": "beta-VAE", "factor_vae": "FactorVAE", "sap": "SAP", "dci": "DCI"}
 
 
-def correlation(covariance: np.ndarray) -> np.ndarray:
-    """|correlation| from a covariance matrix (a unit that never varies gets 0s)."""
-    c = covariance
-    std = np.sqrt(np.clip(np.diag(c), 1e-12, None))
-    return np.abs(c / np.outer(std, std))
-
-
 def mig_reading(shapes: dict[str, dict], scored: list[str]) -> str:
     """Which objective scores the highest MIG, and what each pays for its MIG in reconstruction."""
     best = max(scored, key=lambda n: shapes[n]["scores"]["mig"])
@@ -552,7 +545,7 @@ def representation(g: Guide) -> None:
         x, y = run.data.split("test")
         cov = means_covariance(encode_split(run.model, x, y, run.data.binarize).continuous_means)
         ax = figure.add_subplot(1, 2, column + 1)
-        image = ax.imshow(correlation(cov), cmap="viridis", vmin=0, vmax=1)
+        image = ax.imshow(abs_correlation(cov), cmap="viridis", vmin=0, vmax=1)
         ax.set_title(f"{name}\n|corr| of the 32 posterior means", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])

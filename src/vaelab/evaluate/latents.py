@@ -193,6 +193,12 @@ def means_covariance(means: np.ndarray) -> np.ndarray:
     return np.cov(means, rowvar=False, bias=True).reshape(means.shape[1], means.shape[1])
 
 
+def abs_correlation(covariance: np.ndarray) -> np.ndarray:
+    """|correlation| (D, D) from a covariance matrix (a unit that never varies gets 0s)."""
+    std = np.sqrt(np.clip(np.diag(covariance), 1e-12, None))
+    return np.abs(covariance / np.outer(std, std))
+
+
 def active_correlation(covariance: np.ndarray) -> dict[str, Any]:
     """How correlated the active units' posterior means are (DIP-VAE holds them to uncorrelated, Kumar et al.
     2018): the mean and the largest |correlation| over pairs of active units (A_u > ACTIVE_THRESHOLD); None with
@@ -200,9 +206,7 @@ def active_correlation(covariance: np.ndarray) -> dict[str, Any]:
     active = np.diag(covariance) > ACTIVE_THRESHOLD
     if active.sum() < 2:
         return {"mean_abs": None, "max_abs": None, "active_units": int(active.sum())}
-    c = covariance[np.ix_(active, active)]
-    std = np.sqrt(np.diag(c))
-    off = np.abs(c / np.outer(std, std))[~np.eye(len(c), dtype=bool)]
+    off = abs_correlation(covariance[np.ix_(active, active)])[~np.eye(int(active.sum()), dtype=bool)]
     return {"mean_abs": float(off.mean()), "max_abs": float(off.max()), "active_units": int(active.sum())}
 
 
