@@ -41,14 +41,14 @@ def config_path(name: str):
     return ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
 
 
-def step_ratios(names: list[str], rounds: int = 8, steps: int = 10) -> dict[str, float]:
+def step_ratios(names: list[str], overrides: list[str], rounds: int = 8, steps: int = 10) -> dict[str, float]:
     """Each model's seconds per training step divided by the default VAE's: in each of ``rounds`` rounds, every
     model's ``steps`` steps next to as many of the VAE's, the median of those paired ratios (a ratio that holds
     while other work comes and goes on the machine; the VAE against itself is the control)."""
     data = default_setup([])[1]
     loops = {}
     for name in dict.fromkeys(["vae", *names]):
-        config = load_config(config_path(name), ["train.progress=never", *PROTOCOL])
+        config = load_config(config_path(name), ["train.progress=never", *PROTOCOL, *overrides])
         torch.manual_seed(0)
         loops[name] = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
         loops[name].train_epoch(1, max_steps=5)  # warm-up
@@ -74,17 +74,18 @@ def main() -> None:
     parser.add_argument("--iw-samples", type=int, default=1000)
     parser.add_argument("--equal-time", default="ladder-vae", help="train the VAE as long as this model trained")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the cores this process may use)")
+    parser.add_argument("--override", action="append", default=[], help="KEY=VALUE for every model")
     timing = parser.add_mutually_exclusive_group()
     timing.add_argument("--step-ratios-only", action="store_true", help="time the steps, train nothing")
     timing.add_argument("--no-step-ratios", action="store_true", help="train and evaluate only (no equal-time row)")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     names = args.models.split(",")
-    ratios = {} if args.no_step_ratios else step_ratios(names)
+    ratios = {} if args.no_step_ratios else step_ratios(names, args.override)
     for name, ratio in ratios.items():
         print(f"{name:<12} seconds per training step: {ratio:5.2f}x the VAE's (median of paired rounds)", flush=True)
     rows: dict[str, dict] = {name: {"step_vs_vae": ratios.get(name)} for name in names}
-    path = write_result("families", {"threads": threads, "models": rows})
+    path = write_result("families", {"threads": threads, "overrides": args.override, "models": rows})
     if args.step_ratios_only:
         return
     runs = [(name, name, args.epochs) for name in names]
@@ -97,7 +98,7 @@ def main() -> None:
         for i, (row, name, epochs) in enumerate(runs):
             overrides = [*PROTOCOL, f"train.epochs={epochs}", "train.progress=never", "train.frames=false",
                          "train.report=false", f"train.out_dir={tmp}", f"train.name=run{i}",
-                         f"train.threads={threads}"]  # fmt: skip
+                         f"train.threads={threads}", *args.override]  # fmt: skip
             run = train(config_path(name), overrides)
             results = evaluate_run(run, "test", iw_samples=args.iw_samples, progress=False)
             latents = evaluate_latents(run, "test", probes=False)["latent"]
@@ -115,7 +116,8 @@ def main() -> None:
                 "seconds_per_epoch": statistics.median(r["seconds"] for r in run.metrics),
                 "has_density": results["has_density"],
             }
-            figures = {"epochs": args.epochs, "iw_samples": args.iw_samples, "threads": threads, "models": rows}
+            figures = {"epochs": args.epochs, "iw_samples": args.iw_samples, "threads": threads,
+                       "overrides": args.override, "models": rows}  # fmt: skip
             path = write_result("families", figures, path)
     print(f"Fashion-MNIST test split, {args.epochs} epochs, IW-NLL k = {args.iw_samples}, {threads} threads")
     print("| model | test -ELBO | test IW-NLL | active units | Fréchet: prior / GMM / two-stage | s / epoch "

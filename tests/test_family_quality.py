@@ -12,15 +12,14 @@ pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).parent.parent / "configs"
 
 
-# The target is 0.9 on both datasets, met at the full budget (bench/cvae_sample_accuracy.py: mnist-5k
-# 0.915, Fashion-MNIST 0.911 after 40 epochs judged by a 30-epoch classifier). On mnist-5k the judge matters:
-# the same CVAE's samples scored 0.899 / 0.914 / 0.918 with a 10 / 20 / 30-epoch classifier (test accuracy
-# 0.936 / 0.950 / 0.966; AMD EPYC machine, 2026-12-02), so the test trains it for 20. Fashion-MNIST runs a shorter
-# budget here to keep make test quick (measured 0.788 with 10 epochs and a 3-epoch classifier), so its floor
-# guards against regressions rather than restating the target.
+# The target is 0.9 on both datasets, met at the full budget (bench/cvae_sample_accuracy.py: mnist-5k 0.915,
+# Fashion-MNIST 0.911 after 40 epochs judged by a 30-epoch classifier). On mnist-5k the judge matters: the same
+# CVAE's samples scored 0.899 / 0.914 / 0.918 with a 10 / 20 / 30-epoch classifier (test accuracy 0.936 / 0.950 /
+# 0.966; AMD EPYC machine, 2026-12-02), so the test trains it for 20. Fashion-MNIST is left to the bench: a budget
+# that reaches its floor here (10 epochs and a 3-epoch judge: 0.788) took over two minutes of make test's 15, and
+# 3 epochs reach only 0.52; mnist-5k guards the same code.
 BUDGETS = {  # dataset -> (overrides, classifier epochs, floor)
     "mnist-5k": (["data.binarize=dynamic", "train.epochs=40"], 20, 0.9),
-    "fashion-mnist": (["train.epochs=10"], 3, 0.75),
 }
 
 

@@ -1,9 +1,9 @@
 """pythae 0.1.2's versions of vaelab's families on vaelab's protocol: the pythae columns of docs/models.md's tables.
 
 What it measures, for pythae's VAE, IWAE, MIWAE, PIWAE, CIWAE, VAMP, VAE_LinNF (planar flows), VAE_IAF, BetaTCVAE,
-INFOVAE_MMD (of the representation families, those pythae trains on a Bernoulli likelihood with one optimizer:
-its WAE, RAE and VQ-VAE reconstruct by squared error alone, its FactorVAE needs its AdversarialTrainer and splits
-each batch in two halves), and its post-hoc GaussianMixtureSampler and TwoStageVAESampler fitted on its VAE:
+INFOVAE_MMD, its post-hoc GaussianMixtureSampler and TwoStageVAESampler fitted on its VAE, and, on the squared-error
+protocol below, its WAE_MMD, RAE_L2, RAE_GP and VQVAE (which reconstruct by squared error alone; its FactorVAE needs
+its AdversarialTrainer, which splits each batch in two halves, and is not driven here):
 
 - the protocol of bench/families.py: Fashion-MNIST from vaelab's data code (the 54k/6k/10k split of configs/*-mlp.yaml,
   seed 0), dynamic binarisation (a fresh Bernoulli draw of every image in every batch, vaelab's ``to_float``), the
@@ -22,6 +22,17 @@ each batch in two halves), and its post-hoc GaussianMixtureSampler and TwoStageV
 - seconds per training epoch (median over epochs), and seconds per training step against vaelab's own model of the
   same family (its configs/*-mlp.yaml), timed in interleaved rounds in this process (best of ``--rounds`` rounds of
   ``--steps`` steps each), a ratio that holds on a loaded machine.
+
+The squared-error protocol (SQUARED_ERROR_FAMILIES): the same data, order, binarisation and optimisation; pythae's
+models with ``reconstruction_loss="mse"`` (the summed squared error of the decoder's sigmoid image), vaelab's with
+MSE_OVERRIDES (a Gaussian likelihood of std 1/sqrt(2): its NLL is that squared error plus a constant, so the same
+gradients); point codes of vaelab's width (the encoder's head gives the code alone; VQ-VAE's 16 x 8 code grid as
+pythae's (B, 8, 4, 4) embedding); on the test split the reconstruction NLL under vaelab's Gaussian likelihood (the
+number vaelab's bench/families.py run with MSE_OVERRIDES reports), codebook usage (VQ-VAE), and the Fréchet distance
+of WAE's prior samples and of samples through pythae's GaussianMixtureSampler on the RAEs' codes (pythae has no
+sampler for VQVAE short of training its PixelCNN). Run vaelab's side with
+    .venv/bin/python bench/families.py --no-step-ratios --models wae,rae,rae-gp,vq-vae \
+        --override model.likelihood=gaussian --override model.gaussian_std=0.7071067811865476
 
 Writes bench/results/pythae-families-<UTC time>.json after each family (an interrupted run keeps what it measured)
 and prints a markdown table.
@@ -60,9 +71,13 @@ from pythae.models import (  # noqa: E402
     IWAE,
     MIWAE,
     PIWAE,
+    RAE_GP,
+    RAE_L2,
     VAE,
     VAE_IAF,
     VAMP,
+    VQVAE,
+    WAE_MMD,
     BetaTCVAE,
     BetaTCVAEConfig,
     CIWAEConfig,
@@ -70,11 +85,15 @@ from pythae.models import (  # noqa: E402
     IWAEConfig,
     MIWAEConfig,
     PIWAEConfig,
+    RAE_GP_Config,
+    RAE_L2_Config,
     VAE_IAF_Config,
     VAE_LinNF,
     VAE_LinNF_Config,
     VAEConfig,
     VAMPConfig,
+    VQVAEConfig,
+    WAE_MMD_Config,
 )
 from pythae.models.base.base_utils import ModelOutput  # noqa: E402
 from pythae.models.nn import BaseDecoder, BaseEncoder  # noqa: E402
@@ -88,6 +107,7 @@ from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E4
 from vaelab.evaluate.likelihood import BLOCK, EVAL_SEED, IW_ROWS, evaluation_batches, summarise  # noqa: E402
 from vaelab.loop import Loop, log_nothing, set_threads  # noqa: E402
 from vaelab.models import build_model  # noqa: E402
+from vaelab.parts.likelihoods import gaussian_nll  # noqa: E402
 
 SEED = 0
 BATCH = 128
@@ -101,31 +121,39 @@ FAMILIES = "vae,iwae,miwae,piwae,ciwae,vamp-vae,planar-vae,iaf-vae,beta-tcvae,in
 SAMPLERS = ("gmm", "two-stage")  # fitted on pythae's VAE (the first family, which must be trained to fit them)
 GMM_COMPONENTS = 10
 TWO_STAGE_STEPS, TWO_STAGE_BATCH = 3000, 256  # the budget of vaelab's second stage (samplers.py)
+SQUARED_ERROR_FAMILIES = ("wae", "rae", "rae-gp", "vq-vae")  # pythae's versions reconstruct by squared error only
+GAUSSIAN_STD = math.sqrt(0.5)  # -log N(x; m, 1/2 I) = ||x - m||^2 + const: pythae's summed squared error
+MSE_OVERRIDES = ["model.likelihood=gaussian", f"model.gaussian_std={GAUSSIAN_STD!r}"]
 
 
 class Encoder(BaseEncoder):
-    """784-512-512 (ReLU) then one linear head to (mu, logvar) of a 32-d Gaussian: vaelab's MLP encoder body and
-    head, layer for layer (vaelab bounds logvar to [-20, 10]; pythae's default encoders do not, nor does this)."""
+    """784-512-512 (ReLU) then one linear head, vaelab's MLP encoder body and head layer for layer: to (mu, logvar)
+    of a 32-d Gaussian (vaelab bounds logvar to [-20, 10]; pythae's default encoders do not, nor does this), or,
+    with ``code_shape``, to a point code of that shape (WAE, RAE: (32,); VQ-VAE: (8, 4, 4), 16 positions of 8)."""
 
-    def __init__(self):
+    def __init__(self, code_shape: tuple[int, ...] | None = None):
         BaseEncoder.__init__(self)
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN),
                                   nn.ReLU())  # fmt: skip
-        self.head = nn.Linear(HIDDEN, 2 * LATENT)
+        self.code_shape = code_shape
+        self.head = nn.Linear(HIDDEN, 2 * LATENT if code_shape is None else math.prod(code_shape))
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
-        mu, logvar = self.head(self.body(x)).chunk(2, dim=-1)  # (B, D) each
+        out = self.head(self.body(x))
+        if self.code_shape is not None:
+            return ModelOutput(embedding=out.view(len(out), *self.code_shape))
+        mu, logvar = out.chunk(2, dim=-1)  # (B, D) each
         return ModelOutput(embedding=mu, log_covariance=logvar)
 
 
 class Decoder(BaseDecoder):
-    """32-512-512 (ReLU) -784 logits, vaelab's MLP decoder; pythae's Bernoulli losses (``F.binary_cross_entropy``)
-    take probabilities, so ``forward`` returns sigmoid(logits); the evaluation reads ``logits`` directly."""
+    """(code, flattened) -512-512 (ReLU) -784 logits, vaelab's MLP decoder; pythae's losses take probabilities, so
+    ``forward`` returns sigmoid(logits); the evaluation reads ``logits`` directly."""
 
-    def __init__(self):
+    def __init__(self, code_size: int = LATENT):
         BaseDecoder.__init__(self)
-        self.logits = nn.Sequential(nn.Linear(LATENT, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
-                                    nn.Linear(HIDDEN, PIXELS), nn.Unflatten(1, IMAGE_SHAPE))  # fmt: skip
+        self.logits = nn.Sequential(nn.Flatten(), nn.Linear(code_size, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN),
+                                    nn.ReLU(), nn.Linear(HIDDEN, PIXELS), nn.Unflatten(1, IMAGE_SHAPE))  # fmt: skip
 
     def forward(self, z: torch.Tensor) -> ModelOutput:
         return ModelOutput(reconstruction=torch.sigmoid(self.logits(z)))  # (B, 1, 28, 28)
@@ -154,43 +182,88 @@ def pythae_spec(name: str) -> tuple[type, type, dict]:
             lambda: {"alpha": m.alpha, "beta": m.beta, "gamma": m.gamma, "use_mss": m.estimator == "mss"},
         ),
         "info-vae": (INFOVAE_MMD, INFOVAE_MMD_Config, lambda: info_vae_settings(m)),
+        "wae": (WAE_MMD, WAE_MMD_Config, lambda: mmd_settings(m, "reg_weight")),
+        # RAE-L2's decoder decay is pythae's decoder Adam's weight_decay (d/dw of decay * w^2 / 2, vaelab's of
+        # decay * w^2); RAE-GP's penalty is pythae's ||d sum(recon) / dx||^2, through the encoder, not vaelab's
+        # squared Jacobian of the decoder at the codes
+        "rae": (RAE_L2, RAE_L2_Config, lambda: {"embedding_weight": m.beta, "reg_weight": m.decoder_decay}),
+        "rae-gp": (RAE_GP, RAE_GP_Config, lambda: {"embedding_weight": m.beta, "reg_weight": m.gradient_penalty}),
+        "vq-vae": (
+            VQVAE,
+            VQVAEConfig,
+            lambda: {
+                "num_embeddings": m.codebook_size,
+                "commitment_loss_factor": m.beta,
+                "use_ema": m.ema_decay > 0,
+                **({"decay": m.ema_decay} if m.ema_decay > 0 else {}),
+            },
+        ),  # fmt: skip
     }
     cls, config_cls, settings = specs[name]
     return cls, config_cls, settings() if callable(settings) else settings
 
 
-def info_vae_settings(m) -> dict:
-    """pythae's InfoVAE kernel for vaelab's: pythae's RBF has one bandwidth b, C = 2 D b^2, vaelab's C = 2 D s for
-    each of its scales s (so b = sqrt(s)); for the IMQ kernel both sum over scales of C = 2 D s (pythae: b = 1)."""
+def mmd_settings(m, weight_key: str) -> dict:
+    """pythae's MMD kernel for vaelab's: pythae's RBF has one bandwidth b, C = 2 D b^2, vaelab's C = 2 D s for each
+    of its scales s (so b = sqrt(s)); for the IMQ kernel both sum over scales of C = 2 D s (pythae: b = 1); the
+    MMD's weight under pythae's name ``weight_key``."""
     if m.kernel == "rbf" and len(m.kernel_scales) != 1:
-        raise SystemExit("pythae's InfoVAE RBF kernel has one bandwidth: give configs/info-vae-mlp.yaml one scale")
+        raise SystemExit(f"pythae's {m.name} RBF kernel has one bandwidth: give configs/{m.name}-mlp.yaml one scale")
     bandwidth = math.sqrt(m.kernel_scales[0]) if m.kernel == "rbf" else 1.0
-    return {"kernel_choice": m.kernel, "alpha": m.alpha, "lbd": m.lambda_mmd, "kernel_bandwidth": bandwidth,
+    return {"kernel_choice": m.kernel, weight_key: m.lambda_mmd, "kernel_bandwidth": bandwidth,
             "scales": list(m.kernel_scales)}  # fmt: skip
+
+
+def info_vae_settings(m) -> dict:
+    """pythae's InfoVAE settings: alpha, and the MMD (mmd_settings) weighted by its ``lbd``."""
+    return {"alpha": m.alpha, **mmd_settings(m, "lbd")}
+
+
+def code_shape(name: str) -> tuple[int, ...] | None:
+    """The point code's shape of a squared-error family (VQ-VAE: pythae's (C, H, W) of its positions), else None."""
+    if name not in SQUARED_ERROR_FAMILIES:
+        return None
+    m = load_config(config_path(name), PROTOCOL).model
+    if name == "vq-vae":
+        side = math.isqrt(m.positions)
+        if side * side != m.positions:
+            raise SystemExit(f"pythae's VQVAE quantises an H x W grid: configs/vq-vae-mlp.yaml's positions "
+                             f"{m.positions} is not a square")  # fmt: skip
+        return (m.latent_dim, side, side)
+    return (m.latent_dim,)
 
 
 def build_pythae(name: str) -> nn.Module:
     """pythae's model of family ``name`` on our encoder and decoder, its weights drawn after torch.manual_seed(0)."""
     cls, config_cls, settings = pythae_spec(name)
+    shape = code_shape(name)
     torch.manual_seed(SEED)
-    config = config_cls(input_dim=IMAGE_SHAPE, latent_dim=LATENT, reconstruction_loss="bce", **settings)
-    return cls(config, encoder=Encoder(), decoder=Decoder())
+    loss = "bce" if shape is None else "mse"
+    config = config_cls(input_dim=IMAGE_SHAPE, latent_dim=LATENT if shape is None else math.prod(shape),
+                        reconstruction_loss=loss, **settings)  # fmt: skip
+    return cls(config, encoder=Encoder(shape), decoder=Decoder(LATENT if shape is None else math.prod(shape)))
 
 
 def optimizers(model: nn.Module) -> list[torch.optim.Optimizer]:
-    """pythae's BaseTrainer: one Adam on all parameters; its CoupledOptimizerTrainer (PIWAE): one on the encoder,
-    one on the decoder (torch's default Adam, as pythae builds it)."""
+    """pythae's BaseTrainer: one Adam on all parameters; its CoupledOptimizerTrainer (PIWAE, RAE_L2): one on the
+    encoder, one on the decoder (torch's default Adam, as pythae builds it; RAE_L2's decoder one with its
+    reg_weight as weight decay)."""
     if model.model_name == "PIWAE":
         return [torch.optim.Adam(part.parameters(), lr=LR) for part in (model.encoder, model.decoder)]
+    if model.model_name == "RAE_L2":
+        decay = model.model_config.reg_weight
+        return [torch.optim.Adam(model.encoder.parameters(), lr=LR),
+                torch.optim.Adam(model.decoder.parameters(), lr=LR, weight_decay=decay)]  # fmt: skip
     return [torch.optim.Adam(model.parameters(), lr=LR)]
 
 
 def train_step(model: nn.Module, opts: list[torch.optim.Optimizer], x: torch.Tensor, dataset_size: int) -> float:
     """One optimisation step on the float batch x (B, 1, 28, 28) of a training set of ``dataset_size`` images (which
-    pythae's trainers pass to every model: beta-TCVAE's estimator needs it); returns pythae's loss. PIWAE as pythae's
-    CoupledOptimizerTrainer._optimizers_step does it: the encoder's gradients are zeroed, the encoder loss (MIWAE)
-    back-propagated, the decoder's zeroed, the decoder loss (IWAE of m*k draws) back-propagated, both stepped (so the
-    encoder steps on the sum of both losses' gradients: pythae's behaviour, kept)."""
+    pythae's trainers pass to every model: beta-TCVAE's estimator needs it); returns pythae's loss. PIWAE and RAE_L2 as
+    pythae's CoupledOptimizerTrainer._optimizers_step does it: the encoder's gradients are zeroed, the encoder loss
+    (PIWAE: MIWAE's; RAE_L2: the loss) back-propagated, the decoder's zeroed, the decoder loss (PIWAE: IWAE of m*k
+    draws; RAE_L2: the loss again) back-propagated, both stepped (so the encoder steps on the sum of both losses'
+    gradients: pythae's behaviour, kept)."""
     out = model(DatasetOutput(data=x), dataset_size=dataset_size)
     if len(opts) == 2:
         encoder_opt, decoder_opt = opts
@@ -364,6 +437,29 @@ def pythae_nll_check(model: nn.Module, test_x: torch.Tensor, ours: torch.Tensor,
             "seconds": time.perf_counter() - start}  # fmt: skip
 
 
+@torch.no_grad()
+def evaluate_point_codes(model: nn.Module, test_x: torch.Tensor) -> dict:
+    """A squared-error family on the test split's fixed evaluation binarisation: the reconstruction NLL per image
+    under vaelab's Gaussian likelihood of std GAUSSIAN_STD (the decoder's sigmoid image as its mean), and for
+    VQVAE the codebook vectors the test images use and the perplexity of their use."""
+    model.eval()
+    nll, indices = [], []
+    for x, _ in evaluation_batches(test_x, None, "dynamic", BLOCK):
+        code = model.encoder(x).embedding
+        if model.model_name == "VQVAE":
+            quantised = model.quantizer(code.permute(0, 2, 3, 1))
+            code = quantised.quantized_vector
+            indices.append(quantised.quantized_indices.flatten())
+        nll.append(gaussian_nll(torch.sigmoid(model.decoder.logits(code)), x, GAUSSIAN_STD).double())
+    out = {"recon_nll": summarise(torch.cat(nll))}
+    if indices:
+        counts = torch.bincount(torch.cat(indices), minlength=model.quantizer.num_embeddings).double()
+        p = counts / counts.sum()
+        entropy = -(p[p > 0] * p[p > 0].log()).sum()
+        out |= {"codes_used": int((counts > 0).sum()), "perplexity": math.exp(entropy)}
+    return out
+
+
 def frechet(net, real_features: np.ndarray, images: torch.Tensor) -> float:
     return feature_distance(real_features, net.features(images.float()))
 
@@ -372,7 +468,8 @@ def frechet(net, real_features: np.ndarray, images: torch.Tensor) -> float:
 def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
     """Best seconds per training step of pythae's model and of vaelab's (configs/<name>-mlp.yaml) over ``rounds``
     interleaved rounds of ``steps`` steps each, after 5 warm-up steps of each; fresh models, the same batch size."""
-    config = load_config(config_path(name), ["train.progress=never", *PROTOCOL])
+    squared_error = MSE_OVERRIDES if name in SQUARED_ERROR_FAMILIES else []
+    config = load_config(config_path(name), ["train.progress=never", *PROTOCOL, *squared_error])
     torch.manual_seed(SEED)
     loop = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
     loop.train_epoch(1, max_steps=5)  # warm-up
@@ -393,12 +490,12 @@ def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
             "vaelab_step_seconds": best["vaelab"], "rounds": rounds, "steps": steps}  # fmt: skip
 
 
-# -- the post-hoc samplers, on pythae's VAE ----------------------------------------------------------------------
+# -- the post-hoc samplers, on pythae's VAE (and the GMM on its RAEs) ----------------------------------------------
 def fit_sampler(kind: str, vae: nn.Module, data: ImageData, tmp: str, steps: int = TWO_STAGE_STEPS):
     """pythae's GaussianMixtureSampler (10 components) or TwoStageVAESampler (its default second VAE: 2 layers of
-    1,024, MSE, gamma) fitted on the training images x / 255 (vaelab's samplers read the same images), the second
-    stage trained by pythae's BaseTrainer for about vaelab's budget (TWO_STAGE_STEPS steps of TWO_STAGE_BATCH, Adam
-    1e-3)."""
+    1,024, MSE, gamma) fitted on the codes that ``vae`` (any model with a (B, D) code) gives the training images
+    x / 255 (vaelab's samplers read the same images), the second stage trained by pythae's BaseTrainer for about
+    vaelab's budget (TWO_STAGE_STEPS steps of TWO_STAGE_BATCH, Adam 1e-3)."""
     from pythae.samplers import (
         GaussianMixtureSampler,
         GaussianMixtureSamplerConfig,
@@ -427,6 +524,27 @@ def fit_sampler(kind: str, vae: nn.Module, data: ImageData, tmp: str, steps: int
 # -- the run ---------------------------------------------------------------------------------------------------------
 def log(message: str) -> None:
     print(message, flush=True)
+
+
+def squared_error_row(model: nn.Module, data: ImageData, tmp: str, net, real_features: np.ndarray) -> dict:
+    """The test figures of a trained squared-error family: its reconstruction NLL (evaluate_point_codes) and the
+    Fréchet distance of its samples: WAE's from N(0, I), the RAEs' through pythae's GaussianMixtureSampler on their
+    codes (vaelab's ``gmm`` sampler, alike: scikit-learn's full-covariance mixture of 10); none for VQVAE."""
+    row = evaluate_point_codes(model, data.test_x)
+    n = len(data.test_x)
+    if model.model_name == "WAE_MMD":
+        with torch.no_grad():
+            z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(SEED))
+            images = torch.cat([torch.sigmoid(model.decoder.logits(z[i : i + BLOCK])) for i in range(0, n, BLOCK)])
+        row |= {"frechet": frechet(net, real_features, images), "frechet_of": "prior samples"}
+    elif model.model_name in ("RAE_L2", "RAE_GP"):
+        sampler, _ = fit_sampler("gmm", model, data, tmp)
+        np.random.seed(SEED)
+        torch.manual_seed(SEED)
+        with torch.no_grad():
+            images = sampler.sample(num_samples=n, batch_size=BLOCK)
+        row |= {"frechet": frechet(net, real_features, images), "frechet_of": "GaussianMixtureSampler samples"}
+    return row
 
 
 def main() -> None:
@@ -501,7 +619,7 @@ def main() -> None:
             timed(name)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            if "iw_nll" in rows.get(name, {}):
+            if "iw_nll" in rows.get(name, {}) or "recon_nll" in rows.get(name, {}):
                 continue
             family_start = time.perf_counter()
             cls, _, settings = pythae_spec(name)
@@ -510,6 +628,18 @@ def main() -> None:
             model = build_pythae(name)
             epochs = epochs_for.get(name, args.epochs)
             trained = train(model, data, epochs, log, args.max_steps)
+            if name in SQUARED_ERROR_FAMILIES:
+                row = squared_error_row(model, data, tmp, net, real_features)
+                rows[name] = {"pythae_model": cls.__name__, "pythae_settings": settings, "epochs": epochs,
+                              "reconstruction_loss": "mse", "vaelab_overrides": MSE_OVERRIDES,
+                              "seconds_per_epoch": statistics.median(trained["epoch_seconds"]), **row, **ratio,
+                              **trained, "family_seconds": time.perf_counter() - family_start}  # fmt: skip
+                fd = f", Fréchet {row['frechet']:.2f}" if "frechet" in row else ""
+                codes = f", {row['codes_used']} codes used" if "codes_used" in row else ""
+                log(f"  test recon NLL (Gaussian, std {GAUSSIAN_STD:.4f}) {row['recon_nll']['mean']:.2f} ± "
+                    f"{row['recon_nll']['stderr']:.2f}{codes}{fd}")  # fmt: skip
+                path = write_result("pythae-families", figures, path)
+                continue
             dens = Densities(model)
             n_iw = min(iw_images_for.get(name, args.iw_images), len(test_x))
             results = evaluate(dens, test_x, args.iw_samples, n_iw)
@@ -562,6 +692,10 @@ def main() -> None:
             print(f"| `{name}`{flag} | {r['pythae_model']} | {r['neg_elbo']:.2f} | {r['iw_nll']:.2f} ± "
                   f"{r['iw_nll_stderr']:.2f} ({r['n_test_images']}) | {r['frechet']:.2f} | "
                   f"{r['seconds_per_epoch']:.1f} | {r['step_ratio_pythae_over_vaelab']:.2f} |")  # fmt: skip
+        elif "recon_nll" in r:
+            fd = f"{r['frechet']:.2f}" if "frechet" in r else ""
+            print(f"| `{name}` | {r['pythae_model']} | recon {r['recon_nll']['mean']:.2f} (Gaussian) | no density | "
+                  f"{fd} | {r['seconds_per_epoch']:.1f} | {r['step_ratio_pythae_over_vaelab']:.2f} |")  # fmt: skip
         elif "fit_seconds" in r:
             print(f"| `{name}` | {r['pythae_model']} | | | {r['frechet']:.2f} | fit {r['fit_seconds']:.0f} s | |")
         else:
