@@ -2,8 +2,9 @@
 
 What it measures, for pythae's VAE, IWAE, MIWAE, PIWAE, CIWAE, VAMP, VAE_LinNF (planar flows), VAE_IAF, BetaTCVAE,
 INFOVAE_MMD, its post-hoc GaussianMixtureSampler and TwoStageVAESampler fitted on its VAE, and, on the squared-error
-protocol below, its WAE_MMD, RAE_L2, RAE_GP and VQVAE (which reconstruct by squared error alone; its FactorVAE needs
-its AdversarialTrainer, which splits each batch in two halves, and is not driven here):
+protocol below, its WAE_MMD, RAE_L2, RAE_GP and VQVAE (which reconstruct by squared error alone), and its FactorVAE
+as its AdversarialTrainer steps it (which splits each batch in two halves: the ELBO on one, the permuted codes from
+the other):
 
 - the protocol of bench/families.py: Fashion-MNIST from vaelab's data code (the 54k/6k/10k split of configs/*-mlp.yaml,
   seed 0), dynamic binarisation (a fresh Bernoulli draw of every image in every batch, vaelab's ``to_float``), the
@@ -81,6 +82,8 @@ from pythae.models import (  # noqa: E402
     BetaTCVAE,
     BetaTCVAEConfig,
     CIWAEConfig,
+    FactorVAE,
+    FactorVAEConfig,
     INFOVAE_MMD_Config,
     IWAEConfig,
     MIWAEConfig,
@@ -96,7 +99,7 @@ from pythae.models import (  # noqa: E402
     WAE_MMD_Config,
 )
 from pythae.models.base.base_utils import ModelOutput  # noqa: E402
-from pythae.models.nn import BaseDecoder, BaseEncoder  # noqa: E402
+from pythae.models.nn import BaseDecoder, BaseDiscriminator, BaseEncoder  # noqa: E402
 
 from common import write_result  # noqa: E402
 from families import PROTOCOL, config_path  # noqa: E402
@@ -117,7 +120,7 @@ PIXELS = 784
 HIDDEN = 512
 LATENT = 32
 LOG_2PI = math.log(2 * math.pi)
-FAMILIES = "vae,iwae,miwae,piwae,ciwae,vamp-vae,planar-vae,iaf-vae,beta-tcvae,info-vae"
+FAMILIES = "vae,iwae,miwae,piwae,ciwae,vamp-vae,planar-vae,iaf-vae,beta-tcvae,info-vae,factor-vae,wae,rae,rae-gp,vq-vae"
 SAMPLERS = ("gmm", "two-stage")  # fitted on pythae's VAE (the first family, which must be trained to fit them)
 GMM_COMPONENTS = 10
 TWO_STAGE_STEPS, TWO_STAGE_BATCH = 3000, 256  # the budget of vaelab's second stage (samplers.py)
@@ -159,6 +162,20 @@ class Decoder(BaseDecoder):
         return ModelOutput(reconstruction=torch.sigmoid(self.logits(z)))  # (B, 1, 28, 28)
 
 
+class Discriminator(BaseDiscriminator):
+    """vaelab's TC discriminator (parts/density_ratio.py) layer for layer: an MLP of ``hidden`` widths with leaky
+    ReLU 0.2 to two logits (pythae's default: five layers of 1,000); ``adam``: its optimizer's settings."""
+
+    def __init__(self, hidden: list[int], adam: dict):
+        BaseDiscriminator.__init__(self)
+        widths = [LATENT, *hidden]
+        layers = [m for a, b in zip(widths, widths[1:], strict=False) for m in (nn.Linear(a, b), nn.LeakyReLU(0.2))]
+        self.layers, self.adam = nn.Sequential(*layers, nn.Linear(widths[-1], 2)), adam
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.layers(z)  # (B, 2): pythae's FactorVAE indexes the logits directly
+
+
 def pythae_spec(name: str) -> tuple[type, type, dict]:
     """pythae's model class, config class and settings for vaelab's family ``name``, read from its config."""
     m = load_config(config_path(name), PROTOCOL).model
@@ -182,6 +199,7 @@ def pythae_spec(name: str) -> tuple[type, type, dict]:
             lambda: {"alpha": m.alpha, "beta": m.beta, "gamma": m.gamma, "use_mss": m.estimator == "mss"},
         ),
         "info-vae": (INFOVAE_MMD, INFOVAE_MMD_Config, lambda: info_vae_settings(m)),
+        "factor-vae": (FactorVAE, FactorVAEConfig, lambda: {"gamma": m.gamma}),
         "wae": (WAE_MMD, WAE_MMD_Config, lambda: mmd_settings(m, "reg_weight")),
         # RAE-L2's decoder decay is pythae's decoder Adam's weight_decay (d/dw of decay * w^2 / 2, vaelab's of
         # decay * w^2); RAE-GP's penalty is pythae's ||d sum(recon) / dx||^2, through the encoder, not vaelab's
@@ -241,13 +259,23 @@ def build_pythae(name: str) -> nn.Module:
     loss = "bce" if shape is None else "mse"
     config = config_cls(input_dim=IMAGE_SHAPE, latent_dim=LATENT if shape is None else math.prod(shape),
                         reconstruction_loss=loss, **settings)  # fmt: skip
-    return cls(config, encoder=Encoder(shape), decoder=Decoder(LATENT if shape is None else math.prod(shape)))
+    model = cls(config, encoder=Encoder(shape), decoder=Decoder(LATENT if shape is None else math.prod(shape)))
+    if name == "factor-vae":
+        m = load_config(config_path(name), PROTOCOL).model
+        adam = {"lr": m.discriminator_lr, "betas": tuple(m.discriminator_betas)}
+        model.set_discriminator(Discriminator(m.discriminator_hidden, adam))
+    return model
 
 
 def optimizers(model: nn.Module) -> list[torch.optim.Optimizer]:
     """pythae's BaseTrainer: one Adam on all parameters; its CoupledOptimizerTrainer (PIWAE, RAE_L2): one on the
     encoder, one on the decoder (torch's default Adam, as pythae builds it; RAE_L2's decoder one with its
-    reg_weight as weight decay)."""
+    reg_weight as weight decay); its AdversarialTrainer (FactorVAE): one on the encoder and decoder, one on the
+    discriminator (with vaelab's discriminator settings)."""
+    if model.model_name == "FactorVAE":
+        autoencoder = [*model.encoder.parameters(), *model.decoder.parameters()]
+        return [torch.optim.Adam(autoencoder, lr=LR),
+                torch.optim.Adam(model.discriminator.parameters(), **model.discriminator.adam)]  # fmt: skip
     if model.model_name == "PIWAE":
         return [torch.optim.Adam(part.parameters(), lr=LR) for part in (model.encoder, model.decoder)]
     if model.model_name == "RAE_L2":
@@ -263,17 +291,21 @@ def train_step(model: nn.Module, opts: list[torch.optim.Optimizer], x: torch.Ten
     pythae's CoupledOptimizerTrainer._optimizers_step does it: the encoder's gradients are zeroed, the encoder loss
     (PIWAE: MIWAE's; RAE_L2: the loss) back-propagated, the decoder's zeroed, the decoder loss (PIWAE: IWAE of m*k
     draws; RAE_L2: the loss again) back-propagated, both stepped (so the encoder steps on the sum of both losses'
-    gradients: pythae's behaviour, kept)."""
+    gradients: pythae's behaviour, kept). FactorVAE as pythae's AdversarialTrainer: the same order with the
+    autoencoder's and the discriminator's losses (the discriminator's cross-entropy at the codes reaches the encoder
+    too, as there)."""
     out = model(DatasetOutput(data=x), dataset_size=dataset_size)
     if len(opts) == 2:
-        encoder_opt, decoder_opt = opts
-        encoder_opt.zero_grad()
-        out.encoder_loss.backward(retain_graph=True)
-        decoder_opt.zero_grad()
-        out.decoder_loss.backward(retain_graph=True)
-        encoder_opt.step()
-        decoder_opt.step()
-        loss = out.encoder_loss.detach() + out.decoder_loss.detach()
+        first_opt, second_opt = opts
+        first, second = ((out.autoencoder_loss, out.discriminator_loss) if model.model_name == "FactorVAE"
+                         else (out.encoder_loss, out.decoder_loss))  # fmt: skip
+        first_opt.zero_grad()
+        first.backward(retain_graph=True)
+        second_opt.zero_grad()
+        second.backward(retain_graph=True)
+        first_opt.step()
+        second_opt.step()
+        loss = first.detach() + second.detach()
     else:
         (opt,) = opts
         opt.zero_grad()
