@@ -424,9 +424,10 @@ def latest_rows(bench: str, keep) -> dict[str, dict]:
 
 
 def latest_families(epochs: int = 5) -> dict[str, dict]:
-    """The families bench's newest row of each model trained for ``epochs`` epochs."""
+    """The families bench's newest row of each model trained for ``epochs`` epochs under its own config (a run with
+    --override, such as the peers' squared-error protocol, is not the family's row)."""
     rows = latest_rows("families", lambda result, row: row.get("epochs", result.get("epochs")) == epochs
-                       and "neg_elbo" in row)  # fmt: skip
+                       and "neg_elbo" in row and not result.get("overrides"))  # fmt: skip
     if "vae" not in rows:
         raise SectionNotRun(f"bench/results/families-*.json with the VAE ({FAMILIES_COMMAND})")
     return rows
