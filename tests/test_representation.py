@@ -157,6 +157,19 @@ def test_beta_tcvae_trains_on_the_elbo_plus_weighted_terms_that_sum_to_the_log_r
     torch.testing.assert_close(mi + tc + dwkl, log_ratio.mean())
 
 
+def test_decomposed_beta_tcvae_trains_on_the_three_weighted_estimates_without_the_closed_form_kl():
+    closed = make("beta-tcvae", "model.alpha=2", "model.beta=6", "model.gamma=0.5")
+    model = make("beta-tcvae", "model.alpha=2", "model.beta=6", "model.gamma=0.5", "model.kl=decomposed")
+    model.load_state_dict(closed.state_dict())
+    x = batch()
+    loss = model.loss(x, generator=seeded())
+    mi, tc, dwkl = (loss.extras[k] for k in ("mi", "tc", "dwkl"))
+    torch.testing.assert_close(loss.total, loss.recon + 2 * mi + 6 * tc + 0.5 * dwkl)
+    reference = closed.loss(x, generator=seeded())  # the same draw: the same reported KL and estimates
+    torch.testing.assert_close(loss.kl, reference.kl)
+    torch.testing.assert_close(reference.total - loss.total, reference.kl - (mi + tc + dwkl))
+
+
 def test_beta_tcvae_logs_its_terms_and_reads_the_training_set_size_from_the_loop():
     from sklearn.datasets import load_digits
 
