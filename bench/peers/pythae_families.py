@@ -221,6 +221,20 @@ def pythae_spec(name: str) -> tuple[type, type, dict]:
     return cls, config_cls, settings() if callable(settings) else settings
 
 
+def diagonal_mss_weights(self, batch_size: int, dataset_size: int) -> torch.Tensor:
+    """log W (B, B) of minibatch stratified sampling as Chen et al. (2018, appendix C.2) define it: 1/N on the
+    diagonal (the draw's own image), the stratum weight (N - M) / (N M) on the next image, 1/M elsewhere, M = B - 1.
+    pythae's BetaTCVAE._log_importance_weight_matrix (the paper's code) strides by B, which puts 1/N and the
+    stratum weight in the first two columns and gives the draw's own image 1/M (rtqichen/beta-tcvae pull request
+    #1); ``--diagonal-mss`` puts this in its place."""
+    n, m = dataset_size, batch_size - 1
+    w = torch.full((batch_size, batch_size), 1 / m)
+    rows = torch.arange(batch_size)
+    w[rows, rows] = 1 / n
+    w[rows, (rows + 1) % batch_size] = (n - m) / (n * m)
+    return w.log()
+
+
 def mmd_settings(m, weight_key: str) -> dict:
     """pythae's MMD kernel for vaelab's: pythae's RBF has one bandwidth b, C = 2 D b^2, vaelab's C = 2 D s for each
     of its scales s (so b = sqrt(s)); for the IMQ kernel both sum over scales of C = 2 D s (pythae: b = 1); the
@@ -598,7 +612,11 @@ def main() -> None:
     parser.add_argument("--ratios-first", action="store_true", help="time every family's steps before training any")
     parser.add_argument("--resume", type=Path, help="a JSON of this script to add to: families done there are kept")
     parser.add_argument("--note", action="append", default=[], help="a line for the JSON's notes (what was cut)")
+    parser.add_argument("--diagonal-mss", action="store_true", help="BetaTCVAE's MSS weights on the diagonal")
     args = parser.parse_args()
+    if args.diagonal_mss:
+        BetaTCVAE._log_importance_weight_matrix = diagonal_mss_weights
+        args.note.append("--diagonal-mss: pythae's BetaTCVAE MSS weights replaced by diagonal_mss_weights")
     threads = set_threads(args.threads)  # also flushes denormals, for both libraries alike
     iw_images_for, epochs_for, steps_for = (
         {k: int(v) for k, v in (p.split("=") for p in option.split(",") if p)}
