@@ -107,9 +107,11 @@ from vaelab.config import load_config  # noqa: E402
 from vaelab.data import ImageData, load_dataset, to_float  # noqa: E402
 from vaelab.data.batches import epoch_permutation  # noqa: E402
 from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
+from vaelab.evaluate.latents import codebook_usage  # noqa: E402
 from vaelab.evaluate.likelihood import BLOCK, EVAL_SEED, IW_ROWS, evaluation_batches, summarise  # noqa: E402
 from vaelab.loop import Loop, log_nothing, set_threads  # noqa: E402
 from vaelab.models import build_model  # noqa: E402
+from vaelab.parts.density_ratio import TCDiscriminator  # noqa: E402
 from vaelab.parts.likelihoods import gaussian_nll  # noqa: E402
 
 SEED = 0
@@ -163,14 +165,12 @@ class Decoder(BaseDecoder):
 
 
 class Discriminator(BaseDiscriminator):
-    """vaelab's TC discriminator (parts/density_ratio.py) layer for layer: an MLP of ``hidden`` widths with leaky
-    ReLU 0.2 to two logits (pythae's default: five layers of 1,000); ``adam``: its optimizer's settings."""
+    """vaelab's TC discriminator (parts/density_ratio.py), its network and Adam settings, as pythae's FactorVAE
+    takes one (pythae's default: five layers of 1,000)."""
 
-    def __init__(self, hidden: list[int], adam: dict):
+    def __init__(self, critic: TCDiscriminator):
         BaseDiscriminator.__init__(self)
-        widths = [LATENT, *hidden]
-        layers = [m for a, b in zip(widths, widths[1:], strict=False) for m in (nn.Linear(a, b), nn.LeakyReLU(0.2))]
-        self.layers, self.adam = nn.Sequential(*layers, nn.Linear(widths[-1], 2)), adam
+        self.layers, self.adam = critic.net, critic.optimizer_settings
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.layers(z)  # (B, 2): pythae's FactorVAE indexes the logits directly
@@ -276,8 +276,8 @@ def build_pythae(name: str) -> nn.Module:
     model = cls(config, encoder=Encoder(shape), decoder=Decoder(LATENT if shape is None else math.prod(shape)))
     if name == "factor-vae":
         m = load_config(config_path(name), PROTOCOL).model
-        adam = {"lr": m.discriminator_lr, "betas": tuple(m.discriminator_betas)}
-        model.set_discriminator(Discriminator(m.discriminator_hidden, adam))
+        critic = TCDiscriminator(LATENT, m.discriminator_hidden, m.discriminator_lr, tuple(m.discriminator_betas))
+        model.set_discriminator(Discriminator(critic))
     return model
 
 
@@ -442,8 +442,11 @@ class Densities:
         c = torch.randint(len(mu), (n,), generator=generator)
         return mu[c] + torch.exp(0.5 * logvar[c]) * torch.randn(n, LATENT, generator=generator)
 
-    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.sigmoid(self.model.decoder.logits(z[i : i + BLOCK])) for i in range(0, len(z), BLOCK)])
+
+@torch.no_grad()
+def decode_mean(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """The decoder's sigmoid images of codes z, BLOCK codes at a time."""
+    return torch.cat([torch.sigmoid(model.decoder.logits(z[i : i + BLOCK])) for i in range(0, len(z), BLOCK)])
 
 
 @torch.no_grad()
@@ -499,10 +502,8 @@ def evaluate_point_codes(model: nn.Module, test_x: torch.Tensor) -> dict:
         nll.append(gaussian_nll(torch.sigmoid(model.decoder.logits(code)), x, GAUSSIAN_STD).double())
     out = {"recon_nll": summarise(torch.cat(nll))}
     if indices:
-        counts = torch.bincount(torch.cat(indices), minlength=model.quantizer.num_embeddings).double()
-        p = counts / counts.sum()
-        entropy = -(p[p > 0] * p[p > 0].log()).sum()
-        out |= {"codes_used": int((counts > 0).sum()), "perplexity": math.exp(entropy)}
+        usage = codebook_usage(torch.cat(indices).numpy(), model.quantizer.num_embeddings)
+        out |= {"codes_used": usage["used"], "perplexity": usage["perplexity"]}
     return out
 
 
@@ -581,7 +582,7 @@ def squared_error_row(model: nn.Module, data: ImageData, tmp: str, net, real_fea
     if model.model_name == "WAE_MMD":
         with torch.no_grad():
             z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(SEED))
-            images = torch.cat([torch.sigmoid(model.decoder.logits(z[i : i + BLOCK])) for i in range(0, n, BLOCK)])
+            images = decode_mean(model, z)
         row |= {"frechet": frechet(net, real_features, images), "frechet_of": "prior samples"}
     elif model.model_name in ("RAE_L2", "RAE_GP"):
         sampler, _ = fit_sampler("gmm", model, data, tmp)
@@ -696,7 +697,7 @@ def main() -> None:
             check = pythae_nll_check(model, test_x, results["per_image_nll"], args.nll_check, args.iw_samples)
             with torch.no_grad():
                 z = dens.prior_sample(len(test_x), torch.Generator().manual_seed(SEED))
-                fd = frechet(net, real_features, dens.decode_mean(z))
+                fd = frechet(net, real_features, decode_mean(model, z))
             rows[name] = {
                 "pythae_model": cls.__name__, "pythae_settings": settings,
                 "neg_elbo": results["neg_elbo"]["mean"], "neg_elbo_stderr": results["neg_elbo"]["stderr"],
