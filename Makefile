@@ -9,6 +9,8 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 TORCH  := torch==2.13.0
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONUNBUFFERED := 1
+# the suite on one worker process per core (each test runs torch on one thread); XDIST= runs it in this process
+XDIST  ?= -n auto --dist worksteal
 
 .PHONY: demo test check bench lint format data chromium guide docs install install-test clean
 
@@ -18,10 +20,10 @@ demo: install data
 test: install-test
 	-@$(MAKE) --no-print-directory data
 	-@$(MAKE) --no-print-directory chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 check: lint
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 # docs/guide.md and every figure in docs/figures/, from the commands the guide quotes (~20 min on 2 cores)
 guide: install data
