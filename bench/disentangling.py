@@ -23,7 +23,7 @@ from vaelab.evaluate.latents import active_correlation, encode_split, means_cova
 from vaelab.evaluate.likelihood import evaluate_run, split_images
 from vaelab.loop import set_threads
 
-MODELS = "vae,beta-vae,beta-tcvae,factor-vae,dip-vae-i"
+MODELS = "vae,beta-vae,beta-tcvae,factor-vae,dip-vae-i,dip-vae-ii"
 
 
 def config_and_overrides(name: str) -> tuple:
