@@ -300,10 +300,11 @@ def test_planar_flow_log_determinant_matches_autograds_jacobian():
         torch.testing.assert_close(flow(z)[1], flow_log_det_by_autograd(flow, z))
 
 
+@pytest.mark.parametrize("gated", [True, False], ids=["gated", "affine"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_iaf_step_is_autoregressive_and_its_log_determinant_matches_autograds_jacobian(reverse):
+def test_iaf_step_is_autoregressive_and_its_log_determinant_matches_autograds_jacobian(reverse, gated):
     torch.manual_seed(1)
-    step = IAFStep(5, hidden=16, context=3, reverse=reverse).double()
+    step = IAFStep(5, hidden=16, context=3, reverse=reverse, gated=gated).double()
     with torch.no_grad():
         for p in step.parameters():
             p.normal_(0, 0.5)

@@ -5,6 +5,7 @@ closed form: it is the log ratio at the posterior's draw."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import ConfigError
 from ..parts import GaussianPrior, Objective
@@ -36,10 +37,14 @@ class IAFVAEConfig(PlanarVAEConfig):
     flows: int = setting(2, "IAF steps, each a MADE, alternating the order of the dimensions")
     flow_hidden: int = setting(320, "width of each MADE")
     flow_context: int = setting(64, "encoder outputs every step reads")
+    flow_step: Literal["gated", "affine"] = setting(
+        "gated", "gated: z' = sigma z + (1 - sigma) m (the paper's eqs. 11-14); affine: z' = exp(s) z + m (eq. 10)"
+    )
 
     def head(self) -> FlowHead:
-        d, hidden, context = self.latent_dim, self.flow_hidden, self.flow_context
-        return FlowHead(d, [IAFStep(d, hidden, context, reverse=i % 2 == 1) for i in range(self.flows)], context)
+        d, hidden, context, gated = self.latent_dim, self.flow_hidden, self.flow_context, self.flow_step == "gated"
+        steps = [IAFStep(d, hidden, context, reverse=i % 2 == 1, gated=gated) for i in range(self.flows)]
+        return FlowHead(d, steps, context)
 
 
 @register("planar-vae", PlanarVAEConfig, "VAE with a planar-flow posterior (Rezende & Mohamed 2015)")

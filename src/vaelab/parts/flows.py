@@ -44,25 +44,30 @@ class MaskedLinear(nn.Linear):
 
 
 class IAFStep(nn.Module):
-    """z' = s * z + (1 - s) * m with [m, s_raw] = MADE(z, h), s = sigmoid(s_raw + 1): an inverse autoregressive
-    flow step (Kingma et al. 2016, eqs. 11-14; the +1 starts it near the identity); m_i and s_i depend on the
-    z_j earlier in this step's order only, so log |det| = sum_i log s_i. ``reverse`` flips the order."""
+    """An inverse autoregressive flow step (Kingma et al. 2016) on [m, s] = MADE(z, h): gated, eqs. 11-14,
+    z' = sigma * z + (1 - sigma) * m with sigma = sigmoid(s + 1) (the +1 starts it near the identity), or affine,
+    eq. 10, z' = exp(s) * z + m. m_i and s_i depend on the z_j earlier in this step's order only, so log |det| =
+    sum_i log sigma_i (gated) or sum_i s_i (affine). ``reverse`` flips the order."""
 
-    def __init__(self, size: int, hidden: int, context: int, reverse: bool):
+    def __init__(self, size: int, hidden: int, context: int, reverse: bool, gated: bool = True):
         super().__init__()
         degree = torch.arange(size).flip(0) if reverse else torch.arange(size)  # (D,) the order of the inputs
         hidden_degree = torch.arange(hidden) % max(1, size - 1)  # (H,)
         self.inner = MaskedLinear((hidden_degree[:, None] >= degree[None, :]).float())  # (H, D)
         self.outer = MaskedLinear((degree[:, None] > hidden_degree[None, :]).float().repeat(2, 1))  # (2D, H)
         self.context = nn.Linear(context, hidden) if context else None
+        self.gated = gated
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.inner(z)
         if self.context is not None:
             h = h + self.context(context)
         m, s = self.outer(F.elu(h)).chunk(2, dim=-1)
-        log_s = F.logsigmoid(s + 1.0)
-        return log_s.exp() * z + (1 - log_s.exp()) * m, log_s.sum(-1)
+        if not self.gated:
+            return s.exp() * z + m, s.sum(-1)
+        log_sigma = F.logsigmoid(s + 1.0)
+        sigma = log_sigma.exp()
+        return sigma * z + (1 - sigma) * m, log_sigma.sum(-1)
 
 
 @dataclass
