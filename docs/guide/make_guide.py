@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from vaelab import load_run  # noqa: E402
 from vaelab.checkpoint import atomic_write_text  # noqa: E402
+from vaelab.config import load_config  # noqa: E402
 from vaelab.evaluate.fid import feature_classifier, feature_distance  # noqa: E402
 from vaelab.evaluate.latents import abs_correlation, active_correlation, encode_split, means_covariance  # noqa: E402
 from vaelab.viz.curves import mean_sigma  # noqa: E402
@@ -412,22 +413,28 @@ FAMILY_ORDER = ["vae", "iwae", "miwae", "piwae", "ciwae", "planar-vae", "iaf-vae
 
 
 def latest_rows(bench: str, keep) -> dict[str, dict]:
-    """Each model's newest row in bench/results/BENCH-*.json for which ``keep(result, row)`` holds, with the file
+    """Each model's newest row in bench/results/BENCH-*.json for which ``keep(result, name, row)`` holds, with the file
     it is from and its machine (a bench's run, not a guide command: an hour or more on 2 cores)."""
     rows: dict[str, dict] = {}
     for path in sorted((ROOT / "bench/results").glob(f"{bench}-*.json")):  # oldest first: newer rows replace
         result = json.loads(path.read_text())
         for name, row in result["models"].items():
-            if keep(result, row):
+            if keep(result, name, row):
                 rows[name] = row | {"path": path.relative_to(ROOT).as_posix(), "machine": result["machine"]}
     return rows
 
 
+def own_config(name: str, overrides: list[str]) -> bool:
+    """Whether ``overrides`` leave the family's configs/<name>-mlp.yaml as it is now (a run with --override that
+    changed it, such as the peers' squared-error protocol, is not the family's row)."""
+    path = ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
+    return path.is_file() and load_config(path, overrides) == load_config(path)
+
+
 def latest_families(epochs: int = 5) -> dict[str, dict]:
-    """The families bench's newest row of each model trained for ``epochs`` epochs under its own config (a run with
-    --override, such as the peers' squared-error protocol, is not the family's row)."""
-    rows = latest_rows("families", lambda result, row: row.get("epochs", result.get("epochs")) == epochs
-                       and "neg_elbo" in row and not result.get("overrides"))  # fmt: skip
+    """The families bench's newest row of each model trained for ``epochs`` epochs under its own config."""
+    rows = latest_rows("families", lambda result, name, row: row.get("epochs", result.get("epochs")) == epochs
+                       and "neg_elbo" in row and own_config(name, result.get("overrides") or []))  # fmt: skip
     if "vae" not in rows:
         raise SectionNotRun(f"bench/results/families-*.json with the VAE ({FAMILIES_COMMAND})")
     return rows
@@ -501,7 +508,7 @@ def representation(g: Guide) -> None:
     on Fashion-MNIST what each does to the codes (the families bench's JSON), and VQ-VAE's reconstructions and
     samples through its prior against the VAE's (run here)."""
     g.section = "representation"
-    shapes = latest_rows("disentangling", lambda result, row: not result.get("overrides"))
+    shapes = latest_rows("disentangling", lambda result, name, row: not result.get("overrides"))
     if "vae" not in shapes:
         raise SectionNotRun(f"bench/results/disentangling-*.json with the VAE ({DISENTANGLING_COMMAND})")
     fashion = latest_families()
