@@ -36,9 +36,9 @@ class IAFVAEConfig(PlanarVAEConfig):
     name: str = "iaf-vae"
     flows: int = setting(2, "IAF steps, each a MADE, alternating the order of the dimensions")
     flow_hidden: int = setting(320, "width of each MADE")
-    flow_context: int = setting(64, "encoder outputs every step reads")
+    flow_context: int = setting(0, "encoder outputs every step reads (the paper's h; 0: none)")
     flow_step: Literal["gated", "affine"] = setting(
-        "gated", "gated: z' = sigma z + (1 - sigma) m (the paper's eqs. 11-14); affine: z' = exp(s) z + m (eq. 10)"
+        "affine", "affine: z' = exp(s) z + m (the paper's eq. 10); gated: z' = sigma z + (1 - sigma) m (eqs. 11-14)"
     )
 
     def head(self) -> FlowHead:

@@ -46,8 +46,9 @@ class MaskedLinear(nn.Linear):
 class IAFStep(nn.Module):
     """An inverse autoregressive flow step (Kingma et al. 2016) on [m, s] = MADE(z, h): gated, eqs. 11-14,
     z' = sigma * z + (1 - sigma) * m with sigma = sigmoid(s + 1) (the +1 starts it near the identity), or affine,
-    eq. 10, z' = exp(s) * z + m. m_i and s_i depend on the z_j earlier in this step's order only, so log |det| =
-    sum_i log sigma_i (gated) or sum_i s_i (affine). ``reverse`` flips the order."""
+    eq. 10, z' = exp(s) * z + m (its output layer starts at zero: the identity). m_i and s_i depend on the z_j
+    earlier in this step's order only, so log |det| = sum_i log sigma_i (gated) or sum_i s_i (affine). ``reverse``
+    flips the order."""
 
     def __init__(self, size: int, hidden: int, context: int, reverse: bool, gated: bool = True):
         super().__init__()
@@ -57,6 +58,8 @@ class IAFStep(nn.Module):
         self.outer = MaskedLinear((degree[:, None] > hidden_degree[None, :]).float().repeat(2, 1))  # (2D, H)
         self.context = nn.Linear(context, hidden) if context else None
         self.gated = gated
+        if not gated:
+            nn.init.zeros_(self.outer.weight), nn.init.zeros_(self.outer.bias)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.inner(z)
