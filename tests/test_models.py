@@ -326,3 +326,23 @@ def test_run_folders_saved_before_models_were_compositions_still_load_evaluate_s
     assert math.isfinite(evaluate_run(old, "test")["neg_elbo"]["mean"]) and old.sample(4).shape == (4, 1, 10, 10)
     resumed = train(None, ["train.epochs=3"], resume=run.path)
     assert len(resumed.metrics) == (1 if name == "pca" else 3)
+
+
+@pytest.mark.slow
+def test_an_iaf_run_folder_from_before_flow_step_loads_with_the_gated_steps_it_was_trained_with(tiny_overrides):
+    """iaf-vae's steps were gated before model.flow_step (now affine by default): a run folder whose config.yaml
+    lacks the key loads as gated, the same model as the one that was trained."""
+    import yaml
+
+    from vaelab import load_run, train
+
+    overrides = ["model.name=iaf-vae", "model.flow_step=gated", "model.flow_hidden=8", "train.epochs=1"]
+    run = train(None, [*tiny_overrides, *overrides, "train.report=false"])
+    config = yaml.safe_load((run.path / "config.yaml").read_text())
+    assert config["model"].pop("flow_step") == "gated"
+    (run.path / "config.yaml").write_text(yaml.safe_dump(config))
+    old = load_run(run.path)
+    assert old.config.model.flow_step == "gated"
+    x = torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(0))
+    run.model.eval()
+    torch.testing.assert_close(old.model.encode(x).mean, run.model.encode(x).mean, rtol=0, atol=0)

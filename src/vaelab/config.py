@@ -132,11 +132,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 RETIRED_KEYS = {"train": ("step",)}  # keys older run folders hold that no longer mean anything
+# model keys added with a default other than what older run folders, which lack them, were trained with
+EARLIER_DEFAULTS = {"iaf-vae": {"flow_step": "gated"}}
 
 
-def without_retired_keys(raw: dict[str, Any]) -> dict[str, Any]:
-    """A run folder's config without the keys of ``RETIRED_KEYS`` (train.step chose the hand-written training
-    step, removed in favour of autograd, which is as fast: docs/performance.md)."""
+def as_written_now(raw: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's config as this version reads it: without the keys of ``RETIRED_KEYS`` (train.step chose the
+    hand-written training step, removed in favour of autograd, which is as fast: docs/performance.md), and with the
+    ``EARLIER_DEFAULTS`` of its model where it lacks those keys (iaf-vae's steps were gated before flow_step)."""
     if not isinstance(raw, dict):
         return raw  # config_from_dict says what is wrong with it
     raw = copy.deepcopy(raw)
@@ -144,6 +147,10 @@ def without_retired_keys(raw: dict[str, Any]) -> dict[str, Any]:
         for key in keys:
             if isinstance(raw.get(section), dict):
                 raw[section].pop(key, None)
+    model = raw.get("model")
+    if isinstance(model, dict):
+        for key, value in EARLIER_DEFAULTS.get(model.get("name"), {}).items():
+            model.setdefault(key, value)
     return raw
 
 

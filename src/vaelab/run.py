@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .checkpoint import WEIGHTS_FILE, atomic_write_text, load_matching_state, read_weights
-from .config import Config, config_from_dict, without_retired_keys
+from .config import Config, as_written_now, config_from_dict
 from .errors import ConfigError, RunError
 from .models import Model, build_model
 from .models.model import upgrade_state
@@ -31,7 +31,7 @@ def read_run_config(path: Path) -> Config:
     if not config_path.is_file():
         raise RunError(f"{path} is not a run folder: {CONFIG_FILE} is missing (runs are made by `vaelab train`)")
     try:
-        return config_from_dict(without_retired_keys(read_yaml_file(config_path) or {}))
+        return config_from_dict(as_written_now(read_yaml_file(config_path) or {}))
     except ConfigError as err:
         raise RunError(f"{config_path} is not a valid vaelab config: {err}") from None
 
