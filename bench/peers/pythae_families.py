@@ -580,9 +580,8 @@ def squared_error_row(model: nn.Module, data: ImageData, tmp: str, net, real_fea
     row = evaluate_point_codes(model, data.test_x)
     n = len(data.test_x)
     if model.model_name == "WAE_MMD":
-        with torch.no_grad():
-            z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(SEED))
-            images = decode_mean(model, z)
+        z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(SEED))
+        images = decode_mean(model, z)  # without gradients
         row |= {"frechet": frechet(net, real_features, images), "frechet_of": "prior samples"}
     elif model.model_name in ("RAE_L2", "RAE_GP"):
         sampler, _ = fit_sampler("gmm", model, data, tmp)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import re
@@ -30,7 +31,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))  # the families bench's config_path
 
+from families import config_path  # noqa: E402
 from vaelab import load_run  # noqa: E402
 from vaelab.checkpoint import atomic_write_text  # noqa: E402
 from vaelab.config import load_config  # noqa: E402
@@ -424,11 +427,16 @@ def latest_rows(bench: str, keep) -> dict[str, dict]:
     return rows
 
 
+@functools.cache
+def shipped_config(name: str):
+    """The family's configs/<name>-mlp.yaml as it is now, read once."""
+    return load_config(config_path(name))
+
+
 def own_config(name: str, overrides: list[str]) -> bool:
     """Whether ``overrides`` leave the family's configs/<name>-mlp.yaml as it is now (a run with --override that
     changed it, such as the peers' squared-error protocol, is not the family's row)."""
-    path = ROOT / "configs" / ("vae-mlp.yaml" if name == "vae" else f"{name}-mlp.yaml")
-    return path.is_file() and load_config(path, overrides) == load_config(path)
+    return config_path(name).is_file() and load_config(config_path(name), overrides) == shipped_config(name)
 
 
 def latest_families(epochs: int = 5) -> dict[str, dict]:

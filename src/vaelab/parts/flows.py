@@ -59,7 +59,8 @@ class IAFStep(nn.Module):
         self.context = nn.Linear(context, hidden) if context else None
         self.gated = gated
         if not gated:
-            nn.init.zeros_(self.outer.weight), nn.init.zeros_(self.outer.bias)
+            nn.init.zeros_(self.outer.weight)
+            nn.init.zeros_(self.outer.bias)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.inner(z)
