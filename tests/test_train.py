@@ -315,3 +315,12 @@ def test_run_folders_and_files_get_the_permissions_mkdir_and_open_would_give(tin
     assert len(paths) >= 6
     for path in paths:
         assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~mask, path
+
+
+def test_a_warm_up_longer_than_the_run_is_named_with_where_its_ramp_stops(tiny_overrides, capsys):
+    run = train(None, tiny_overrides + ["train.epochs=2", "model.kl_warmup_steps=1000", "train.warmup_steps=5"])
+    err = capsys.readouterr().err
+    steps = int(run.metrics[-1]["step"])
+    assert f"model.kl_warmup_steps (1000) is longer than this run ({steps} steps)" in err
+    assert f"stops at {steps / 1000:.2f} of the full value" in err
+    assert "train.warmup_steps" not in err  # 5 steps end within the run

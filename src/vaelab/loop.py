@@ -35,7 +35,7 @@ from .guards import FAILURE_FILE, NonFiniteGuard, Problem, gradient_problem, los
 from .models import Model
 from .parts.noise import BatchShard
 from .precision import Choice, autocast, choose_precision
-from .schedules import ema_decay, learning_rate
+from .schedules import ema_decay, learning_rate, unfinished_warmups
 
 
 def log_to_stderr(message: str) -> None:
@@ -310,6 +310,11 @@ class Loop:
     def fit(self) -> None:
         """Train the remaining epochs; after each, the callbacks, then one log line; stop early if configured."""
         cfg = self.config.train
+        if self.step == 0 and not self.model.closed_form:
+            warmups = {"train.warmup_steps": cfg.warmup_steps}
+            warmups["model.kl_warmup_steps"] = getattr(self.config.model, "kl_warmup_steps", 0)
+            for line in unfinished_warmups(warmups, cfg.epochs * len(self.source)):
+                self.log(line)
         while self.epoch < cfg.epochs and not (self.model.closed_form and self.epoch):  # one fit is all of it
             epoch = self.epoch + 1
             start = time.perf_counter()

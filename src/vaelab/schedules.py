@@ -37,6 +37,18 @@ def learning_rate(step: int, lr: float, schedule: str, warmup_steps: int, total_
     return lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def unfinished_warmups(warmups: dict[str, int], total_steps: int) -> list[str]:
+    """One line for each warm-up of ``warmups`` (its setting -> its steps) that a run of ``total_steps`` steps
+    does not finish: the value it ramps (the KL weight, the learning rate) stops at total_steps / steps of its
+    full value."""
+    return [
+        f"note: {name} ({steps}) is longer than this run ({total_steps} steps): its ramp stops at "
+        f"{total_steps / steps:.2f} of the full value; lower it or train longer"
+        for name, steps in warmups.items()
+        if steps > total_steps
+    ]
+
+
 def ema_decay(step: int, decay: float) -> float:
     """The averaging weight of the moving average after step ``step`` (1-based): min(decay, (1 + step) / (10 +
     step)), so that the average follows the first steps' fast-moving weights instead of their random start
