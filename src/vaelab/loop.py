@@ -262,11 +262,15 @@ class Loop:
             torch._foreach_copy_(self.weights, self.training_weights)
             self.training_weights = None
 
+    def total_steps(self) -> int:
+        """The run's optimisation steps, train.epochs of this process's batches: where the schedules end."""
+        return self.config.train.epochs * len(self.source)
+
     def scheduled_lr(self) -> float:
         """Set the rate of this step (``learning_rate`` of train.*) on every group but an auxiliary network's
         own (``fixed_lr``); a pure function of the step, so a resumed run takes the same rates."""
         cfg = self.config.train
-        lr = learning_rate(self.step, cfg.lr, cfg.lr_schedule, cfg.warmup_steps, cfg.epochs * len(self.source))
+        lr = learning_rate(self.step, cfg.lr, cfg.lr_schedule, cfg.warmup_steps, self.total_steps())
         for group in self.optimizer.param_groups:
             if not group.get("fixed_lr"):
                 group["lr"] = lr
@@ -313,7 +317,7 @@ class Loop:
         if self.step == 0 and not self.model.closed_form:
             warmups = {"train.warmup_steps": cfg.warmup_steps}
             warmups["model.kl_warmup_steps"] = getattr(self.config.model, "kl_warmup_steps", 0)
-            for line in unfinished_warmups(warmups, cfg.epochs * len(self.source)):
+            for line in unfinished_warmups(warmups, self.total_steps()):
                 self.log(line)
         while self.epoch < cfg.epochs and not (self.model.closed_form and self.epoch):  # one fit is all of it
             epoch = self.epoch + 1
