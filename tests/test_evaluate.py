@@ -168,11 +168,11 @@ def test_active_units_count_dimensions_whose_posterior_mean_varies():
 @pytest.mark.parametrize(
     "model, suggested, not_suggested",
     [
-        ("vae", ["model.kl_warmup_steps", "model.free_bits"], []),
-        ("capacity-vae", ["model.free_bits"], ["model.kl_warmup_steps"]),
-        ("planar-vae", ["model.kl_warmup_steps"], ["model.free_bits"]),
-        ("joint-vae", [], ["model.kl_warmup_steps", "model.free_bits"]),
-        ("iwae", [], ["model.kl_warmup_steps", "model.free_bits"]),
+        ("vae", ["model.kl_warmup_fraction", "model.free_bits"], []),
+        ("capacity-vae", ["model.free_bits"], ["model.kl_warmup_fraction"]),
+        ("planar-vae", ["model.kl_warmup_fraction"], ["model.free_bits"]),
+        ("joint-vae", [], ["model.kl_warmup_fraction", "model.free_bits"]),
+        ("iwae", [], ["model.kl_warmup_fraction", "model.free_bits"]),
     ],
 )
 def test_the_collapse_warning_suggests_only_keys_the_model_takes(model, suggested, not_suggested):

@@ -54,6 +54,31 @@ def test_kl_warmup_scales_the_kl_by_step():
     torch.testing.assert_close(at_500.total, at_500.recon + at_500.kl)
 
 
+def test_a_kl_warmup_over_a_fraction_of_the_run_scales_the_kl_by_step_over_the_runs_length():
+    model = make("beta-vae", "model.beta=2", "model.kl_warmup_fraction=0.5")
+    model.objective.total_steps = 200  # what the training loop sets: the warm-up ends at step 100
+    x = batch()
+    at_25 = loss_with_fixed_noise(model, x, step=25)
+    torch.testing.assert_close(at_25.total, at_25.recon + 2 * 0.25 * at_25.kl)
+    at_150 = loss_with_fixed_noise(model, x, step=150)
+    torch.testing.assert_close(at_150.total, at_150.recon + 2 * at_150.kl)
+    model.objective.total_steps = None
+    with pytest.raises(ValueError, match="needs the run's length"):
+        loss_with_fixed_noise(model, x)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.kl_warmup_fraction=1.5"], "must be in \\[0, 1\\]"),
+        (["model.kl_warmup_fraction=0.5", "model.kl_warmup_steps=100"], "set one of"),
+    ],
+)
+def test_a_kl_warmup_fraction_outside_the_run_or_beside_a_step_count_is_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        make("vae", *overrides)
+
+
 def test_free_bits_floor_each_dimensions_kl():
     model = make("vae", "model.free_bits=2.0")  # far above an untrained model's per-dimension KL
     loss = loss_with_fixed_noise(model, batch())

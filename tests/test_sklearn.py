@@ -164,6 +164,13 @@ def test_training_lowers_the_negative_elbo_and_keeps_a_history(digits):
     assert len(losses) == vae.n_epochs_ == 4 and losses[-1] < losses[0]
 
 
+def test_a_kl_warmup_fraction_ends_at_that_fraction_of_the_training_loops_steps(digits):
+    vae = small(VAE, kl_warmup_fraction=0.5).fit(digits[0])
+    steps = int(vae.history_[-1]["step"])  # 3 epochs of 29 batches
+    assert vae.model_.objective.total_steps == steps == 87
+    assert vae.model_.objective.kl["z"].warmup_length(steps) == 44
+
+
 def test_early_stopping_holds_out_a_validation_split(digits):
     # 100 images and a wide net: it overfits, and the validation -ELBO turns up long before 300 epochs
     vae = small(VAE, latent_dim=8, hidden=(256,), epochs=300, batch_size=32, lr=3e-3, early_stopping=True,

@@ -93,6 +93,7 @@ class Loop:
         self.noise_generator = torch.Generator(self.device).manual_seed(config.seed + 2)  # posterior noise
         self.source = self.batch_source()
         model.objective.dataset_size = self.source.images  # N of the estimators of q(z) = 1/N sum_n q(z|x_n)
+        model.objective.total_steps = self.total_steps()  # where warm-ups over a fraction of the run end
         self.choice = broadcast(self.choose_precision(), context)  # every process as rank 0 chose
         self.objective = wrap(model, context, self.device)  # model(x, y, step, noise): its loss terms
         if cfg.compile:

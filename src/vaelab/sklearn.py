@@ -375,6 +375,8 @@ class VAE(_Estimator):
         The Gaussian likelihood's std.
     kl_warmup_steps : int
         The KL weight rises linearly 0 -> 1 over these steps; 0 is off.
+    kl_warmup_fraction : float
+        The same over this fraction (0 to 1) of the training steps, whatever their number; set one of the two.
     free_bits : float
         Per-dimension KL floor in nats; 0 is off.
     binarize : {"none", "dynamic", "static"}

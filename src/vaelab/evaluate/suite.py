@@ -151,7 +151,7 @@ def _per_factor(results: dict[str, Any], metric: str) -> str:
 
 
 COLLAPSE_REMEDIES = (  # (key, a positive value that tells whether a model takes it, what it does)
-    ("kl_warmup_steps", 1000, "KL warm-up"),
+    ("kl_warmup_fraction", 0.5, "KL warm-up"),
     ("free_bits", 0.5, "free bits"),
 )
 

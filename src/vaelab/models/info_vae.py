@@ -10,11 +10,11 @@ its divergence D the MMD). WAE-MMD: recon + lambda MMD with a deterministic enco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError
 from ..nets import Nets
-from ..parts import GaussianHead, GaussianPrior, KLWeight, Objective, PointHead, PriorMMD
+from ..parts import GaussianHead, GaussianPrior, Objective, PointHead, PriorMMD
 from ..parts.mmd import Kernel
 from ..settings import setting
 from .config import ModelConfig
@@ -59,7 +59,7 @@ class InfoVAEConfig(KernelKeys, VAEConfig):
         return GaussianHead(self.latent_dim)
 
     def objective(self) -> Objective:
-        kl = KLWeight(1 - self.alpha, self.kl_warmup_steps, self.free_bits)
+        kl = replace(self.kl_weight(), beta=1 - self.alpha)
         mmd = PriorMMD(self.alpha + self.lambda_mmd - 1, self.kernel, self.kernel_scales)
         return Objective({"z": kl}, regularisers=[mmd])
 

@@ -18,13 +18,14 @@ from .vae import VAEConfig
 @dataclass
 class IWAEConfig(VAEConfig):
     name: str = "iwae"
-    refused = ("kl_warmup_steps", "free_bits")
+    refused = ("kl_warmup_steps", "kl_warmup_fraction", "free_bits")
     k: int = setting(5, "importance samples per image")
 
     def validate(self) -> None:
-        if self.kl_warmup_steps or self.free_bits:
+        if self.kl_warmup_steps or self.kl_warmup_fraction or self.free_bits:
             raise ConfigError("iwae trains on the importance-weighted bound, which has no KL term to warm up or "
-                              "floor: drop model.kl_warmup_steps and model.free_bits")  # fmt: skip
+                              "floor: drop model.kl_warmup_steps, model.kl_warmup_fraction and "
+                              "model.free_bits")  # fmt: skip
         if self.k < 1:
             raise ConfigError(f"model.k must be >= 1 (importance samples per image); got {self.k}")
 

@@ -7,7 +7,7 @@ capacity's schedule is the third's warm-up).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
 from ..nets import Nets
@@ -22,14 +22,21 @@ from .registry import register
 class VAEConfig(ModelConfig):
     name: str = "vae"
     kl_warmup_steps: int = setting(0, "KL weight rises linearly 0 -> 1 over these steps; 0 = off")
+    kl_warmup_fraction: float = setting(0.0, "the same over this fraction of the run's steps, whatever its length")
     free_bits: float = setting(0.0, "per-dimension KL floor in nats (Kingma et al. 2016); 0 = off")
 
     def validate(self) -> None:
         if self.kl_warmup_steps < 0 or self.free_bits < 0:
             raise ConfigError("model.kl_warmup_steps and model.free_bits must be >= 0")
+        if not 0 <= self.kl_warmup_fraction <= 1:
+            raise ConfigError(f"model.kl_warmup_fraction must be in [0, 1] (a share of the run's steps); got "
+                              f"{self.kl_warmup_fraction}")  # fmt: skip
+        if self.kl_warmup_steps and self.kl_warmup_fraction:
+            raise ConfigError("set one of model.kl_warmup_steps and model.kl_warmup_fraction: both say how long "
+                              "the KL warm-up is")  # fmt: skip
 
     def kl_weight(self) -> KLWeight:
-        return KLWeight(warmup_steps=self.kl_warmup_steps, free_bits=self.free_bits)
+        return KLWeight(1.0, self.kl_warmup_steps, self.free_bits, warmup_fraction=self.kl_warmup_fraction)
 
 
 @dataclass
@@ -43,13 +50,13 @@ class BetaVAEConfig(VAEConfig):
             raise ConfigError(f"model.beta must be >= 0; got {self.beta}")
 
     def kl_weight(self) -> KLWeight:
-        return KLWeight(self.beta, self.kl_warmup_steps, self.free_bits)
+        return replace(super().kl_weight(), beta=self.beta)
 
 
 @dataclass
 class CapacityVAEConfig(VAEConfig):
     name: str = "capacity-vae"
-    refused = ("kl_warmup_steps",)
+    refused = ("kl_warmup_steps", "kl_warmup_fraction")
     gamma: float = setting(1000.0, "weight of |KL - C|")
     c_min: float = setting(0.0, "capacity C in nats at step 0")
     c_max: float = setting(25.0, "capacity C in nats from c_steps on")
@@ -59,9 +66,9 @@ class CapacityVAEConfig(VAEConfig):
         super().validate()
         if min(self.gamma, self.c_min, self.c_max, self.c_steps) < 0:
             raise ConfigError("model.gamma, model.c_min, model.c_max and model.c_steps must be >= 0")
-        if self.kl_warmup_steps:
+        if self.kl_warmup_steps or self.kl_warmup_fraction:
             raise ConfigError("capacity-vae's capacity C(step) is its warm-up: set model.c_steps, not "
-                              "model.kl_warmup_steps")  # fmt: skip
+                              "model.kl_warmup_steps or model.kl_warmup_fraction")  # fmt: skip
 
     def kl_weight(self) -> KLWeight:
         return KLWeight(free_bits=self.free_bits, capacity=Capacity(self.gamma, self.c_max, self.c_steps, self.c_min))

@@ -61,20 +61,31 @@ class Capacity:
 @dataclass(frozen=True)
 class KLWeight:
     """The term one factor's KL adds: beta * w(step) * sum_j max(free_bits, KL_j), w the linear warm-up
-    (Bowman et al. 2016) and the floor the free bits of Kingma et al. (2016, eq. 15); with a capacity,
-    gamma * |sum_j max(free_bits, KL_j) - C(step)| instead."""
+    (Bowman et al. 2016) over ``warmup_steps`` or over ``warmup_fraction`` of the run's steps, and the floor the
+    free bits of Kingma et al. (2016, eq. 15); with a capacity, gamma * |sum_j max(free_bits, KL_j) - C(step)|
+    instead."""
 
     beta: float = 1.0
     warmup_steps: int = 0
     free_bits: float = 0.0
     capacity: Capacity | None = None
+    warmup_fraction: float = 0.0
 
-    def __call__(self, kl_units: torch.Tensor, step: int) -> torch.Tensor:
-        """The penalty for batch-mean KLs per unit (U,)."""
+    def __call__(self, kl_units: torch.Tensor, step: int, total_steps: int | None = None) -> torch.Tensor:
+        """The penalty for batch-mean KLs per unit (U,) at ``step`` of a run of ``total_steps``."""
         kl = kl_units.clamp(min=self.free_bits).sum() if self.free_bits > 0 else kl_units.sum()
         if self.capacity is not None:
             return self.capacity.gamma * (kl - self.capacity.target(step)).abs()
-        return self.beta * kl_warmup(step, self.warmup_steps) * kl
+        return self.beta * kl_warmup(step, self.warmup_length(total_steps)) * kl
+
+    def warmup_length(self, total_steps: int | None) -> int:
+        """The warm-up's steps: ``warmup_steps``, or ``warmup_fraction`` of ``total_steps`` (rounded up)."""
+        if not self.warmup_fraction:
+            return self.warmup_steps
+        if total_steps is None:
+            raise ValueError("a KL warm-up over a fraction of the run needs the run's length: set the objective's "
+                             "total_steps (the training loop does)")  # fmt: skip
+        return math.ceil(self.warmup_fraction * total_steps)
 
 
 @dataclass
@@ -118,6 +129,7 @@ class Objective:
     partial: bool = False
     regularisers: list[Regulariser] = field(default_factory=list)
     dataset_size: int | None = None  # training images, set by the loop: regularisers of q(z) = 1/N sum_n q(z|x_n)
+    total_steps: int | None = None  # the run's optimisation steps, set by the loop: warm-ups over a fraction of it
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor | None, step: int, generator: Generator) -> LossTerms:
         if self.k is not None:
@@ -128,7 +140,7 @@ class Objective:
         decoded = model.decode(z, y)
         recon = model.likelihood.nll(decoded, x).mean()
         kls = {name: units.mean(0) for name, units in model.kl_units(posterior, draw).items()}  # (U,) each
-        total = recon + sum(self.kl.get(name, KLWeight())(units, step) for name, units in kls.items())
+        total = recon + sum(self.kl.get(name, KLWeight())(units, step, self.total_steps) for name, units in kls.items())
         several, parts = len(kls) > 1, posterior.kl_parts(kls)
         extras = parts if len(parts) > 1 else {}
         for name, weight in self.kl.items():
