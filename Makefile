@@ -15,7 +15,7 @@ XDIST  ?= -n auto --dist worksteal
 .PHONY: demo test check bench lint format data chromium guide docs install install-test clean
 
 demo: install data
-	$(PY) -m vaelab train --config configs/vae-mlp.yaml $(ARGS)
+	$(PY) -m vaelab train --config configs/default.yaml $(ARGS)
 
 test: install-test
 	-@$(MAKE) --no-print-directory data

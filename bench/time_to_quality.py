@@ -112,7 +112,7 @@ def plot(result: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="configs/vae-mlp.yaml", help="comma-separated config files")
+    parser.add_argument("--configs", default="configs/default.yaml", help="comma-separated config files")
     parser.add_argument("--epochs", type=int, default=0, help="epochs of every config (0: each config's own)")
     parser.add_argument("--at", default="1,2,5,10,20,40,80", help="epochs whose weights are evaluated (and the last)")
     parser.add_argument("--iw-samples", type=int, default=1000)
