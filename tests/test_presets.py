@@ -11,7 +11,12 @@ from tests.test_lr_schedule import assert_same_weights, interrupted_and_resumed
 from vaelab.config import load_config
 
 CONFIGS = Path(__file__).parent.parent / "configs"
-PRESETS = {"default.yaml": "fashion-mnist", "vae-mlp.yaml": "fashion-mnist", "best-fashion.yaml": "fashion-mnist", "best-mnist-5k.yaml": "mnist-5k"}
+PRESETS = {
+    "default.yaml": "fashion-mnist",
+    "vae-mlp.yaml": "fashion-mnist",
+    "best-fashion.yaml": "fashion-mnist",
+    "best-mnist-5k.yaml": "mnist-5k",
+}
 
 
 @pytest.mark.parametrize("name", PRESETS)
