@@ -3,7 +3,7 @@ default MLP 784-512-512-32 or the family's own parts on it, the same epochs, see
 PROTOCOL's ReLU and constant Adam 1e-3 without averaging, whatever the config's own), then on the test split:
 -ELBO, the importance-weighted NLL (k = --iw-samples) where the model has a density, active units, the Fréchet
 distance of its prior samples and of its samples through the post-hoc GMM and two-stage samplers (evaluate_fid),
-and seconds per training epoch; and, first, each model's seconds per training step against the default VAE's,
+and seconds per training epoch; and, first, each model's seconds per training step against the VAE's,
 the median of paired ratios over interleaved rounds (a ratio that holds on a loaded machine). Last, the VAE
 again for as many epochs as the --equal-time model's training took (its step ratio times --epochs): the two at
 equal wall time.
