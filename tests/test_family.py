@@ -60,8 +60,10 @@ def test_a_kl_warmup_over_a_fraction_of_the_run_scales_the_kl_by_step_over_the_r
     x = batch()
     at_25 = loss_with_fixed_noise(model, x, step=25)
     torch.testing.assert_close(at_25.total, at_25.recon + 2 * 0.25 * at_25.kl)
+    assert at_25.extras["kl_weight"].item() == 2 * 0.25  # logged: the loss is not the -ELBO during the warm-up
     at_150 = loss_with_fixed_noise(model, x, step=150)
     torch.testing.assert_close(at_150.total, at_150.recon + 2 * at_150.kl)
+    assert "kl_weight" not in loss_with_fixed_noise(make("beta-vae", "model.beta=2"), x).extras  # no warm-up
     model.objective.total_steps = None
     with pytest.raises(ValueError, match="needs the run's length"):
         loss_with_fixed_noise(model, x)

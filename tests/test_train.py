@@ -324,3 +324,11 @@ def test_a_warm_up_longer_than_the_run_is_named_with_where_its_ramp_stops(tiny_o
     assert f"model.kl_warmup_steps (1000) is longer than this run ({steps} steps)" in err
     assert f"stops at {steps / 1000:.2f} of the full value" in err
     assert "train.warmup_steps" not in err  # 5 steps end within the run
+
+
+def test_a_kl_warmup_shows_each_epochs_mean_kl_weight(tiny_overrides, capsys):
+    run = train(None, tiny_overrides + ["train.epochs=2", "model.kl_warmup_fraction=1.0"])
+    weights = [row["train_kl_weight"] for row in run.metrics]
+    assert 0 < weights[0] < 0.5 < weights[1] < 1  # the mean of a linear ramp over each half of the run
+    err = capsys.readouterr().err
+    assert f"at weight {weights[0]:.2f}" in err and f"at weight {weights[1]:.2f}" in err

@@ -352,6 +352,8 @@ class Loop:
         density = self.model.has_density
         val = f" | val {loss_name(density)} {row['val_loss']:.2f}" if "val_loss" in row else ""
         kl = f", kl {row['train_kl']:.2f}" if density else ""
+        if "train_kl_weight" in row:  # a KL warm-up: the loss weighs the KL by this epoch's mean weight
+            kl += f" at weight {row['train_kl_weight']:.2f}"
         return (
             f"epoch {row['epoch']:>3}/{self.config.train.epochs}  train loss {row['train_loss']:.2f} "
             f"(recon {row['train_recon']:.2f}{kl}){val} | {row['seconds']:.1f} s, {row['samples_per_s']:.0f} img/s"

@@ -76,7 +76,11 @@ class KLWeight:
         kl = kl_units.clamp(min=self.free_bits).sum() if self.free_bits > 0 else kl_units.sum()
         if self.capacity is not None:
             return self.capacity.gamma * (kl - self.capacity.target(step)).abs()
-        return self.beta * kl_warmup(step, self.warmup_length(total_steps)) * kl
+        return self.weight(step, total_steps) * kl
+
+    def weight(self, step: int, total_steps: int | None = None) -> float:
+        """beta * w(step), what the KL is multiplied by at ``step`` (without a capacity)."""
+        return self.beta * kl_warmup(step, self.warmup_length(total_steps))
 
     def warmup_length(self, total_steps: int | None) -> int:
         """The warm-up's steps: ``warmup_steps``, or ``warmup_fraction`` of ``total_steps`` (rounded up)."""
@@ -144,8 +148,11 @@ class Objective:
         several, parts = len(kls) > 1, posterior.kl_parts(kls)
         extras = parts if len(parts) > 1 else {}
         for name, weight in self.kl.items():
+            suffix = f"_{name}" if several else ""
             if weight.capacity is not None:
-                extras["capacity" + (f"_{name}" if several else "")] = torch.tensor(weight.capacity.target(step))
+                extras["capacity" + suffix] = torch.tensor(weight.capacity.target(step))
+            elif weight.warmup_length(self.total_steps):  # the loss is recon + this weight x KL, not the -ELBO
+                extras["kl_weight" + suffix] = torch.tensor(weight.weight(step, self.total_steps))
         if model.training:
             model.prior.observe(z)  # fitted priors follow the training codes
             p = Pass(model, x, y, step, generator, posterior, z, decoded, self.dataset_size)
