@@ -10,6 +10,7 @@ from torch import nn
 
 from vaelab.config import Config, load_config
 from vaelab.data import ImageData, load_dataset
+from vaelab.precision import bf16_supported
 
 ROOT = Path(__file__).parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "vae-mlp.yaml"  # the default's network and training, with a N(0, I) prior
@@ -62,9 +63,10 @@ def peak_rss_bytes() -> int:
 
 
 def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
-    """``figures`` as bench/results/NAME-<UTC time>.json (or ``path``, rewritten) with the machine, the torch
-    version, the commit and the load average as it is written (other jobs on the machine slow what was timed):
-    the history that docs quote (the latest) and link."""
+    """``figures`` as bench/results/NAME-<UTC time>.json (or ``path``, rewritten) with the machine (and whether
+    its CPU has native bf16 matmuls: the same model name covers CPUs with and without), the torch version, the
+    commit and the load average as it is written (other jobs on the machine slow what was timed): the history
+    that docs quote (the latest) and link."""
     import contextlib
     import itertools
     import json
@@ -78,7 +80,8 @@ def write_result(name: str, figures: dict, path: Path | None = None) -> Path:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     now = datetime.now(timezone.utc)
     record = {"bench": name, "date": now.isoformat(timespec="seconds"), "commit": commit.stdout.strip() or None,
-              "machine": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+              "machine": cpu, "native_bf16": bf16_supported(torch.device("cpu")),
+              "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
               "load_average_1_5_15_min": [round(load, 2) for load in os.getloadavg()], **figures}  # fmt: skip
     if path is None:  # a new file: claimed by exclusive creation, so two runs started in one second keep both
         folder, stem = ROOT / "bench" / "results", f"{name}-{now:%Y%m%d-%H%M%S}"

@@ -4,7 +4,8 @@ Both sides train the same network in this one process, epoch by epoch in turn (r
 pythae epoch, the order alternating per round), so that each sees the same machine load:
 
 - vaelab: configs/vae-mlp.yaml with pythae's network and optimiser (ReLU, constant Adam 1e-3, no averaging:
-  bench/families.py's PROTOCOL) through ``vaelab.loop.Loop``; one epoch is
+  bench/families.py's PROTOCOL) and the default's ``train.precision: auto`` (bf16 where the CPU has it natively and
+  a probe finds it faster; --precision fp32 for both sides in fp32) through ``vaelab.loop.Loop``; one epoch is
   ``loop.train_epoch(e)``, timed whole: its 422 batches of 128 of the 54,000 training images in its seeded order,
   dynamic binarisation per batch, loss, backward, Adam 1e-3 step (no validation, no files written);
 - pythae: its VAE on bench/peers/pythae_families.py's encoder and decoder (the same MLP 784-512-512 (ReLU) -> 32-d
@@ -27,7 +28,7 @@ the ratio vaelab images/s / pythae images/s; prints a table and writes bench/res
 
 pythae is never a dependency of vaelab: it runs in the scratch venv that bench/peers/pythae_families.py's docstring
 sets up. Run (from the repository root):
-    /work/pythae-venv/bin/python bench/peers/pythae_trainer.py --rounds 3 --threads 1
+    /work/pythae-venv/bin/python bench/peers/pythae_trainer.py --rounds 3 --threads 2
 """
 
 from __future__ import annotations
@@ -87,13 +88,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="epochs per side, interleaved")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (torch.set_num_threads)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="vaelab's train.precision (auto, the default config's: bf16 where the CPU has "
+                             "it natively and it is faster); pythae trains in fp32, the only one it has")  # fmt: skip
     args = parser.parse_args()
     threads = set_threads(args.threads)  # also flushes denormals, for both libraries alike
 
-    config, data = default_setup(PROTOCOL)
+    config, data = default_setup([*PROTOCOL, f"train.precision={args.precision}"])
     n_images = len(data.train_x)
     torch.manual_seed(SEED)
     loop = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
+    print(f"vaelab precision: {loop.choice.reason}", flush=True)
     seconds: dict[str, list[float]] = {"vaelab": [], "pythae": []}
     losses: dict[str, list[float]] = {"vaelab": [], "pythae": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,9 +120,11 @@ def main() -> None:
     ratio = sides["vaelab"]["images_per_second"] / sides["pythae"]["images_per_second"]
     figures = {
         "pythae_version": version("pythae"), "threads": threads, "rounds": args.rounds, "train_images": n_images,
-        "batch_size": BATCH, "lr": LR, "ratio_vaelab_over_pythae_images_per_second": ratio, **sides,
+        "batch_size": BATCH, "lr": LR, "vaelab_precision": loop.choice.precision,
+        "vaelab_precision_reason": loop.choice.reason, "ratio_vaelab_over_pythae_images_per_second": ratio, **sides,
         "timed": {
-            "vaelab": "loop.train_epoch(e) of configs/vae-mlp.yaml + PROTOCOL, dynamic binarisation",
+            "vaelab": "loop.train_epoch(e) of configs/vae-mlp.yaml + PROTOCOL (its "
+                      "precision replaced by --precision), dynamic binarisation",
             "pythae": "BaseTrainer.train_step(e) after prepare_training(): its DataLoader (num_workers 0, shuffle, "
                       "BaseDataset + collate_dataset_output), its default progress-bar callback; images x / 255",
         },
