@@ -1,10 +1,10 @@
 """The disentangling objectives on `shapes` at one budget: each model of --models trained from
 configs/<name>-shapes.yaml (disentanglement_lib's conv nets, 10 latents, 240,000 training images, 3 epochs of
-batch 64: 11,250 steps, Adam 5e-4; ``vae`` is configs/beta-vae-shapes.yaml with beta = 1), then scored on what the
-papers claim: the five disentanglement metrics (`vaelab eval --disentanglement`, --points training points each),
-the test split's reconstruction NLL and KL (at equal reconstruction, does the objective raise MIG?), active units,
-and how correlated the active units' posterior means are over the test images (DIP-VAE's aim: uncorrelated), with
-their covariance.
+batch 64: 11,250 steps, Adam 5e-4, fp32 on every host: PROTOCOL; ``vae`` is configs/beta-vae-shapes.yaml with
+beta = 1), then scored on what the papers claim: the five disentanglement metrics (`vaelab eval
+--disentanglement`, --points training points each), the test split's reconstruction NLL and KL (at equal
+reconstruction, does the objective raise MIG?), active units, and how correlated the active units' posterior
+means are over the test images (DIP-VAE's aim: uncorrelated), with their covariance.
 Writes bench/results/disentangling-*.json after each model (an interrupted run keeps what it measured) and prints
 a markdown table.
 Run: .venv/bin/python bench/disentangling.py --threads 1   (about 40 minutes per model on one AMD EPYC thread)
@@ -24,6 +24,8 @@ from vaelab.evaluate.likelihood import evaluate_run, split_images
 from vaelab.loop import set_threads
 
 MODELS = "vae,beta-vae,beta-tcvae,factor-vae,dip-vae-i,dip-vae-ii"
+# fp32 on every host: the table gathers runs from several machines, and `auto` would take bf16 on those with it
+PROTOCOL = ["train.precision=fp32"]
 
 
 def config_and_overrides(name: str) -> tuple:
@@ -43,12 +45,13 @@ def main() -> None:
     args = parser.parse_args()
     threads = set_threads(args.threads)
     rows: dict[str, dict] = {}
-    figures = {"points": args.points, "threads": threads, "overrides": args.override, "models": rows}
+    figures = {"points": args.points, "threads": threads, "protocol": PROTOCOL, "overrides": args.override,
+               "models": rows}  # fmt: skip
     path = write_result("disentangling", figures)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             config, overrides = config_and_overrides(name)
-            run = train(config, [*overrides, *args.override, "train.progress=never", "train.frames=false",
+            run = train(config, [*PROTOCOL, *overrides, *args.override, "train.progress=never", "train.frames=false",
                                  "train.report=false", f"train.out_dir={args.keep or tmp}", f"train.name={name}",
                                  f"train.threads={threads}"])  # fmt: skip
             elbo = evaluate_run(run, "test", iw_samples=0, progress=False)
