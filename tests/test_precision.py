@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+import vaelab.evaluate.likelihood as likelihood_module
 import vaelab.precision as precision_module
 from vaelab import DeviceError, train
 from vaelab.config import load_config
@@ -82,6 +83,28 @@ def test_bf16_iw_nll_is_within_005_nats_of_fp32(tmp_path):
     assert abs(nll["bf16"].mean() - nll["fp32"].mean()) < 0.05
     results = evaluate_run(run, iw_samples=10, precision="auto")
     assert results["iw_nll"]["precision"] in ("fp32", "bf16")
+
+
+@needs_bf16
+def test_auto_keeps_bf16_for_the_iw_nll_only_where_its_estimate_is_within_the_tolerance(tiny_overrides, monkeypatch):
+    run = train(None, tiny_overrides + ["train.epochs=1", "train.precision=fp32"])
+    monkeypatch.setattr(precision_module, "probe", lambda model, device, run_model: (2.0, 1.0))  # bf16 2x faster
+    x, _ = run.data.split("test")
+    n = min(len(x), likelihood_module.BF16_CHECK_IMAGES)
+    mean = {p: iw_nll_per_image(run.model, x[:n], None, run.data.binarize, 20, precision=p).mean().item()
+            for p in ("bf16", "fp32")}  # fmt: skip
+    difference = f"{mean['bf16'] - mean['fp32']:+.3f} nats from fp32's"
+    monkeypatch.setattr(likelihood_module, "BF16_TOLERANCE", 1e9)
+    kept = evaluate_run(run, iw_samples=20, precision="auto")["iw_nll"]
+    assert kept["precision"] == "bf16"
+    assert kept["precision_reason"].endswith(f"on the first {n} images bf16's estimate is {difference}")
+    monkeypatch.setattr(likelihood_module, "BF16_TOLERANCE", 0.0)  # no difference accepted: fp32, with the reason
+    fallen_back = evaluate_run(run, iw_samples=20, precision="auto")["iw_nll"]
+    assert fallen_back["precision"] == "fp32"
+    assert fallen_back["precision_reason"] == (
+        f"fp32 (auto: on the first {n} images bf16's estimate is {difference}, beyond the 0.0 accepted)"
+    )
+    assert evaluate_run(run, iw_samples=20, precision="bf16")["iw_nll"]["precision"] == "bf16"  # asked: not checked
 
 
 @pytest.mark.slow

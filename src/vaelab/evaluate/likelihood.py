@@ -32,6 +32,8 @@ BLOCK = 1024  # images binarised per draw of the evaluation binarisation
 # logits (rows x 784 floats) stay in the 4 MB L2 cache of each core. The byte budget bounds larger images.
 IW_ROWS = 2048
 IW_BYTES = 256 * 2**20  # at most ~256 MB of decoder outputs and their temporaries per call
+BF16_TOLERANCE = 0.05  # nats: the largest bf16 - fp32 difference of the mean IW-NLL that precision auto accepts
+BF16_CHECK_IMAGES = 16  # images on which auto compares the two estimates before it keeps bf16
 
 
 def loss_name(has_density: bool) -> str:
@@ -144,6 +146,24 @@ def iw_precision(model: Model, requested: str, k: int, rows: int | None = None) 
     )
 
 
+def checked_iw_precision(
+    model: Model, x: torch.Tensor, y: torch.Tensor | None, binarize: str, k: int, choice: Choice
+) -> Choice:
+    """``auto``'s accuracy check of a bf16 choice: the IW-NLL of the first ``BF16_CHECK_IMAGES`` images in bf16 and
+    in fp32 (the same images and draws); bf16 stays only where the two means differ by at most
+    ``BF16_TOLERANCE`` nats, else fp32, with the reason."""
+    n = min(len(x), BF16_CHECK_IMAGES)
+    x, y = x[:n], None if y is None else y[:n]
+    mean = {p: iw_nll_per_image(model, x, y, binarize, k, progress=False, precision=p).mean().item()
+            for p in ("bf16", "fp32")}  # fmt: skip
+    difference = mean["bf16"] - mean["fp32"]
+    if abs(difference) <= BF16_TOLERANCE:
+        return Choice("bf16", f"{choice.reason}; on the first {n} images bf16's estimate is {difference:+.3f} "
+                              f"nats from fp32's")  # fmt: skip
+    return Choice("fp32", f"fp32 (auto: on the first {n} images bf16's estimate is {difference:+.3f} nats from "
+                          f"fp32's, beyond the {BF16_TOLERANCE} accepted)")  # fmt: skip
+
+
 def summarise(values: torch.Tensor) -> dict[str, float]:
     """Mean and its standard error (std / sqrt(n); None for a single image, where it is undefined: eval.json
     holds null, not NaN, which JSON does not have)."""
@@ -194,6 +214,8 @@ def evaluate_run(
     }
     if iw_samples > 0 and model.has_density:
         choice = iw_precision(model, precision, iw_samples)
+        if precision == "auto" and choice.precision == "bf16":
+            choice = checked_iw_precision(model, x, y, binarize, iw_samples, choice)
         start = time.perf_counter()
         nll = iw_nll_per_image(model, x, y, binarize, iw_samples, progress=progress, precision=choice.precision)
         seconds = time.perf_counter() - start
@@ -201,6 +223,7 @@ def evaluate_run(
             **summarise(nll),
             "k": iw_samples,
             "precision": choice.precision,
+            "precision_reason": choice.reason,
             "seconds": seconds,
             "images_x_samples_per_s": len(x) * iw_samples / seconds,
         }

@@ -72,7 +72,8 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         lines.append("iw_nll: not defined for this model (no posterior density)")
     elif iw:
         rate = iw["images_x_samples_per_s"]
-        lines.append(f"iw_nll: {iw['seconds']:.1f} s, {rate:,.0f} images x samples per second, {iw['precision']}")
+        lines.append(f"iw_nll: {iw['seconds']:.1f} s, {rate:,.0f} images x samples per second, "
+                     f"{iw.get('precision_reason', iw['precision'])}")  # fmt: skip
     latent = results.get("latent")
     if latent:
         lines.append(
