@@ -133,20 +133,26 @@ def iw_nll_per_image(
     return torch.cat(out)
 
 
-def iw_precision(model: Model, requested: str, k: int, rows: int | None = None) -> Choice:
-    """fp32 or bf16 for the IW-NLL of ``model`` with k samples (``auto``: a probe of the model's layers at the
-    shapes of one call of ``log_importance_weights``)."""
-    rows = rows or iw_rows(model)
+def iw_precision(
+    model: Model, requested: str, x: torch.Tensor, y: torch.Tensor | None, binarize: str, k: int
+) -> Choice:
+    """fp32 or bf16 for the IW-NLL of images ``x`` under ``model`` with k samples. ``auto``: a probe of the model's
+    layers at the shapes of one call of ``log_importance_weights``; where it picks bf16, ``checked_bf16``."""
+    rows = iw_rows(model)
     images = max(1, rows // k)
-    x = torch.rand(images, *model.image_shape, device=model.device)
-    y = torch.zeros(images, dtype=torch.long, device=model.device) if model.n_conditions else None
+    probe_x = torch.rand(images, *model.image_shape, device=model.device)
+    probe_y = torch.zeros(images, dtype=torch.long, device=model.device) if model.n_conditions else None
     noise = torch.Generator(model.device)
-    return choose_precision(
-        requested, model.device, model, lambda: model.log_importance_weights(x, y, min(k, rows // images), noise)
-    )
+    choice = choose_precision(
+        requested, model.device, model,
+        lambda: model.log_importance_weights(probe_x, probe_y, min(k, rows // images), noise),
+    )  # fmt: skip
+    if requested == "auto" and choice.precision == "bf16":
+        return checked_bf16(model, x, y, binarize, k, choice)
+    return choice
 
 
-def checked_iw_precision(
+def checked_bf16(
     model: Model, x: torch.Tensor, y: torch.Tensor | None, binarize: str, k: int, choice: Choice
 ) -> Choice:
     """``auto``'s accuracy check of a bf16 choice: the IW-NLL of the first ``BF16_CHECK_IMAGES`` images in bf16 and
@@ -213,9 +219,7 @@ def evaluate_run(
         "seconds": time.perf_counter() - start,
     }
     if iw_samples > 0 and model.has_density:
-        choice = iw_precision(model, precision, iw_samples)
-        if precision == "auto" and choice.precision == "bf16":
-            choice = checked_iw_precision(model, x, y, binarize, iw_samples, choice)
+        choice = iw_precision(model, precision, x, y, binarize, iw_samples)
         start = time.perf_counter()
         nll = iw_nll_per_image(model, x, y, binarize, iw_samples, progress=progress, precision=choice.precision)
         seconds = time.perf_counter() - start
