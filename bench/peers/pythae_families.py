@@ -22,7 +22,10 @@ the other):
   10k test images, in the features of vaelab's cached classifier (vaelab.evaluate.fid), as vaelab computes it;
 - seconds per training epoch (median over epochs), and seconds per training step against vaelab's own model of the
   same family (its configs/*-mlp.yaml), timed in interleaved rounds in this process (best of ``--rounds`` rounds of
-  ``--steps`` steps each), a ratio that holds on a loaded machine.
+  ``--steps`` steps each), a ratio that holds on a loaded machine; vaelab's networks in fp32 (the families
+  protocol), or in bf16 with ``--vaelab-precision bf16`` (what ``precision: auto`` takes on a CPU with native
+  bf16; ``--ratios-only`` times the steps alone, bench/families.py ``--override train.precision=bf16`` trains
+  vaelab's side so).
 
 The squared-error protocol (SQUARED_ERROR_FAMILIES): the same data, order, binarisation and optimisation; pythae's
 models with ``reconstruction_loss="mse"`` (the summed squared error of the decoder's sigmoid image), vaelab's with
@@ -512,11 +515,13 @@ def frechet(net, real_features: np.ndarray, images: torch.Tensor) -> float:
 
 
 # -- speed against vaelab, interleaved ---------------------------------------------------------------------------
-def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
-    """Best seconds per training step of pythae's model and of vaelab's (configs/<name>-mlp.yaml) over ``rounds``
-    interleaved rounds of ``steps`` steps each, after 5 warm-up steps of each; fresh models, the same batch size."""
+def step_ratio(name: str, data: ImageData, rounds: int, steps: int, precision: str = "fp32") -> dict:
+    """Best seconds per training step of pythae's model and of vaelab's (configs/<name>-mlp.yaml, its networks in
+    ``precision``) over ``rounds`` interleaved rounds of ``steps`` steps each, after 5 warm-up steps of each;
+    fresh models, the same batch size."""
     squared_error = MSE_OVERRIDES if name in SQUARED_ERROR_FAMILIES else []
-    config = load_config(config_path(name), ["train.progress=never", *PROTOCOL, *squared_error])
+    protocol = [*PROTOCOL, f"train.precision={precision}"]
+    config = load_config(config_path(name), ["train.progress=never", *protocol, *squared_error])
     torch.manual_seed(SEED)
     loop = Loop(config, data, build_model(config.model, data.image_shape), log=log_nothing)
     loop.train_epoch(1, max_steps=5)  # warm-up
@@ -534,7 +539,8 @@ def step_ratio(name: str, data: ImageData, rounds: int, steps: int) -> dict:
             train_step(model, opts, x, len(data.train_x))
         best["pythae"] = min(best["pythae"], (time.perf_counter() - start) / steps)
     return {"step_ratio_pythae_over_vaelab": best["pythae"] / best["vaelab"], "pythae_step_seconds": best["pythae"],
-            "vaelab_step_seconds": best["vaelab"], "rounds": rounds, "steps": steps}  # fmt: skip
+            "vaelab_step_seconds": best["vaelab"], "vaelab_precision": loop.choice.precision, "rounds": rounds,
+            "steps": steps}  # fmt: skip
 
 
 # -- the post-hoc samplers, on pythae's VAE (and the GMM on its RAEs) ----------------------------------------------
@@ -610,6 +616,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="steps per epoch (smoke tests only)")
     parser.add_argument("--two-stage-steps", type=int, default=TWO_STAGE_STEPS, help="about; whole epochs")
     parser.add_argument("--ratios-first", action="store_true", help="time every family's steps before training any")
+    parser.add_argument("--ratios-only", action="store_true", help="time every family's steps, train nothing")
+    parser.add_argument("--vaelab-precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                        help="vaelab's networks in the timed steps (its trained rows come from bench/families.py)")
     parser.add_argument("--resume", type=Path, help="a JSON of this script to add to: families done there are kept")
     parser.add_argument("--note", action="append", default=[], help="a line for the JSON's notes (what was cut)")
     parser.add_argument("--diagonal-mss", action="store_true", help="BetaTCVAE's MSS weights on the diagonal")
@@ -656,17 +665,20 @@ def main() -> None:
         """The family's interleaved step ratio, measured now unless the JSON has it."""
         if "step_ratio_pythae_over_vaelab" not in rows.get(name, {}):
             cls, _, settings = pythae_spec(name)
-            ratio = step_ratio(name, data, args.rounds, steps_for.get(name, args.steps))
+            ratio = step_ratio(name, data, args.rounds, steps_for.get(name, args.steps), args.vaelab_precision)
             log(f"{name}: s/step pythae {cls.__name__} {ratio['pythae_step_seconds']:.4f}, vaelab "
                 f"{ratio['vaelab_step_seconds']:.4f}: ratio {ratio['step_ratio_pythae_over_vaelab']:.2f}")  # fmt: skip
             rows[name] = {"pythae_model": cls.__name__, "pythae_settings": settings, **rows.get(name, {}), **ratio}
             write_result("pythae-families", figures, path)
-        keys = ("step_ratio_pythae_over_vaelab", "pythae_step_seconds", "vaelab_step_seconds", "rounds", "steps")
-        return {k: rows[name][k] for k in keys}
+        keys = ("step_ratio_pythae_over_vaelab", "pythae_step_seconds", "vaelab_step_seconds", "vaelab_precision",
+                "rounds", "steps")
+        return {k: rows[name][k] for k in keys if k in rows[name]}
 
-    if args.ratios_first:
+    if args.ratios_first or args.ratios_only:
         for name in names:
             timed(name)
+    if args.ratios_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             if "iw_nll" in rows.get(name, {}) or "recon_nll" in rows.get(name, {}):

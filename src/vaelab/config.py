@@ -232,6 +232,20 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
     raise ConfigError(f"{key} must be {hint.__name__}; got {value!r}")
 
 
+def validate_pixel_context(model) -> None:
+    """model.pixel_context: 0, or an odd window of at least 3 under the Bernoulli likelihood of a trained decoder."""
+    k = model.pixel_context
+    if k == 0:
+        return
+    if k < 3 or k % 2 == 0:
+        raise ConfigError(f"model.pixel_context must be 0 (off) or an odd window size >= 3, e.g. 5; got {k}")
+    if model.likelihood != "bernoulli":
+        raise ConfigError("model.pixel_context needs model.likelihood=bernoulli (it conditions Bernoulli pixels)")
+    if model.name in ("pca", "rae-gp"):
+        why = "PCA fits no decoder" if model.name == "pca" else "rae-gp's penalty differentiates the mean image"
+        raise ConfigError(f"model.pixel_context is not available for {model.name} ({why}); set it to 0")
+
+
 def _check_ranges(config: Config) -> None:
     """Range checks the type system cannot express."""
     rules = [
@@ -264,6 +278,7 @@ def _check_ranges(config: Config) -> None:
             raise ConfigError(f"{key} must be a finite number; got {attrgetter(key)(config)!r}")
     if not 0 <= config.seed <= MAX_SEED:
         raise ConfigError(f"seed must lie in 0..2^63-1; got {config.seed}")
+    validate_pixel_context(config.model)
     config.model.validate()
     for key in ("val_fraction", "test_fraction"):
         if not 0 <= getattr(config.data, key) <= 0.9:

@@ -28,6 +28,9 @@ class ModelConfig:
         "bernoulli", "p(x|z): Bernoulli logits, or a Gaussian of fixed std (gaussian_std)"
     )
     gaussian_std: float = setting(0.1, "std of the Gaussian likelihood, in pixel units of [0, 1]")
+    pixel_context: int = setting(
+        0, "odd k > 1: each pixel's Bernoulli also reads the pixels before it in a k x k window (autoregressive)"
+    )
     conditional: bool = setting(False, "condition encoder and decoder on the one-hot label (a CVAE)")
 
     def validate(self) -> None:

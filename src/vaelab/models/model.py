@@ -42,7 +42,7 @@ class Model(nn.Module):
         if config.conditional and not num_classes:
             raise ConfigError("model.conditional=true needs a labelled dataset; this one has no labels")
         self.n_conditions = num_classes if config.conditional else 0
-        self.likelihood = make_likelihood(config.likelihood, config.gaussian_std)
+        self.likelihood = make_likelihood(config.likelihood, config.gaussian_std, config.pixel_context, image_shape[0])
         self.posterior, self.prior = PosteriorHeads(posterior), ProductPrior(prior)
         self.objective, self._fit = objective, fit
         self.spec = self.posterior.spec
