@@ -173,7 +173,7 @@ class Model(nn.Module):
         posterior = self.encode(x, y)
         draw = posterior.draw(generator, k)  # z: (k, B, code_size)
         decoded = self.decode(draw.z.flatten(0, 1), None if y is None else y.repeat(k))  # (k*B, C, H, W)
-        log_px_z = -self.likelihood.nll(decoded, x.repeat(k, *([1] * (x.ndim - 1)))).view(k, len(x))
+        log_px_z = -self.likelihood.nll_draws(decoded, x, k).view(k, len(x))
         return log_px_z, self.prior.log_prob(draw.z), sum(draw.log_q.values()), posterior, draw
 
     def log_importance_weights(

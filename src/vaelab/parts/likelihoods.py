@@ -23,7 +23,19 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, std: float) -> torch.Tenso
     return 0.5 * squared / std**2 + x[0].numel() * (math.log(std) + 0.5 * LOG_2PI)
 
 
-class BernoulliLikelihood:
+class Likelihood:
+    """What every likelihood shares: ``nll_draws``, the NLL of several decodings of each image."""
+
+    def nll(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def nll_draws(self, decoded: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+        """-log p(x|z) of k decodings of each image, (k * B,): ``decoded`` (k * B, C, H, W) draw-major, x
+        (B, C, H, W)."""
+        return self.nll(decoded, x.repeat(k, *([1] * (x.ndim - 1))))
+
+
+class BernoulliLikelihood(Likelihood):
     """p(x|z) = Bernoulli(sigmoid(logits)) per pixel: for binarised data (or grey levels as soft targets)."""
 
     name = "bernoulli"
@@ -35,7 +47,7 @@ class BernoulliLikelihood:
         return torch.sigmoid(decoded)
 
 
-class GaussianLikelihood:
+class GaussianLikelihood(Likelihood):
     """p(x|z) = N(sigmoid(out), std^2 I) with a fixed, stated std; its NLL compares only to other Gaussian NLLs."""
 
     name = "gaussian"
@@ -59,7 +71,7 @@ def raster_mask(size: int) -> torch.Tensor:
     return mask
 
 
-class ContextBernoulli(nn.Module):
+class ContextBernoulli(nn.Module, Likelihood):
     """p(x|z) = prod_i Bernoulli(x_i; sigmoid(l_i(z) + c_i(x_<i))): the decoder's logits l plus a linear read-out
     c of the pixels before pixel i in raster order within a size x size window around it, every channel of them
     (a convolution under PixelCNN's mask A, van den Oord et al. 2016). An autoregressive decoder with a small
@@ -85,6 +97,11 @@ class ContextBernoulli(nn.Module):
 
     def nll(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return bernoulli_nll(decoded.float() + self.context(x), x)
+
+    def nll_draws(self, decoded: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+        """As ``nll`` of x repeated k times, the context read once per image (it does not depend on z)."""
+        logits = decoded.float().unflatten(0, (k, len(x))) + self.context(x)  # (k, B, C, H, W)
+        return bernoulli_nll(logits.flatten(0, 1), x.expand(k, *x.shape).flatten(0, 1))
 
     @torch.no_grad()
     def mean(self, decoded: torch.Tensor) -> torch.Tensor:

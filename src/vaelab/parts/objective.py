@@ -182,7 +182,7 @@ class Objective:
         a = torch.softmax(log_w.view(n, -1), 0).detach()  # (n, B)
         b = (torch.softmax(log_w, 1) / self.groups).view(n, -1).detach()
         z = draw.z.detach().flatten(0, 1)
-        log_pxz = -model.likelihood.nll(model.decode(z, None if y is None else y.repeat(n)), x.repeat(n, 1, 1, 1))
+        log_pxz = -model.likelihood.nll_draws(model.decode(z, None if y is None else y.repeat(n)), x, n)
         log_joint = log_pxz.view(n, -1) + model.prior.log_prob(draw.z.detach())  # (n, B)
         surrogate = (b * log_w.view(n, -1)).sum(0) + ((a - b) * log_joint).sum(0)
         value = torch.logsumexp(log_w.view(n, -1), 0) - math.log(n)
