@@ -617,8 +617,12 @@ def main() -> None:
     parser.add_argument("--two-stage-steps", type=int, default=TWO_STAGE_STEPS, help="about; whole epochs")
     parser.add_argument("--ratios-first", action="store_true", help="time every family's steps before training any")
     parser.add_argument("--ratios-only", action="store_true", help="time every family's steps, train nothing")
-    parser.add_argument("--vaelab-precision", default="fp32", choices=["fp32", "bf16", "auto"],
-                        help="vaelab's networks in the timed steps (its trained rows come from bench/families.py)")
+    parser.add_argument(
+        "--vaelab-precision",
+        default="fp32",
+        choices=["fp32", "bf16", "auto"],
+        help="vaelab's networks in the timed steps (its trained rows come from bench/families.py)",
+    )
     parser.add_argument("--resume", type=Path, help="a JSON of this script to add to: families done there are kept")
     parser.add_argument("--note", action="append", default=[], help="a line for the JSON's notes (what was cut)")
     parser.add_argument("--diagonal-mss", action="store_true", help="BetaTCVAE's MSS weights on the diagonal")
@@ -670,8 +674,14 @@ def main() -> None:
                 f"{ratio['vaelab_step_seconds']:.4f}: ratio {ratio['step_ratio_pythae_over_vaelab']:.2f}")  # fmt: skip
             rows[name] = {"pythae_model": cls.__name__, "pythae_settings": settings, **rows.get(name, {}), **ratio}
             write_result("pythae-families", figures, path)
-        keys = ("step_ratio_pythae_over_vaelab", "pythae_step_seconds", "vaelab_step_seconds", "vaelab_precision",
-                "rounds", "steps")
+        keys = (
+            "step_ratio_pythae_over_vaelab",
+            "pythae_step_seconds",
+            "vaelab_step_seconds",
+            "vaelab_precision",
+            "rounds",
+            "steps",
+        )
         return {k: rows[name][k] for k in keys if k in rows[name]}
 
     if args.ratios_first or args.ratios_only:
