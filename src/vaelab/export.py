@@ -126,7 +126,7 @@ def export_model(
     """Write ``decoder``/``encoder`` files (``part``: decoder, encoder or both) of ``model`` into ``out_dir`` as
     ``<part>.onnx`` or ``<part>.pt``; ``extra`` joins the metadata (e.g. class names). Returns the paths."""
     _check_choices(format, part)
-    if part != "encoder" and getattr(model.config, "pixel_context", 0):
+    if part != "encoder" and model.config.pixel_context:
         raise ExportError("this model's decoder draws its image pixel by pixel (model.pixel_context), a loop that an "
                           "exported graph does not hold; export its encoder alone: --part encoder")  # fmt: skip
     model = copy.deepcopy(model).cpu().eval()  # the caller's model keeps its device and mode

@@ -91,7 +91,7 @@ class ContextBernoulli(nn.Module, Likelihood):
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """c(x_<i) at every pixel, (B, C, H, W) float32: pixels outside the image read as 0. Outside any autocast:
-        a convolution this thin runs about twice as long in bf16 on a CPU as in float32."""
+        a convolution this thin ran 1.7x as long in bf16 as in float32 on a CPU with native bf16."""
         with torch.autocast(x.device.type, enabled=False):
             return F.conv2d(x.float(), self.weight * self.mask, self.bias, padding=self.size // 2)
 
