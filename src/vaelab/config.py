@@ -233,7 +233,8 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
 
 
 def validate_pixel_context(model) -> None:
-    """model.pixel_context: 0, or an odd window of at least 3 under the Bernoulli likelihood of a trained decoder."""
+    """model.pixel_context: 0, or an odd window of at least 3 under the Bernoulli likelihood (a model whose
+    objective cannot take it refuses it in its own config's ``validate``)."""
     k = model.pixel_context
     if k == 0:
         return
@@ -241,9 +242,6 @@ def validate_pixel_context(model) -> None:
         raise ConfigError(f"model.pixel_context must be 0 (off) or an odd window size >= 3, e.g. 5; got {k}")
     if model.likelihood != "bernoulli":
         raise ConfigError("model.pixel_context needs model.likelihood=bernoulli (it conditions Bernoulli pixels)")
-    if model.name in ("pca", "rae-gp"):
-        why = "PCA fits no decoder" if model.name == "pca" else "rae-gp's penalty differentiates the mean image"
-        raise ConfigError(f"model.pixel_context is not available for {model.name} ({why}); set it to 0")
 
 
 def _check_ranges(config: Config) -> None:

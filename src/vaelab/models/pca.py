@@ -29,6 +29,13 @@ MEAN_EPS = 1e-3  # the mean image is clamped to [eps, 1 - eps] before its logit:
 @dataclass
 class PCAConfig(ModelConfig):
     name: str = "pca"
+    refused = ("pixel_context",)
+
+    def validate(self) -> None:
+        if self.pixel_context:
+            raise ConfigError(
+                "model.pixel_context is not available for pca: its fit has no context to learn; set it to 0"
+            )
 
 
 class Projection(nn.Module):

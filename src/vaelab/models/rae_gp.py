@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
 from ..parts import GaussianPrior, Objective, Pass, Penalty, PointHead
 from ..parts.noise import randn_like_rows
 from ..settings import setting
@@ -27,6 +28,13 @@ class RAEGPConfig(RAEConfig):
     name: str = "rae-gp"
     decoder_decay: float = 0.0  # RAE-L2's penalty, off here: the gradient penalty smooths the decoder instead
     gradient_penalty: float = setting(1e-3, "weight of the decoder's squared Jacobian norm at the codes")
+    refused = ("pixel_context",)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pixel_context:
+            raise ConfigError("model.pixel_context is not available for rae-gp: its penalty differentiates the mean "
+                              "image, which a pixel context computes pixel by pixel; set it to 0")  # fmt: skip
 
 
 def gradient_penalty(p: Pass) -> torch.Tensor:
