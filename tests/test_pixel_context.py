@@ -32,7 +32,7 @@ def test_the_mask_keeps_the_pixels_before_the_centre_in_raster_order():
 
 
 def test_the_likelihood_sums_to_one_over_every_binary_image():
-    """exp(-nll) over all 2^9 binary 3 x 3 images, two channels' worth of logits each, sums to 1: a normalised
+    """exp(-nll) over all 2^9 binary 3 x 3 images sums to 1 for two draws of the decoder's logits: a normalised
     density, whatever the decoder's logits and the window's weights."""
     likelihood = random_likelihood(channels=1, size=3)
     images = torch.tensor(list(itertools.product([0.0, 1.0], repeat=9))).view(-1, 1, 3, 3)  # (512, 1, 3, 3)
