@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.stats import chisquare
 from torch.distributions import (
     Bernoulli,
@@ -31,7 +32,7 @@ from vaelab.parts import (
 )
 from vaelab.parts.flows import Flowed, IAFStep, PlanarFlow
 from vaelab.parts.kl import closed_form_kl
-from vaelab.parts.likelihoods import bernoulli_nll, gaussian_nll
+from vaelab.parts.likelihoods import BernoulliLikelihood, bernoulli_nll, gaussian_nll
 from vaelab.parts.noise import randn_like_rows
 from vaelab.parts.posteriors import LOGVAR_MAX, categorical_kl, categorical_kl_to_uniform, gumbel_softmax_sample
 from vaelab.parts.priors import MixturePrior, mixture_log_prob
@@ -236,6 +237,30 @@ def test_bernoulli_nll_matches_torch_distributions():
     logits = torch.randn(6, 1, 4, 4) * 3
     x = torch.bernoulli(torch.full((6, 1, 4, 4), 0.4))
     torch.testing.assert_close(bernoulli_nll(logits, x), -Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1))
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_bernoulli_nll_of_several_draws_matches_torch_distributions_for_binary_and_grey_pixels(scale):
+    """nll_draws' identity softplus(l) - x . l against float64 log-densities, also where large logits cancel their
+    softplus: torch.distributions' Bernoulli for the binary image, the cross-entropy for grey ones."""
+    k, logits = 5, torch.randn(5 * 3, 2, 4, 4, dtype=torch.float64) * scale
+    x = torch.rand(3, 2, 4, 4, dtype=torch.float64)
+    x[0] = x[0].round()
+    got = BernoulliLikelihood().nll_draws(logits.float(), x.float(), k).double()
+    repeated = x.repeat(k, 1, 1, 1)
+    cross_entropy = -(repeated * F.logsigmoid(logits) + (1 - repeated) * F.logsigmoid(-logits)).flatten(1).sum(1)
+    binary = slice(0, None, 3)  # image 0 of each draw
+    bernoulli = -Bernoulli(logits=logits[binary]).log_prob(repeated[binary]).flatten(1).sum(1)
+    torch.testing.assert_close(got[binary], bernoulli, rtol=1e-6, atol=1e-3)
+    torch.testing.assert_close(got, cross_entropy, rtol=1e-6, atol=1e-3)
+
+
+def test_bernoulli_nll_of_several_draws_keeps_float32_under_bf16_autocast():
+    """Under autocast its dot product stays in float32: in bf16 it would round sums of hundreds of nats to 1."""
+    logits, x = (torch.randn(8 * 2, 1, 28, 28) * 4).bfloat16(), torch.rand(2, 1, 28, 28).round()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = BernoulliLikelihood().nll_draws(logits, x, 8)
+    torch.testing.assert_close(got, BernoulliLikelihood().nll_draws(logits.float(), x, 8), rtol=0, atol=1e-3)
 
 
 def test_gaussian_nll_matches_torch_distributions():

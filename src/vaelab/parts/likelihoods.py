@@ -43,6 +43,16 @@ class BernoulliLikelihood(Likelihood):
     def nll(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return bernoulli_nll(decoded, x)
 
+    def nll_draws(self, decoded: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+        """As sum_i softplus(l_i) - x . l per decoding, the Bernoulli NLL's identity (exact for x in [0, 1]), in
+        float32: the dot product reads each image once for its k decodings, where the BCE of repeated images
+        wrote k copies of it and ran the log-sigmoid's extra passes (the IW-NLL ran 1.4x faster in bf16). Outside
+        any autocast, which would run the dot product in bf16 and round its sum of hundreds of nats to bf16's 1."""
+        with torch.autocast(decoded.device.type, enabled=False):
+            logits = decoded.float().view(k, len(x), -1)
+            dot = torch.einsum("kbp,bp->kb", logits, x.flatten(1).float())
+            return (F.softplus(logits).sum(-1) - dot).flatten()
+
     def mean(self, decoded: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(decoded)
 
