@@ -48,7 +48,8 @@ class IAFStep(nn.Module):
     z' = sigma * z + (1 - sigma) * m with sigma = sigmoid(s + 1) (the +1 starts it near the identity), or affine,
     eq. 10, z' = exp(s) * z + m (its output layer starts at zero: the identity). m_i and s_i depend on the z_j
     earlier in this step's order only, so log |det| = sum_i log sigma_i (gated) or sum_i s_i (affine). ``reverse``
-    flips the order."""
+    flips the order. The MADE's hidden units are ReLUs (Germain et al. 2015's, and pythae's): ELU gave a 0.9 nat
+    higher NLL at 5 epochs (docs/models.md)."""
 
     def __init__(self, size: int, hidden: int, context: int, reverse: bool, gated: bool = True):
         super().__init__()
@@ -66,7 +67,7 @@ class IAFStep(nn.Module):
         h = self.inner(z)
         if self.context is not None:
             h = h + self.context(context)
-        m, s = self.outer(F.elu(h)).chunk(2, dim=-1)
+        m, s = self.outer(F.relu(h)).chunk(2, dim=-1)
         if not self.gated:
             return s.exp() * z + m, s.sum(-1)
         log_sigma = F.logsigmoid(s + 1.0)
