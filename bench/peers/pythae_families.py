@@ -6,13 +6,14 @@ protocol below, its WAE_MMD, RAE_L2, RAE_GP and VQVAE (which reconstruct by squa
 as its AdversarialTrainer steps it (which splits each batch in two halves: the ELBO on one, the permuted codes from
 the other):
 
-- the protocol of bench/families.py: Fashion-MNIST from vaelab's data code (the 54k/6k/10k split of configs/*-mlp.yaml,
-  seed 0), dynamic binarisation (a fresh Bernoulli draw of every image in every batch, vaelab's ``to_float``), the
-  data order of vaelab's loop (``epoch_permutation``), MLP encoder 784-512-512 (ReLU) -> 32-d Gaussian, decoder
-  32-512-512-784 Bernoulli (pythae's decoders return sigmoid probabilities: ours keeps the logits beside them), Adam
-  lr 1e-3, batch 128, ``--epochs`` epochs, torch seed 0; each family's settings (k, m, beta, components, flows) read
-  from vaelab's configs/<family>-mlp.yaml. pythae's models are driven by a small loop here (their ``forward`` returns
-  the loss); PIWAE as pythae's CoupledOptimizerTrainer steps it (an Adam for the encoder, one for the decoder);
+- the protocol of bench/families.py: Fashion-MNIST from vaelab's data code (the 54k/6k/10k split of configs/*-mlp.yaml
+  at seed ``--seed``, 0 by default), dynamic binarisation (a fresh Bernoulli draw of every image in every batch,
+  vaelab's ``to_float``), the data order of vaelab's loop (``epoch_permutation``), MLP encoder 784-512-512 (ReLU) ->
+  32-d Gaussian, decoder 32-512-512-784 Bernoulli (pythae's decoders return sigmoid probabilities: ours keeps the
+  logits beside them), Adam lr 1e-3, batch 128, ``--epochs`` epochs, torch seed ``--seed`` (a run at seed N draws
+  what vaelab's ``--override seed=N`` draws, from other code); each family's settings (k, m, beta, components, flows)
+  read from vaelab's configs/<family>-mlp.yaml. pythae's models are driven by a small loop here (their ``forward``
+  returns the loss); PIWAE as pythae's CoupledOptimizerTrainer steps it (an Adam for the encoder, one for the decoder);
 - on the test split: -ELBO (one draw per image, the KL in closed form where vaelab has one, else the log ratio at the
   draw) and the importance-weighted NLL, k = ``--iw-samples``, by vaelab's estimator (float64 logsumexp of
   log p(x|z) + log p(z) - log q(z|x), each with its normalising constants) on vaelab's fixed evaluation binarisation
@@ -626,7 +627,10 @@ def main() -> None:
     parser.add_argument("--resume", type=Path, help="a JSON of this script to add to: families done there are kept")
     parser.add_argument("--note", action="append", default=[], help="a line for the JSON's notes (what was cut)")
     parser.add_argument("--diagonal-mss", action="store_true", help="BetaTCVAE's MSS weights on the diagonal")
+    parser.add_argument("--seed", type=int, default=SEED, help="the split, weights, data order and noise")
     args = parser.parse_args()
+    global SEED  # every draw of this script reads it
+    SEED = args.seed
     if args.diagonal_mss:
         BetaTCVAE._log_importance_weight_matrix = diagonal_mss_weights
         args.note.append("--diagonal-mss: pythae's BetaTCVAE MSS weights replaced by diagonal_mss_weights")
@@ -640,7 +644,7 @@ def main() -> None:
     if samplers and "vae" not in names:
         raise SystemExit("--samplers need the vae family (they are fitted on pythae's VAE)")
 
-    config = load_config(config_path("vae"), ["train.progress=never"])
+    config = load_config(config_path("vae"), ["train.progress=never", f"seed={SEED}"])
     d = config.data
     data = load_dataset(d.name, d.data_dir, val_fraction=d.val_fraction, seed=config.seed, binarize=d.binarize)
     test_x = data.test_x
