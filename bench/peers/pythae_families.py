@@ -601,6 +601,7 @@ def squared_error_row(model: nn.Module, data: ImageData, tmp: str, net, real_fea
 
 
 def main() -> None:
+    global SEED  # --seed: every draw of this script reads it
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=FAMILIES, help="comma-separated vaelab family names")
     parser.add_argument("--samplers", default=",".join(SAMPLERS), help="post-hoc samplers on pythae's VAE ('' none)")
@@ -629,7 +630,6 @@ def main() -> None:
     parser.add_argument("--diagonal-mss", action="store_true", help="BetaTCVAE's MSS weights on the diagonal")
     parser.add_argument("--seed", type=int, default=SEED, help="the split, weights, data order and noise")
     args = parser.parse_args()
-    global SEED  # every draw of this script reads it
     SEED = args.seed
     if args.diagonal_mss:
         BetaTCVAE._log_importance_weight_matrix = diagonal_mss_weights
