@@ -30,7 +30,7 @@ from vaelab.parts import (
     UniformCategorical,
     kl_units,
 )
-from vaelab.parts.flows import Flowed, IAFStep, PlanarFlow
+from vaelab.parts.flows import Flowed, IAFStep, PlanarFlow, PlanarFlows
 from vaelab.parts.kl import closed_form_kl
 from vaelab.parts.likelihoods import BernoulliLikelihood, bernoulli_nll, gaussian_nll
 from vaelab.parts.noise import randn_like_rows
@@ -311,18 +311,36 @@ def flow_log_det_by_autograd(flow, z, context=None):
     return torch.linalg.slogdet(jacobian)[1]
 
 
-def planar(size=4, seed=0):
-    torch.manual_seed(seed)
-    flow = PlanarFlow(size)
-    with torch.no_grad():  # away from the near-identity start, so the determinant is not ~1
-        flow.u.normal_(), flow.w.normal_(), flow.b.normal_()
-    return flow
+def planar(size=4, seeds=(0,)):
+    """PlanarFlows of one layer per seed, its parameters away from the near-identity start (a determinant not ~1)."""
+    layers = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        layer = PlanarFlow(size)
+        with torch.no_grad():
+            layer.u.normal_(), layer.w.normal_(), layer.b.normal_()
+        layers.append(layer)
+    return PlanarFlows(layers)
 
 
-def test_planar_flow_log_determinant_matches_autograds_jacobian():
-    flow = planar().double()
-    for z in torch.randn(5, 4, dtype=torch.float64):
-        torch.testing.assert_close(flow(z)[1], flow_log_det_by_autograd(flow, z))
+def planar_by_hand(flows, z):
+    """Rezende & Mohamed's eqs. 10-12 one layer at a time, for one point z (D,)."""
+    with torch.no_grad():
+        for layer in flows:
+            wu = (layer.w @ layer.u).item()
+            u = layer.u + (math.log1p(math.exp(wu)) - 1 - wu) * layer.w / (layer.w @ layer.w)
+            z = z + u * torch.tanh(layer.w @ z + layer.b)
+    return z
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1, 2)], ids=["one layer", "three layers"])
+def test_planar_flows_follow_the_formulas_and_their_log_determinant_matches_autograds_jacobian(seeds):
+    flows = planar(seeds=seeds).double()
+    points = torch.randn(5, 4, dtype=torch.float64)
+    z, log_det = flows(points)  # a batch at once
+    for i, point in enumerate(points):
+        torch.testing.assert_close(z[i], planar_by_hand(flows, point))
+        torch.testing.assert_close(log_det[i], flow_log_det_by_autograd(flows, point))
 
 
 @pytest.mark.parametrize("gated", [True, False], ids=["gated", "affine"])
@@ -346,7 +364,7 @@ def test_a_flows_density_integrates_to_one():
     """E_{z ~ q}[N(z; 0, I) / q(z)] = 1 when q is normalised: the Monte Carlo mean over 200,000 draws."""
     torch.manual_seed(2)
     base = DiagonalGaussian(torch.zeros(1, 2), torch.zeros(1, 2))
-    q = Flowed(base, torch.nn.ModuleList([planar(2, seed=s) for s in (3, 4)]))
+    q = Flowed(base, planar(2, seeds=(3, 4)))
     with torch.no_grad():
         z, log_q = q.rsample_log_prob(torch.Generator().manual_seed(5), k=200_000)  # (k, 1, 2), (k, 1)
         ratio = (GaussianPrior(2).log_prob(z) - log_q).exp()

@@ -9,7 +9,7 @@ from typing import Literal
 
 from ..errors import ConfigError
 from ..parts import GaussianPrior, Objective
-from ..parts.flows import FlowHead, IAFStep, PlanarFlow
+from ..parts.flows import FlowHead, FlowSequence, IAFStep, PlanarFlow, PlanarFlows
 from ..settings import setting
 from .model import Model
 from .registry import register
@@ -28,7 +28,7 @@ class PlanarVAEConfig(VAEConfig):
             raise ConfigError("model.flows must be >= 1, and model.free_bits 0 (a flow's KL has no per-dimension form)")
 
     def head(self) -> FlowHead:
-        return FlowHead(self.latent_dim, [PlanarFlow(self.latent_dim) for _ in range(self.flows)])
+        return FlowHead(self.latent_dim, PlanarFlows(PlanarFlow(self.latent_dim) for _ in range(self.flows)))
 
 
 @dataclass
@@ -44,7 +44,7 @@ class IAFVAEConfig(PlanarVAEConfig):
     def head(self) -> FlowHead:
         d, hidden, context, gated = self.latent_dim, self.flow_hidden, self.flow_context, self.flow_step == "gated"
         steps = [IAFStep(d, hidden, context, reverse=i % 2 == 1, gated=gated) for i in range(self.flows)]
-        return FlowHead(d, steps, context)
+        return FlowHead(d, FlowSequence(steps), context)
 
 
 @register("planar-vae", PlanarVAEConfig, "VAE with a planar-flow posterior (Rezende & Mohamed 2015)")
