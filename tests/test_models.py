@@ -114,6 +114,35 @@ def test_model_activation_is_the_nonlinearity_after_every_hidden_layer(net):
         load_config(None, ["model.activation=sigmoid"])
 
 
+def test_model_residual_adds_each_equal_width_hidden_layers_input_to_its_output():
+    """model.residual: in the MLP [16, 16, 8] the encoder's 16 -> 16 layer and the decoder's 16 -> 16 layer compute
+    h + silu(W h + b), checked against the formula by hand; the others stay plain; the same draws of the weights
+    as without it, so it changes nothing else."""
+    from torch import nn
+
+    from vaelab.nets import ResidualBlock
+
+    overrides = ["model.hidden=[16, 16, 8]", "model.activation=silu"]
+    torch.manual_seed(0)
+    plain = build_model(load_config(None, overrides).model, (1, 6, 6))
+    torch.manual_seed(0)
+    model = build_model(load_config(None, [*overrides, "model.residual=true"]).model, (1, 6, 6))
+    for part in (model.encoder, model.decoder):
+        blocks = [m for m in part.modules() if isinstance(m, ResidualBlock)]
+        assert len(blocks) == 1 and blocks[0].linear.in_features == 16
+        h = torch.randn(4, 16)
+        expected = h + nn.functional.silu(h @ blocks[0].linear.weight.T + blocks[0].linear.bias)
+        torch.testing.assert_close(blocks[0](h), expected)
+    torch.testing.assert_close(torch.cat([p.flatten() for p in model.parameters()]),
+                               torch.cat([p.flatten() for p in plain.parameters()]))  # fmt: skip
+    x = torch.rand(3, 1, 6, 6)
+    z = torch.ones(1, model.spec.code_size)
+    assert not torch.allclose(model.decoder(z), plain.decoder(z))
+    assert torch.isfinite(model.loss(x).named()["loss"]).all()
+    with pytest.raises(ConfigError, match="model.residual"):
+        load_config(None, ["model.residual=true", "model.net=conv"])
+
+
 def test_gaussian_likelihood_uses_its_stated_std():
     model = make_model("vae", likelihood="gaussian", gaussian_std=0.5)
     x = torch.rand(8, *SHAPE)

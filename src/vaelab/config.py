@@ -277,6 +277,9 @@ def _check_ranges(config: Config) -> None:
     if not 0 <= config.seed <= MAX_SEED:
         raise ConfigError(f"seed must lie in 0..2^63-1; got {config.seed}")
     validate_pixel_context(config.model)
+    if config.model.residual and config.model.net != "mlp":
+        raise ConfigError(f"model.residual shapes the MLP's hidden layers: drop it, or set model.net=mlp (it is "
+                          f"{config.model.net})")  # fmt: skip
     config.model.validate()
     for key in ("val_fraction", "test_fraction"):
         if not 0 <= getattr(config.data, key) <= 0.9:

@@ -17,10 +17,27 @@ CONV_DENSE_DEFAULT = 256  # the conv nets' dense width when model.hidden is empt
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
-def _dense_stack(widths: list[int], activation: str) -> list[nn.Module]:
+class ResidualBlock(nn.Module):
+    """x + act(W x + b): a hidden layer that adds its input to its output (the identity shortcut of He et al.
+    2016), so that a deeper MLP trains as well as a shallow one (docs/performance.md measures it)."""
+
+    def __init__(self, width: int, activation: str):
+        super().__init__()
+        self.linear, self.activation = nn.Linear(width, width), ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.activation(self.linear(x))
+
+
+def _dense_stack(widths: list[int], activation: str, residual: bool = False) -> list[nn.Module]:
+    """Linear + activation from each width to the next; with ``residual``, a ``ResidualBlock`` where the two
+    widths match."""
     layers: list[nn.Module] = []
     for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
-        layers += [nn.Linear(w_in, w_out), ACTIVATIONS[activation]()]
+        if residual and w_in == w_out:
+            layers.append(ResidualBlock(w_in, activation))
+        else:
+            layers += [nn.Linear(w_in, w_out), ACTIVATIONS[activation]()]
     return layers
 
 
@@ -41,21 +58,29 @@ class EncoderBody(nn.Module):
 
 
 def mlp_encoder_body(
-    image_shape: tuple[int, int, int], hidden: list[int], n_conditions: int = 0, activation: str = "relu"
+    image_shape: tuple[int, int, int],
+    hidden: list[int],
+    n_conditions: int = 0,
+    activation: str = "relu",
+    residual: bool = False,
 ) -> tuple[EncoderBody, int]:
     """Flatten (+ one-hot label), then Linear + activation for each hidden width; returns the body and its
     output width."""
     widths = [math.prod(image_shape) + n_conditions, *hidden]
-    return EncoderBody(nn.Flatten(), _dense_stack(widths, activation)), widths[-1]
+    return EncoderBody(nn.Flatten(), _dense_stack(widths, activation, residual)), widths[-1]
 
 
 def mlp_decoder(
-    in_features: int, hidden: list[int], image_shape: tuple[int, int, int], activation: str = "relu"
+    in_features: int,
+    hidden: list[int],
+    image_shape: tuple[int, int, int],
+    activation: str = "relu",
+    residual: bool = False,
 ) -> nn.Sequential:
     """The mirror of the MLP encoder: hidden widths reversed, a linear output reshaped to the image."""
     widths = [in_features, *reversed(hidden)]
     output = [nn.Linear(widths[-1], math.prod(image_shape)), nn.Unflatten(1, image_shape)]
-    return nn.Sequential(*_dense_stack(widths, activation), *output)
+    return nn.Sequential(*_dense_stack(widths, activation, residual), *output)
 
 
 def _conv_sizes(height: int, width: int, n_layers: int) -> list[tuple[int, int]]:
@@ -118,21 +143,34 @@ def conv_decoder(
 
 
 def build_encoder_body(
-    kind: str, image_shape, hidden: list[int], channels: list[int], n_conditions: int = 0, activation: str = "relu"
+    kind: str,
+    image_shape,
+    hidden: list[int],
+    channels: list[int],
+    n_conditions: int = 0,
+    activation: str = "relu",
+    residual: bool = False,
 ) -> tuple[EncoderBody, int]:
-    """The encoder body named by ``model.net`` (taking a one-hot label if n_conditions > 0) and its width."""
+    """The encoder body named by ``model.net`` (taking a one-hot label if n_conditions > 0) and its width;
+    ``residual``: the MLP's equal-width hidden layers are ``ResidualBlock``s."""
     if kind == "conv":
         return conv_encoder_body(image_shape, channels, hidden, n_conditions, activation)
-    return mlp_encoder_body(image_shape, hidden, n_conditions, activation)
+    return mlp_encoder_body(image_shape, hidden, n_conditions, activation, residual)
 
 
 def build_decoder(
-    kind: str, in_features: int, hidden: list[int], channels: list[int], image_shape, activation: str = "relu"
+    kind: str,
+    in_features: int,
+    hidden: list[int],
+    channels: list[int],
+    image_shape,
+    activation: str = "relu",
+    residual: bool = False,
 ) -> nn.Sequential:
     """The decoder named by ``model.net``, mirroring ``build_encoder_body``."""
     if kind == "conv":
         return conv_decoder(in_features, channels, hidden, image_shape, activation)
-    return mlp_decoder(in_features, hidden, image_shape, activation)
+    return mlp_decoder(in_features, hidden, image_shape, activation, residual)
 
 
 @dataclass

@@ -24,6 +24,9 @@ class ModelConfig:
     activation: Literal["relu", "elu", "silu", "gelu", "tanh"] = setting(
         "relu", "the nonlinearity after each hidden layer of encoder and decoder (net=mlp or conv)"
     )
+    residual: bool = setting(
+        False, "MLP hidden layers of equal widths add their input: x + act(W x + b) (residual blocks; net=mlp)"
+    )
     likelihood: Literal["bernoulli", "gaussian"] = setting(
         "bernoulli", "p(x|z): Bernoulli logits, or a Gaussian of fixed std (gaussian_std)"
     )

@@ -54,11 +54,13 @@ class Model(nn.Module):
                                   "from Python with them: load_run(path, nets=Nets(encoder, decoder))")  # fmt: skip
             net_args = (config.hidden, config.channels)  # built in this order: the weights' draws follow it
             self.encoder, width = build_encoder_body(
-                config.net, self.image_shape, *net_args, self.n_conditions, config.activation
+                config.net, self.image_shape, *net_args, self.n_conditions, config.activation, config.residual
             )
             self.encoder_head = nn.Linear(width, self.posterior.n_params)
             code = self.spec.code_size + self.n_conditions
-            self.decoder = build_decoder(config.net, code, *net_args, self.image_shape, config.activation)
+            self.decoder = build_decoder(
+                config.net, code, *net_args, self.image_shape, config.activation, config.residual
+            )
         else:
             if self.n_conditions:
                 raise ConfigError("your own networks take no label: drop model.conditional")
