@@ -17,6 +17,18 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
+def bernoulli_nll_draws(logits: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """``bernoulli_nll`` of k logits per image, (k * B,): ``logits`` (k * B, C, H, W) draw-major, x (B, C, H, W).
+    As sum_i softplus(l_i) - x . l per row, the Bernoulli NLL's identity (exact for x in [0, 1]), in float32: the
+    dot product reads each image once for its k rows, where the BCE of repeated images wrote k copies of it and ran
+    the log-sigmoid's extra passes (the IW-NLL 1.24x faster in bf16). Outside any autocast, which would run the dot
+    product in bf16 and round its sum of hundreds of nats to bf16's 1."""
+    with torch.autocast(logits.device.type, enabled=False):
+        logits = logits.float().view(k, len(x), -1)
+        dot = torch.einsum("kbp,bp->kb", logits, x.flatten(1).float())
+        return (F.softplus(logits).sum(-1) - dot).flatten()
+
+
 def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, std: float) -> torch.Tensor:
     """-log N(x; mean, std^2 I) summed per image, (B,): sum(0.5 * ((x - mean) / std)^2 + log std + 0.5 log 2pi)."""
     squared = (x - mean).pow(2).flatten(1).sum(1)
@@ -44,14 +56,7 @@ class BernoulliLikelihood(Likelihood):
         return bernoulli_nll(decoded, x)
 
     def nll_draws(self, decoded: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
-        """As sum_i softplus(l_i) - x . l per decoding, the Bernoulli NLL's identity (exact for x in [0, 1]), in
-        float32: the dot product reads each image once for its k decodings, where the BCE of repeated images
-        wrote k copies of it and ran the log-sigmoid's extra passes (the IW-NLL 1.24x faster in bf16). Outside
-        any autocast, which would run the dot product in bf16 and round its sum of hundreds of nats to bf16's 1."""
-        with torch.autocast(decoded.device.type, enabled=False):
-            logits = decoded.float().view(k, len(x), -1)
-            dot = torch.einsum("kbp,bp->kb", logits, x.flatten(1).float())
-            return (F.softplus(logits).sum(-1) - dot).flatten()
+        return bernoulli_nll_draws(decoded, x, k)
 
     def mean(self, decoded: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(decoded)
@@ -111,7 +116,7 @@ class ContextBernoulli(nn.Module, Likelihood):
     def nll_draws(self, decoded: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
         """As ``nll`` of x repeated k times, the context read once per image (it does not depend on z)."""
         logits = decoded.float().unflatten(0, (k, len(x))) + self.context(x)  # (k, B, C, H, W)
-        return bernoulli_nll(logits.flatten(0, 1), x.expand(k, *x.shape).flatten(0, 1))
+        return bernoulli_nll_draws(logits.flatten(0, 1), x, k)
 
     @torch.no_grad()
     def mean(self, decoded: torch.Tensor) -> torch.Tensor:
