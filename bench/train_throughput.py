@@ -8,6 +8,7 @@ Prints, and writes as bench/results/train_throughput-*.json:
   the roofline of each precision: images/s if a step cost only its matmuls (the same GEMM shapes timed alone
   with torch.mm), and our ratio to it (target fp32 >= 0.6);
   bf16 / fp32 (target >= 1.4) and the test -ELBO of each after --epochs epochs (target: within 1 nat);
+  the speed-up that train.precision=auto's probe finds for the default model (bf16 taken at >= 1.25);
   a plain DataLoader loop on the same network, for reference.
 Run: make bench   (or .venv/bin/python bench/train_throughput.py)
 """
@@ -30,7 +31,7 @@ from vaelab.config import apply_overrides, config_from_dict
 from vaelab.evaluate.likelihood import evaluate_run
 from vaelab.loop import Loop, set_threads
 from vaelab.models import build_model
-from vaelab.precision import bf16_supported
+from vaelab.precision import AUTO_SPEEDUP, bf16_supported, probe
 
 BF16 = bf16_supported(torch.device("cpu"))
 VARIANTS = {  # name: (train.precision, train.compile)
@@ -139,6 +140,12 @@ def main() -> None:
     torch.manual_seed(0)
     naive = naive_loop(build_model(config.model, data.image_shape), data.train_x, batch, seconds_budget=5.0)
 
+    probed = None
+    if BF16:
+        model = build_model(config.model, data.image_shape)
+        x = data.train_x[:batch].float() / 255
+        fp32_probe, bf16_probe = probe(model, torch.device("cpu"), lambda: model.loss(x))
+        probed = fp32_probe / bf16_probe
     rate = {name: batch / seconds for name, seconds in step.items()}
     roofline = {dtype_name: batch / gemm[dtype] for dtype_name, dtype in zip(eager, dtypes, strict=True)}
     print(f"default MLP VAE (configs/vae-mlp.yaml), batch {batch}, {threads} threads, torch {torch.__version__}")
@@ -153,6 +160,7 @@ def main() -> None:
     print(f"ratio vaelab fp32 / fp32 roofline    : {rate['fp32'] / roofline['fp32']:8.2f}   (target >= 0.60)")
     if BF16:
         print(f"ratio bf16 / fp32                    : {rate['bf16'] / rate['fp32']:8.2f}   (target >= 1.40)")
+        print(f"precision auto's probe, bf16 / fp32  : {probed:8.2f}   (auto takes bf16 at >= {AUTO_SPEEDUP})")
     else:
         print("bf16                                 : not timed: this CPU has no native bfloat16 matmuls")
     for name, (compiled, eager_seconds) in beside.items():  # both sides from the compiled variant's own process
@@ -168,7 +176,7 @@ def main() -> None:
     write_result("train_throughput", {
         "batch": batch, "threads": threads, "images_per_s": rate, "roofline_images_per_s": roofline,
         "naive_loop_images_per_s": naive, "compiled_vs_eager": {n: e / c for n, (c, e) in beside.items()},
-        "test_neg_elbo": {p: v for p, (v, _) in elbo.items()}, "epochs": args.epochs,
+        "test_neg_elbo": {p: v for p, (v, _) in elbo.items()}, "epochs": args.epochs, "auto_probe_speedup": probed,
     })  # fmt: skip
 
 

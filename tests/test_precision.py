@@ -59,11 +59,24 @@ def test_auto_takes_what_the_probe_finds_and_the_run_log_says_so(tiny_overrides,
 
 
 @needs_bf16
-def test_the_probe_finds_bf16_faster_for_the_default_mlp_at_batch_512():
+def test_the_probe_runs_every_layer_at_its_training_shape_in_each_precision_alternately():
+    """What the probe times (its speed-up for the default MLP is printed by bench/train_throughput.py: no test
+    asserts a time)."""
     model = build_model(load_config(None, []).model, (1, 28, 28))
     x = torch.rand(512, 1, 28, 28)
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    calls = []
+    for layer in layers:
+        layer.register_forward_hook(lambda m, args, out: calls.append((m, args[0].shape, out.dtype)))
     fp32, bf16 = precision_module.probe(model, torch.device("cpu"), lambda: model.loss(x))
-    assert fp32 / bf16 > precision_module.AUTO_SPEEDUP
+    assert 0 < fp32 < float("inf") and 0 < bf16 < float("inf")
+    recorded, timed = calls[: len(layers)], calls[len(layers) :]  # one forward of the model, then the passes
+    assert [m for m, _, _ in recorded] == [m for m, _, _ in timed[: len(layers)]]
+    passes = [timed[i : i + len(layers)] for i in range(0, len(timed), len(layers))]
+    assert len(passes) == 2 * (precision_module.PROBE_REPEATS + 1)
+    for i, one_pass in enumerate(passes):
+        assert [(m, shape) for m, shape, _ in one_pass] == [(m, shape) for m, shape, _ in recorded]
+        assert {dtype for _, _, dtype in one_pass} == {torch.float32 if i % 2 == 0 else torch.bfloat16}
 
 
 @needs_bf16
