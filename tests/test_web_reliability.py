@@ -190,7 +190,7 @@ def test_slow_clients_do_not_block_others(live_explorer):
             start = time.perf_counter()
             assert send(live_explorer, *VALID_DECODE) == 200
             times.append(time.perf_counter() - start)
-        assert max(times) < 1.0, times
+        assert max(times) < 5.0, times  # a request queued behind the stalled clients would wait out send's 30 s
     finally:
         for s in stalled:
             s.close()
