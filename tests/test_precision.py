@@ -71,7 +71,6 @@ def test_the_probe_runs_every_layer_at_its_training_shape_in_each_precision_alte
     fp32, bf16 = precision_module.probe(model, torch.device("cpu"), lambda: model.loss(x))
     assert 0 < fp32 < float("inf") and 0 < bf16 < float("inf")
     recorded, timed = calls[: len(layers)], calls[len(layers) :]  # one forward of the model, then the passes
-    assert [m for m, _, _ in recorded] == [m for m, _, _ in timed[: len(layers)]]
     passes = [timed[i : i + len(layers)] for i in range(0, len(timed), len(layers))]
     assert len(passes) == 2 * (precision_module.PROBE_REPEATS + 1)
     for i, one_pass in enumerate(passes):
