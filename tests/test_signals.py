@@ -86,3 +86,28 @@ def test_a_signal_during_start_up_is_one_line_and_exit_130(which, delay, tiny_ov
         assert check_consistent(run_dir) == 3
     else:
         assert last == "interrupted"
+
+
+INTERRUPTED_IN_EXEC = """
+import os, signal
+import vaelab.data
+from vaelab.__main__ import run
+
+def available_datasets(data_dir):
+    exec("os.kill(os.getpid(), signal.SIGTERM)\\nwhile True:\\n    pass")  # the handler raises inside the exec'd string
+
+vaelab.data.available_datasets = available_datasets
+run()
+"""
+
+
+def test_an_interrupt_that_lands_in_exec_d_code_still_exits_130_under_python_m(tmp_path):
+    """dataclasses and namedtuple exec their methods' source, and torch imports such modules lazily mid-run: a signal
+    landing there made `python -m vaelab` die by SIGINT (exit -2) after printing its line."""
+    (tmp_path / "interrupted_in_exec.py").write_text(INTERRUPTED_IN_EXEC)
+    env = {**ENV, "PYTHONPATH": f"{SRC.parent}{os.pathsep}{tmp_path}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "interrupted_in_exec", "datasets"], capture_output=True, env=env, timeout=300
+    )
+    assert done.returncode == 130, done.stderr.decode()
+    assert done.stderr.decode().strip().splitlines()[-1] == "interrupted"
