@@ -166,10 +166,16 @@ def test_non_finite_gradient_names_the_parameter(tiny_overrides, monkeypatch):
         train(None, tiny_overrides + ["train.epochs=1"])
 
 
-def test_gradient_clipping_bounds_the_update(tiny_overrides):
+def test_gradient_clipping_bounds_the_update_and_the_steps_it_cut_are_counted(tiny_overrides, capsys):
     clipped = train(None, tiny_overrides + ["train.name=clipped", "train.grad_clip=1e-6", "train.epochs=1"])
+    line = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("epoch")][-1]
     free = train(None, tiny_overrides + ["train.name=free", "train.epochs=1"])
     assert clipped.metrics[0]["train_loss"] > free.metrics[0]["train_loss"]  # tiny steps learn less
+    steps = int(clipped.metrics[0]["step"])
+    assert clipped.metrics[0]["clipped"] == steps > 0 and line.endswith(f"| {steps} steps clipped")
+    assert free.metrics[0]["clipped"] == 0 and "clipped" not in capsys.readouterr().err
+    loose = train(None, tiny_overrides + ["train.name=loose", "train.grad_clip=1e9", "train.epochs=1"])
+    assert loose.metrics[0]["clipped"] == 0 and loose.metrics[0]["train_loss"] == free.metrics[0]["train_loss"]
 
 
 def test_resume_clears_stale_temporaries(tiny_overrides):

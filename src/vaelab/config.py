@@ -71,7 +71,9 @@ class TrainConfig:
         "stop", "a non-finite loss or gradient: stop training, or skip the batch"
     )
     max_skips: int = setting(10, "with on_nonfinite=skip: stop after this many skipped batches in a row")
-    grad_clip: float = setting(0.0, "clip the global gradient L2 norm to this; 0 = off")
+    grad_clip: float = setting(
+        0.0, "clip the global gradient L2 norm to this; 0 = off (metrics.csv counts the steps it cut)"
+    )
     frames: bool = setting(True, "per-epoch frames (images/frames/, training.gif) and latent_stats.csv")
     tensorboard: bool = setting(False, "TensorBoard scalars and images in RUN/tensorboard/ (the tensorboard extra)")
     report: bool = setting(True, "write the standard pictures and report.html when training ends")

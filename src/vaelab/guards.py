@@ -43,9 +43,9 @@ def loss_problem(named: dict[str, torch.Tensor]) -> Problem | None:
     return Problem("loss", bad or ["loss"])
 
 
-def gradient_problem(model: torch.nn.Module, clip: float) -> Problem | None:
-    """Clip the global gradient L2 norm to ``clip`` (when > 0) and check that it is finite; on a problem,
-    name the parameters whose gradients are not finite."""
+def gradient_problem(model: torch.nn.Module, clip: float) -> tuple[Problem | None, bool]:
+    """Clip the global gradient L2 norm to ``clip`` (when > 0) and check that it is finite: (the problem, naming
+    the parameters whose gradients are not finite, or None; whether the norm was above ``clip``)."""
     params = [p for p in model.parameters() if p.grad is not None]
     grads = [p.grad for p in params]
     if clip > 0:
@@ -57,10 +57,11 @@ def gradient_problem(model: torch.nn.Module, clip: float) -> Problem | None:
         finite = found.item() == 0
     if not finite:
         names = {id(p): n for n, p in model.named_parameters()}
-        return Problem("gradient", [names[id(p)] for p in params if not torch.isfinite(p.grad).all()] or ["?"])
-    if clip > 0 and norm > clip:
+        return Problem("gradient", [names[id(p)] for p in params if not torch.isfinite(p.grad).all()] or ["?"]), False
+    clipped = clip > 0 and norm.item() > clip
+    if clipped:
         torch._foreach_mul_(grads, clip / (norm.item() + 1e-6))
-    return None
+    return None, clipped
 
 
 @torch.no_grad()

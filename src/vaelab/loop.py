@@ -112,6 +112,7 @@ class Loop:
         self.epochs_since_best = 0
         self.guard = NonFiniteGuard(failure_dir, cfg.on_nonfinite, cfg.max_skips, cfg.lr)
         self.skipped = 0  # batches skipped as non-finite in the current epoch
+        self.clipped = 0  # steps whose gradient norm train.grad_clip cut, in the current epoch
 
     def batch_source(self) -> InMemoryBatches | StreamBatches:
         """The training batches: streamed from the npy file of npy:PATH data, else gathered from memory (the
@@ -206,7 +207,7 @@ class Loop:
         self.use_training_weights()
         self.model.train()
         n_batches = len(self.source)
-        sums, names, seen, self.skipped = None, [], 0, 0
+        sums, names, seen, self.skipped, self.clipped = None, [], 0, 0, 0
         bar = tqdm(total=min(n_batches, max_steps or n_batches), desc=f"epoch {epoch}/{self.config.train.epochs}",
                    leave=False, disable=not self.show_progress(), unit="batch")  # fmt: skip
         for i, batch in enumerate(self.batches(epoch)):
@@ -219,7 +220,7 @@ class Loop:
             self.optimizer.zero_grad(set_to_none=True)
             with autocast(self.choice.precision, self.device):
                 named = self.objective(x, y, self.step, noise)
-            problem = self.backward(named, batch)
+            problem, clipped = self.backward(named, batch)
             if problem is not None:
                 problem.latent_dims = nonfinite_latent_dims(self.model, x, y)
                 self.guard.handle(problem, step=self.step + 1, epoch=epoch, batch=i, indices=batch.idx,
@@ -228,6 +229,7 @@ class Loop:
                 bar.update()
                 continue
             self.guard.passed()
+            self.clipped += clipped
             self.lr = self.scheduled_lr()
             self.optimizer.step()
             self.step += 1
@@ -277,18 +279,20 @@ class Loop:
                 group["lr"] = lr
         return lr
 
-    def backward(self, named: dict[str, torch.Tensor], batch: Batch) -> Problem | None:
-        """Gradients of this process's share of the global batch's mean loss, or the problem that stops the
-        step. The loss is a mean over this process's rows; DDP averages gradients over processes, so the
-        share is loss x rows x processes / global batch. Every process takes the same decision."""
-        problem = loss_problem(named)
+    def backward(self, named: dict[str, torch.Tensor], batch: Batch) -> tuple[Problem | None, bool]:
+        """Gradients of this process's share of the global batch's mean loss: (the problem that stops the step,
+        or None; whether train.grad_clip cut their norm). The loss is a mean over this process's rows; DDP
+        averages gradients over processes, so the share is loss x rows x processes / global batch. Every
+        process takes the same decision."""
+        problem, clipped = loss_problem(named), False
         if problem is None or self.context.active:  # a process that skipped backward would stall the others
             scale = len(batch.x) * self.context.world_size / batch.size
             (named["loss"] if scale == 1 else named["loss"] * scale).backward()
-            problem = problem or gradient_problem(self.model, self.config.train.grad_clip)
+            if problem is None:
+                problem, clipped = gradient_problem(self.model, self.config.train.grad_clip)
         if any_process(problem is not None, self.context) and problem is None:
             problem = Problem("loss", ["loss (on another process)"])
-        return problem
+        return problem, clipped
 
     def fit_closed_form(self) -> dict[str, float]:
         """Fit a model that has a closed-form solution (PCA) on all training images at once; returns its mean
@@ -333,6 +337,7 @@ class Loop:
             images = len(self.data.train_x) if self.model.closed_form else self.source.images
             row |= {"seconds": seconds, "samples_per_s": images / seconds, "lr": self.lr}
             row |= {"batch_size": cfg.batch_size, "processes": self.context.world_size, "skipped": self.skipped}
+            row |= {"clipped": self.clipped}
             self.history.append(row)
             self.update_early_stopping(val_terms.get("loss", train_terms["loss"]))
             for callback in self.callbacks:
@@ -354,7 +359,9 @@ class Loop:
         kl = f", kl {row['train_kl']:.2f}" if density else ""
         if "train_kl_weight" in row:  # a KL warm-up: the loss weighs the KL by this epoch's mean weight
             kl += f" at weight {row['train_kl_weight']:.2f}"
+        clipped = f" | {row['clipped']} steps clipped" if row.get("clipped") else ""
         return (
             f"epoch {row['epoch']:>3}/{self.config.train.epochs}  train loss {row['train_loss']:.2f} "
             f"(recon {row['train_recon']:.2f}{kl}){val} | {row['seconds']:.1f} s, {row['samples_per_s']:.0f} img/s"
+            f"{clipped}"
         )

@@ -83,7 +83,8 @@ TITLES = {
 }
 PIXEL_ART = {"reconstructions", "samples", "traversal", "manifold", "training_gif", "latent_map_gif"}
 METRIC_FORMATS = {"epoch": "{:.0f}", "step": "{:.0f}", "samples_per_s": "{:,.0f}", "batch_size": "{:.0f}",
-                  "lr": "{:.2g}", "seconds": "{:.1f}", "processes": "{:.0f}", "skipped": "{:.0f}"}  # fmt: skip
+                  "lr": "{:.2g}", "seconds": "{:.1f}", "processes": "{:.0f}", "skipped": "{:.0f}",
+                  "clipped": "{:.0f}"}  # fmt: skip
 
 
 def _embedded_gif(run: Run, path: Path) -> tuple[bytes, str]:
