@@ -171,9 +171,11 @@ def _metric_groups(columns: list[str]) -> list[tuple[str, list[str]]]:
     train = [c for c in columns if c.startswith("train_")]
     val = [c for c in columns if c.startswith("val_")]
     time = [c for c in ("step", "seconds", "samples_per_s") if c in columns]
-    other = [c for c in columns if c not in {"epoch", *train, *val, *time}]
+    counts = [c for c in ("skipped", "clipped") if c in columns]
+    other = [c for c in columns if c not in {"epoch", *train, *val, *time, *counts}]
     groups = [("train: mean over the epoch's batches", train), ("val: after the epoch", val), ("time", time)]
-    return [(title, group) for title, group in [*groups, ("settings and counts", other)] if group]
+    groups += [("settings", other), ("batches skipped (not finite), steps clipped", counts)]
+    return [(title, group) for title, group in groups if group]
 
 
 def _metrics_html(metrics: list[dict[str, float]]) -> str:
