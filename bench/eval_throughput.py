@@ -79,7 +79,7 @@ def main() -> None:
         n_naive = max(1, len(x) // 4)
         ours = ours_bf16 = naive = gemm = gemm_bf16 = decoder = decoder_bf16 = float("inf")  # best seconds of each
         nll = {}
-        for _ in range(args.rounds):  # interleaved, so that all three see the same machine load
+        for _ in range(args.rounds):  # interleaved, so that every timing sees the same machine load
             start = time.perf_counter()
             nll["fp32"] = iw_nll_per_image(model, x, None, data.binarize, args.k, progress=False).mean().item()
             ours = min(ours, time.perf_counter() - start)

@@ -58,9 +58,10 @@ def gradient_problem(model: torch.nn.Module, clip: float) -> tuple[Problem | Non
     if not finite:
         names = {id(p): n for n, p in model.named_parameters()}
         return Problem("gradient", [names[id(p)] for p in params if not torch.isfinite(p.grad).all()] or ["?"]), False
-    clipped = clip > 0 and norm.item() > clip
+    norm_value = norm.item() if clip > 0 else 0.0  # one read of the norm for the test and the scale
+    clipped = clip > 0 and norm_value > clip
     if clipped:
-        torch._foreach_mul_(grads, clip / (norm.item() + 1e-6))
+        torch._foreach_mul_(grads, clip / (norm_value + 1e-6))
     return None, clipped
 
 
