@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.distributions import Bernoulli
 
 from tests.test_cli import assert_user_error, vaelab
@@ -60,6 +61,24 @@ def test_the_nll_is_the_chain_rule_of_the_conditionals_computed_by_hand():
                 context += (weight[c, :, di + pad, dj + pad] * x[:, :, i + di, j + dj]).sum(-1)
         expected -= Bernoulli(logits=logits[:, c, i, j] + context).log_prob(x[:, c, i, j])
     torch.testing.assert_close(likelihood.nll(logits, x), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_the_context_and_its_gradient_are_the_masked_convolution_s():
+    """The banded matmul against F.conv2d under the mask (an independent computation of the same map), values and
+    the gradients of the window's weights and bias, two channels, a 5 x 5 window on a 6 x 7 image."""
+    likelihood = random_likelihood(channels=2, size=5, seed=7)
+    g = torch.Generator().manual_seed(8)
+    x = torch.bernoulli(torch.full((3, 2, 6, 7), 0.5), generator=g)
+    upstream = torch.randn(3, 2, 6, 7, generator=g)
+    weight = likelihood.weight.detach().clone().requires_grad_()
+    bias = likelihood.bias.detach().clone().requires_grad_()
+    expected = F.conv2d(x, weight * raster_mask(5), bias, padding=2)
+    (expected * upstream).sum().backward()
+    context = likelihood.context(x)
+    (context * upstream).sum().backward()
+    torch.testing.assert_close(context, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(likelihood.weight.grad, weight.grad, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(likelihood.bias.grad, bias.grad)
 
 
 def test_a_pixel_s_conditional_never_reads_itself_or_the_pixels_after_it():
