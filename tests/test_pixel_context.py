@@ -63,10 +63,13 @@ def test_the_nll_is_the_chain_rule_of_the_conditionals_computed_by_hand():
     torch.testing.assert_close(likelihood.nll(logits, x), expected, rtol=1e-5, atol=1e-4)
 
 
-def test_the_context_and_its_gradient_are_the_masked_convolution_s():
+@pytest.mark.parametrize("block", [32, 3])
+def test_the_context_and_its_gradient_are_the_masked_convolution_s(block):
     """The banded matmul against F.conv2d under the mask (an independent computation of the same map), values and
-    the gradients of the window's weights and bias, two channels, a 5 x 5 window on a 6 x 7 image."""
+    the gradients of the window's weights and bias, two channels, a 5 x 5 window on a 6 x 7 image: in one block,
+    and cut into blocks of 3 columns (the last one partly past the image)."""
     likelihood = random_likelihood(channels=2, size=5, seed=7)
+    likelihood.block = block
     g = torch.Generator().manual_seed(8)
     x = torch.bernoulli(torch.full((3, 2, 6, 7), 0.5), generator=g)
     upstream = torch.randn(3, 2, 6, 7, generator=g)

@@ -96,6 +96,7 @@ class ContextBernoulli(nn.Module, Likelihood):
     form: ``mean`` gives the mean-field pass."""
 
     name = "bernoulli"
+    block = 32  # output columns per row of the banded matmul
 
     def __init__(self, channels: int, size: int):
         super().__init__()
@@ -106,29 +107,32 @@ class ContextBernoulli(nn.Module, Likelihood):
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """c(x_<i) at every pixel, (B, C, H, W) float32: pixels outside the image read as 0. The masked
-        convolution as one matmul: each image row, with the p = size // 2 rows above it (the kernel's rows below
-        its centre are masked), times ``banded``, the kernel laid along the row (faster than F.conv2d with
-        its weight gradient, 2.1x on a CPU: a convolution this thin is a poor fit for its kernels). In float32,
-        outside any autocast."""
+        convolution as one matmul (2.1x faster than F.conv2d, its weight gradient included, on a CPU: a
+        convolution this thin is a poor fit for its kernels): each row of ``block`` output pixels reads the image
+        row with the p = size // 2 rows above it (the kernel's rows below its centre are masked) through
+        ``banded``, the kernel laid along the row; rows wider than ``block`` are cut into blocks, so that the
+        band's density, size / (block + size - 1), does not fall with the image's width. In float32, outside any
+        autocast."""
         with torch.autocast(x.device.type, enabled=False):
             b, c, h, w = x.shape
-            p = self.size // 2
-            padded = F.pad(x.float(), (p, p, p, 0))  # (B, C, H + p, W + 2p): zeros above and on both sides
-            rows = padded.unfold(2, p + 1, 1).permute(0, 2, 1, 4, 3)  # row r with those above, (B, H, C, p + 1, W + 2p)
-            rows = rows.reshape(b * h, -1)  # an output row's inputs, one copy: (B H, C (p + 1) (W + 2p))
-            out = (rows @ self.banded(w)).view(b, h, c, w).permute(0, 2, 1, 3)
-            return out + self.bias.view(1, c, 1, 1)
+            p, block = self.size // 2, min(w, self.block)
+            blocks = -(-w // block)
+            padded = F.pad(x.float(), (p, p + blocks * block - w, p, 0))  # zeros above, on the left, on the right
+            rows = padded.unfold(2, p + 1, 1).unfold(3, block + 2 * p, block)  # (B, C, H, blocks, p + 1, block + 2p)
+            rows = rows.permute(0, 2, 3, 1, 4, 5).reshape(b * h * blocks, -1)  # one copy, (B H blocks, K)
+            out = (rows @ self.banded(block)).view(b, h, blocks, c, block).permute(0, 3, 1, 2, 4)
+            return out.reshape(b, c, h, blocks * block)[..., :w] + self.bias.view(1, c, 1, 1)
 
     def banded(self, width: int) -> torch.Tensor:
-        """The masked kernel's rows at and above its centre as a matrix (C (p + 1) (W + 2p), C W): entry
+        """The masked kernel's rows at and above its centre as a matrix (C (p + 1) (width + 2p), C width): entry
         ((i, dy, u), (o, v)) is weight[o, i, dy, u - v] where 0 <= u - v < size (u a column of the padded row,
         v an output column), else 0."""
         p = self.size // 2
         kernel = (self.weight * self.mask)[:, :, : p + 1].permute(1, 2, 0, 3)  # (C_in, p + 1, C_out, size)
         columns = torch.arange(width + 2 * p, device=kernel.device)
-        offset = columns.view(-1, 1) - columns[:width]  # u - v, (W + 2p, W)
+        offset = columns.view(-1, 1) - columns[:width]  # u - v, (width + 2p, width)
         inside = (offset >= 0) & (offset < self.size)
-        band = kernel[..., offset.clamp(0, self.size - 1)] * inside  # (C_in, p + 1, C_out, W + 2p, W)
+        band = kernel[..., offset.clamp(0, self.size - 1)] * inside  # (C_in, p + 1, C_out, width + 2p, width)
         return band.permute(0, 1, 3, 2, 4).reshape(-1, kernel.shape[2] * width)
 
     def nll(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
