@@ -9,6 +9,7 @@ skipped batches in a row. Checkpoints are never touched here: the last good one 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,9 +49,9 @@ def gradient_problem(model: torch.nn.Module, clip: float) -> tuple[Problem | Non
     the parameters whose gradients are not finite, or None; whether the norm was above ``clip``)."""
     params = [p for p in model.parameters() if p.grad is not None]
     grads = [p.grad for p in params]
-    if clip > 0:
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # one pass over the gradients
-        finite = torch.isfinite(norm)
+    if clip > 0:  # one pass over the gradients, the norm read once for the test and the scale
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item()
+        finite = math.isfinite(norm)
     else:  # only finiteness: AMP's check, one multithreaded pass (2.4x faster than the norms; x 1.0 is exact)
         found = torch.zeros(1, device=grads[0].device)
         torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=grads[0].device))
@@ -58,10 +59,9 @@ def gradient_problem(model: torch.nn.Module, clip: float) -> tuple[Problem | Non
     if not finite:
         names = {id(p): n for n, p in model.named_parameters()}
         return Problem("gradient", [names[id(p)] for p in params if not torch.isfinite(p.grad).all()] or ["?"]), False
-    norm_value = norm.item() if clip > 0 else 0.0  # one read of the norm for the test and the scale
-    clipped = clip > 0 and norm_value > clip
+    clipped = clip > 0 and norm > clip
     if clipped:
-        torch._foreach_mul_(grads, clip / (norm_value + 1e-6))
+        torch._foreach_mul_(grads, clip / (norm + 1e-6))
     return None, clipped
 
 
